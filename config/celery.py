@@ -1,0 +1,36 @@
+"""The Celery application: its settings are Django's, under the CELERY_ prefix."""
+
+import logging
+import os
+
+from celery import Celery
+from celery.signals import worker_init
+from kombu.utils.url import maybe_sanitize_url
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+
+app = Celery("config")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+logger = logging.getLogger(__name__)
+
+
+def describe_backends() -> str:
+    """Say which broker and database this process uses, without passwords."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    where = database.get("HOST") or ""
+    if database.get("PORT"):
+        where = f"{where}:{database['PORT']}"
+    location = f"{database['NAME']} on {where}" if where else str(database["NAME"])
+    broker = maybe_sanitize_url(app.conf.broker_url)
+    if broker.startswith("filesystem://"):
+        broker = f"filesystem (no server; messages in {settings.BROKER_DIR})"
+    return f"broker: {broker} | database: {database['ENGINE'].rsplit('.', 1)[-1]} {location}"
+
+
+@worker_init.connect
+def _announce_backends(**kwargs) -> None:
+    logger.warning("Worker starting with %s", describe_backends())

@@ -1,0 +1,252 @@
+"""Settings shared by every environment, read from the process environment.
+
+Every value has a default that is safe to run with on a laptop: SQLite and a
+file-system broker when DATABASE_URL and CELERY_BROKER_URL are unset, DEBUG
+off unless asked for. config.settings.production tightens what production
+needs on top of this module.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from kombu import Exchange, Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+# --- Core ------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = os.environ.get(
+    "SECRET_KEY", "django-insecure-local-development-only-never-use-this-key"
+)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Applications ----------------------------------------------------------
+
+DJANGO_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+]
+THIRD_PARTY_APPS = [
+    "django_celery_results",
+    "django_celery_beat",
+]
+LOCAL_APPS = [
+    "messaging",
+    "orders",
+    "payments",
+    "inventory",
+    "shipping",
+    "notifications",
+]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Database --------------------------------------------------------------
+
+DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # The web server, the workers and beat write to one file at once: WAL lets
+    # readers run beside the writer, IMMEDIATE takes the write lock when a
+    # transaction starts (so it waits instead of failing half-way), and the
+    # timeout is how long it waits for that lock.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_int("SQLITE_BUSY_TIMEOUT", 30),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+# --- Authentication --------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Email -----------------------------------------------------------------
+
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@example.com")
+
+# --- Celery ----------------------------------------------------------------
+
+# Without CELERY_BROKER_URL the project runs on kombu's file-system transport,
+# which needs no server and works across the processes of one machine. The
+# README says what it does not guarantee (publisher confirms, redelivery of a
+# message held by a killed worker); production uses RabbitMQ.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+BROKER_DIR = VAR_DIR / "broker"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for folder in ("messages", "control"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "messages"),
+        "data_folder_out": str(BROKER_DIR / "messages"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "polling_interval": 0.1,
+    }
+elif CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # Every publish waits for the broker's confirm: a message the broker did
+    # not take raises at the publisher instead of vanishing.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 4.0)
+CELERY_BROKER_HEARTBEAT = env_int("CELERY_BROKER_HEARTBEAT", 30)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A publish that cannot reach the broker gives up quickly; the outbox keeps the
+# message and the relay sends it later.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES", 7 * 24 * 3600)
+
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
+CELERY_WORKER_CONSUMER = "messaging.worker:Consumer"
+
+# One durable queue per app, named after it; "messaging" carries the
+# backbone's own housekeeping (the outbox relay).
+MESSAGING_QUEUES = ["orders", "payments", "inventory", "shipping", "notifications", "messaging"]
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
+    for name in MESSAGING_QUEUES
+]
+CELERY_TASK_DEFAULT_QUEUE = "messaging"
+CELERY_TASK_DEFAULT_EXCHANGE = "messaging"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "messaging"
+
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Messaging backbone ----------------------------------------------------
+
+# Retries of a failing handler: exponential backoff with full jitter,
+# base * 2**attempt seconds capped at the maximum, then a dead letter.
+MESSAGING_MAX_RETRIES = env_int("MESSAGING_MAX_RETRIES", 5)
+MESSAGING_RETRY_BACKOFF = env_float("MESSAGING_RETRY_BACKOFF", 2.0)
+MESSAGING_RETRY_BACKOFF_MAX = env_float("MESSAGING_RETRY_BACKOFF_MAX", 300.0)
+# Seconds to wait for the broker's confirm of one publish.
+MESSAGING_CONFIRM_TIMEOUT = env_float("MESSAGING_CONFIRM_TIMEOUT", 5.0)
+# The relay sends what the after-commit dispatch did not: every
+# MESSAGING_RELAY_INTERVAL seconds it takes up to MESSAGING_RELAY_BATCH
+# messages older than MESSAGING_RELAY_GRACE seconds that are still pending.
+MESSAGING_RELAY_INTERVAL = env_float("MESSAGING_RELAY_INTERVAL", 5.0)
+MESSAGING_RELAY_GRACE = env_float("MESSAGING_RELAY_GRACE", 10.0)
+MESSAGING_RELAY_BATCH = env_int("MESSAGING_RELAY_BATCH", 500)
+
+CELERY_BEAT_SCHEDULE = {
+    "messaging.relay_outbox": {
+        "task": "messaging.relay_outbox",
+        "schedule": MESSAGING_RELAY_INTERVAL,
+        "options": {"queue": "messaging", "expires": MESSAGING_RELAY_INTERVAL * 2},
+    },
+}
+
+# --- Logging ---------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+    },
+}

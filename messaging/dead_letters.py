@@ -1,0 +1,154 @@
+"""Dead letters: record what can never succeed as it is, and send it again once fixed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .models import DeadLetter
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_CHARS = 64 * 1024
+
+
+def dead_letter_record(
+    *,
+    reason: str,
+    error: str,
+    handler_name: str = "",
+    queue: str = "",
+    envelope: dict[str, Any] | None = None,
+    body: str = "",
+    content_type: str = "application/json",
+    headers: dict[str, Any] | None = None,
+    traceback_text: str = "",
+    attempts: int = 1,
+    first_failed_at: datetime | str | None = None,
+    last_failed_at: datetime | None = None,
+) -> DeadLetter:
+    """Keep a message that failed for good, with everything a person needs to act on it."""
+    now = timezone.now()
+    if isinstance(first_failed_at, str):
+        first_failed_at = parse_datetime(first_failed_at)
+    envelope = envelope if isinstance(envelope, dict) else None
+    return DeadLetter.objects.create(
+        message_id=_uuid_or_none((envelope or {}).get("message_id")),
+        message_type=str((envelope or {}).get("type", ""))[:100],
+        handler=handler_name[:200],
+        queue=queue[:100],
+        reason=reason,
+        error=error,
+        traceback=traceback_text,
+        envelope=envelope,
+        body=body[:MAX_BODY_CHARS],
+        content_type=(content_type or "")[:100],
+        headers=_json_safe(headers or {}),
+        attempts=attempts,
+        first_failed_at=first_failed_at or now,
+        last_failed_at=last_failed_at or now,
+    )
+
+
+def dead_letter_record_raw(*, message, reason: str, error: str) -> DeadLetter:
+    """Keep a broker message that never reached a handler (undecodable, unknown task...)."""
+    headers = dict(message.headers or {})
+    raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+    envelope = _envelope_in_task_body(raw) if message.content_type == "application/json" else None
+    return dead_letter_record(
+        reason=reason,
+        error=error,
+        handler_name=str(headers.get("task") or ""),
+        queue=str((message.delivery_info or {}).get("routing_key") or ""),
+        envelope=envelope,
+        body="" if envelope else raw[:MAX_BODY_CHARS].decode("utf-8", errors="replace"),
+        content_type=message.content_type or "",
+        headers=headers,
+    )
+
+
+@dataclass
+class RedriveResult:
+    redriven: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        text = f"{len(self.redriven)} redriven"
+        if self.skipped:
+            reasons = "; ".join(f"#{pk}: {why}" for pk, why in sorted(self.skipped.items()))
+            text += f", {len(self.skipped)} skipped ({reasons})"
+        return text
+
+
+def dead_letters_redrive(*, ids: Iterable[int]) -> RedriveResult:
+    """Send dead letters back to their handler's queue, each at most once.
+
+    The handler's inbox makes a redrive safe even if the original delivery
+    did take effect after all.
+    """
+    result = RedriveResult()
+    for pk in sorted(set(ids)):
+        with transaction.atomic():
+            dead_letter = DeadLetter.objects.select_for_update().filter(pk=pk).first()
+            if dead_letter is None:
+                result.skipped[pk] = "no such dead letter"
+                continue
+            if dead_letter.redriven_at is not None:
+                result.skipped[pk] = (
+                    f"already redriven at {dead_letter.redriven_at:%Y-%m-%d %H:%M:%S}"
+                )
+                continue
+            if not dead_letter.is_redrivable:
+                result.skipped[pk] = "the message could not be read as an envelope for a handler"
+                continue
+            try:
+                current_app.send_task(
+                    dead_letter.handler,
+                    kwargs={"envelope": dead_letter.envelope},
+                    queue=dead_letter.queue,
+                    confirm_timeout=settings.MESSAGING_CONFIRM_TIMEOUT,
+                )
+            except Exception as exc:
+                result.skipped[pk] = f"could not publish: {type(exc).__name__}: {exc}"
+                continue
+            dead_letter.redriven_at = timezone.now()
+            dead_letter.redrive_count += 1
+            dead_letter.save(update_fields=["redriven_at", "redrive_count"])
+            result.redriven.append(pk)
+    logger.info("Redrive: %s", result)
+    return result
+
+
+def _envelope_in_task_body(raw: bytes) -> dict[str, Any] | None:
+    # A Celery protocol 2 body is [args, kwargs, embed]; ours carry the
+    # envelope as the keyword "envelope".
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(body, list) and len(body) == 3 and isinstance(body[1], dict):
+        envelope = body[1].get("envelope")
+        return envelope if isinstance(envelope, dict) else None
+    return None
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,37 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from messaging.dead_letters import dead_letters_redrive
+from messaging.models import DeadLetter
+
+
+class Command(BaseCommand):
+    help = "Send dead letters back to their handler's queue (each at most once)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("ids", nargs="*", type=int, help="Dead letter ids to redrive.")
+        parser.add_argument(
+            "--all", action="store_true", help="Redrive every dead letter not redriven yet."
+        )
+        parser.add_argument(
+            "--handler", help="Only dead letters of this handler (e.g. payments.charge)."
+        )
+        parser.add_argument(
+            "--reason", choices=DeadLetter.Reason.values, help="Only dead letters with this reason."
+        )
+
+    def handle(self, *args, ids, all, handler, reason, **options):
+        if not ids and not (all or handler or reason):
+            raise CommandError(
+                "Name dead letter ids, or select them with --all, --handler or --reason."
+            )
+        selected = DeadLetter.objects.filter(redriven_at__isnull=True)
+        if ids:
+            selected = DeadLetter.objects.filter(pk__in=ids)
+        if handler:
+            selected = selected.filter(handler=handler)
+        if reason:
+            selected = selected.filter(reason=reason)
+        result = dead_letters_redrive(ids=list(selected.values_list("pk", flat=True)))
+        self.stdout.write(f"Redrive: {result}")
+        if result.skipped and not result.redriven:
+            raise SystemExit(1)

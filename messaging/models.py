@@ -1,0 +1,124 @@
+"""The backbone's tables: the event log / outbox, the inbox and the dead letters."""
+
+from django.db import models
+
+from .messages import Envelope
+
+
+class OutboxMessage(models.Model):
+    """Every message published, written in the producer's own transaction.
+
+    It is the event log (ordered by ``id``, kept after delivery) and the
+    outbox: ``dispatched_at`` stays empty until every subscriber's task was
+    confirmed by the broker, and the relay re-sends what stays empty.
+    """
+
+    class Kind(models.TextChoices):
+        EVENT = "event"
+        COMMAND = "command"
+
+    message_id = models.UUIDField(unique=True, editable=False)
+    kind = models.CharField(max_length=7, choices=Kind.choices)
+    type = models.CharField(max_length=100, db_index=True)
+    version = models.PositiveIntegerField()
+    occurred_at = models.DateTimeField(db_index=True)
+    correlation_id = models.CharField(max_length=100, db_index=True)
+    causation_id = models.UUIDField(null=True, blank=True)
+    payload = models.JSONField()
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatch_attempts = models.PositiveIntegerField(default=0)
+    last_dispatch_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "event log / outbox entry"
+        verbose_name_plural = "event log / outbox"
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=models.Q(dispatched_at__isnull=True),
+                name="outbox_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} v{self.version} {self.message_id}"
+
+    @property
+    def is_dispatched(self) -> bool:
+        return self.dispatched_at is not None
+
+    def to_envelope(self) -> Envelope:
+        return Envelope(
+            message_id=self.message_id,
+            kind=self.kind,
+            type=self.type,
+            version=self.version,
+            occurred_at=self.occurred_at,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
+            payload=self.payload,
+        )
+
+
+class InboxRecord(models.Model):
+    """A message one handler has taken effect for; written with the handler's effects."""
+
+    message_id = models.UUIDField()
+    handler = models.CharField(max_length=200)
+    processed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "inbox record"
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message_id", "handler"], name="inbox_once_per_handler")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.handler} ← {self.message_id}"
+
+
+class DeadLetter(models.Model):
+    """A message that can never succeed as it is, kept with why, for a person to act on."""
+
+    class Reason(models.TextChoices):
+        UNDECODABLE = "undecodable", "Body could not be decoded"
+        REJECTED_CONTENT = "rejected_content", "Content type not accepted"
+        UNKNOWN_TASK = "unknown_task", "No such handler"
+        UNKNOWN_FORMAT = "unknown_format", "Not a task message"
+        MALFORMED = "malformed", "Malformed envelope"
+        UNKNOWN_MESSAGE = "unknown_message", "Unknown message type or version"
+        INVALID_PAYLOAD = "invalid_payload", "Payload fails its schema"
+        PERMANENT_ERROR = "permanent_error", "Handler failed permanently"
+        RETRIES_EXHAUSTED = "retries_exhausted", "Handler failed after all retries"
+        RETRY_FAILED = "retry_failed", "Retry could not be scheduled"
+
+    message_id = models.UUIDField(null=True, blank=True, db_index=True)
+    message_type = models.CharField(max_length=100, blank=True)
+    handler = models.CharField(max_length=200, blank=True, db_index=True)
+    queue = models.CharField(max_length=100, blank=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices, db_index=True)
+    error = models.TextField()
+    traceback = models.TextField(blank=True)
+    # The envelope when the body could be read as one (what a redrive sends
+    # again), else the raw body as text.
+    envelope = models.JSONField(null=True, blank=True)
+    body = models.TextField(blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField(db_index=True)
+    redriven_at = models.DateTimeField(null=True, blank=True)
+    redrive_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-last_failed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()}: {self.message_type or '?'} → {self.handler or '?'}"
+
+    @property
+    def is_redrivable(self) -> bool:
+        return bool(self.handler and self.queue and isinstance(self.envelope, dict))

@@ -1,0 +1,145 @@
+"""Publishing: write the message in the producer's transaction, send it after commit.
+
+A producer calls ``publish(event)`` or ``send(command)`` inside its own
+``transaction.atomic()``. The message is written to the outbox in that
+transaction; a rollback leaves nothing behind and sends nothing. After the
+commit, ``message_committed`` is sent for it and every subscribing app's
+receiver enqueues its handler's task on that app's queue, each publish
+confirmed by the broker. Only when all of them were confirmed is the message
+marked dispatched; otherwise the relay sends it again later.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .consumers import current_envelope, handlers_for
+from .messages import Command, Envelope, Event, Message, registry
+from .models import OutboxMessage
+from .signals import message_committed
+
+logger = logging.getLogger(__name__)
+
+
+class NoHandler(Exception):
+    """A command was sent that no handler is subscribed to."""
+
+
+def publish(event: Event, *, correlation_id: str | None = None) -> Envelope:
+    """Record an event in the current transaction; it is broadcast after commit."""
+    if not isinstance(event, Event):
+        raise TypeError(f"publish() takes an Event, not {type(event).__name__}; use send()")
+    return _record(event, correlation_id=correlation_id)
+
+
+def send(command: Command, *, correlation_id: str | None = None) -> Envelope:
+    """Record a command in the current transaction; its one handler gets it after commit."""
+    if not isinstance(command, Command):
+        raise TypeError(f"send() takes a Command, not {type(command).__name__}; use publish()")
+    if not handlers_for(type(command)):
+        raise NoHandler(f"no handler is subscribed to the command {command.message_type}")
+    return _record(command, correlation_id=correlation_id)
+
+
+def _record(message: Message, *, correlation_id: str | None) -> Envelope:
+    # Inside a handler, what is published now was caused by the message being
+    # handled and belongs to the same conversation.
+    cause = current_envelope()
+    message_id = uuid.uuid4()
+    envelope = Envelope(
+        message_id=message_id,
+        kind=message.kind,
+        type=message.message_type,
+        version=message.message_version,
+        occurred_at=timezone.now(),
+        correlation_id=correlation_id or (cause.correlation_id if cause else str(message_id)),
+        causation_id=cause.message_id if cause else None,
+        payload=message.model_dump(mode="json"),
+    )
+    with transaction.atomic():
+        row = OutboxMessage.objects.create(
+            message_id=envelope.message_id,
+            kind=envelope.kind,
+            type=envelope.type,
+            version=envelope.version,
+            occurred_at=envelope.occurred_at,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.causation_id,
+            payload=envelope.payload,
+        )
+        transaction.on_commit(lambda: outbox_dispatch(row=row), robust=True)
+    return envelope
+
+
+def outbox_dispatch(*, row: OutboxMessage) -> bool:
+    """Hand one committed message to its subscribers' queues; True once all confirmed."""
+    envelope = row.to_envelope()
+    message_class = registry.get(envelope.type, envelope.version)
+    responses = message_committed.send_robust(sender=message_class, envelope=envelope)
+    errors = [response for _, response in responses if isinstance(response, Exception)]
+    if errors:
+        error = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
+        logger.warning(
+            "Dispatch of %s %s incomplete, the relay will retry it: %s",
+            envelope.type,
+            envelope.message_id,
+            error,
+        )
+        OutboxMessage.objects.filter(pk=row.pk).update(
+            dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=error
+        )
+        return False
+    OutboxMessage.objects.filter(pk=row.pk, dispatched_at__isnull=True).update(
+        dispatched_at=timezone.now(),
+        dispatch_attempts=F("dispatch_attempts") + 1,
+        last_dispatch_error="",
+    )
+    return True
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    dispatched: int
+    failed: int
+
+    def __str__(self) -> str:
+        return f"{self.dispatched} dispatched, {self.failed} failed"
+
+
+def outbox_relay(
+    *, batch_size: int | None = None, grace_seconds: float | None = None
+) -> RelayResult:
+    """Send pending messages older than the grace period, oldest first.
+
+    Several relays may run at once: on PostgreSQL each takes rows the others
+    have not locked. The batch stops at the first failure, since the broker
+    is then most likely unreachable and the next run will try again.
+    """
+    batch_size = batch_size or settings.MESSAGING_RELAY_BATCH
+    if grace_seconds is None:
+        grace_seconds = settings.MESSAGING_RELAY_GRACE
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    dispatched = failed = 0
+    with transaction.atomic():
+        pending = OutboxMessage.objects.filter(
+            dispatched_at__isnull=True, occurred_at__lte=cutoff
+        ).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            pending = pending.select_for_update(skip_locked=True)
+        for row in list(pending[:batch_size]):
+            if outbox_dispatch(row=row):
+                dispatched += 1
+            else:
+                failed += 1
+                break
+    if dispatched or failed:
+        logger.info("Outbox relay: %s dispatched, %s failed", dispatched, failed)
+    return RelayResult(dispatched=dispatched, failed=failed)

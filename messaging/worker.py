@@ -1,0 +1,56 @@
+"""The worker's message consumer, extended so poison messages become dead letters.
+
+Celery drops (acks or rejects without requeue) a message it cannot decode,
+whose content type it does not accept, or whose task it does not know. That
+keeps the queue moving, and this subclass makes sure each one is also kept as
+a dead letter with its reason before it goes.
+"""
+
+import logging
+
+from celery.worker.consumer import Consumer as CeleryConsumer
+from django.db import DatabaseError
+from kombu.exceptions import ContentDisallowed
+
+from .dead_letters import dead_letter_record_raw
+from .models import DeadLetter
+
+logger = logging.getLogger(__name__)
+
+
+class Consumer(CeleryConsumer):
+    def on_decode_error(self, message, exc):
+        if self._kept(message, DeadLetter.Reason.UNDECODABLE, f"{type(exc).__name__}: {exc}"):
+            super().on_decode_error(message, exc)
+
+    def on_unknown_message(self, body, message):
+        error = "not a task message: it carries no task name"
+        if self._kept(message, DeadLetter.Reason.UNKNOWN_FORMAT, error):
+            super().on_unknown_message(body, message)
+
+    def on_unknown_task(self, body, message, exc):
+        error = f"no handler is registered as {message.headers.get('task')!r}"
+        if self._kept(message, DeadLetter.Reason.UNKNOWN_TASK, error):
+            super().on_unknown_task(body, message, exc)
+
+    def on_invalid_task(self, body, message, exc):
+        reason = (
+            DeadLetter.Reason.REJECTED_CONTENT
+            if isinstance(exc, ContentDisallowed)
+            else DeadLetter.Reason.MALFORMED
+        )
+        if self._kept(message, reason, f"{type(exc).__name__}: {exc}"):
+            super().on_invalid_task(body, message, exc)
+
+    def _kept(self, message, reason: str, error: str) -> bool:
+        """Record the dead letter; if that fails, give the message back to the broker."""
+        try:
+            dead_letter_record_raw(message=message, reason=reason, error=error)
+        except DatabaseError:
+            logger.exception("Could not record a dead letter (%s); requeueing the message", reason)
+            message.reject(requeue=True)
+            return False
+        logger.error(
+            "Dead-lettered a message from %s: %s", message.delivery_info.get("routing_key"), error
+        )
+        return True

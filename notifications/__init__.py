@@ -1,0 +1,1 @@
+"""Notifications: emails the customer at the moments a customer cares about."""

@@ -1,0 +1,1 @@
+"""Orders: takes orders from the web forms and the JSON API and publishes OrderPlaced."""

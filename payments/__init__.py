@@ -1,0 +1,1 @@
+"""Payments: charges and refunds cards through a simulated gateway."""

@@ -1,0 +1,1 @@
+"""Shipping: creates shipments with tracking numbers for reserved orders."""

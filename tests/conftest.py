@@ -1,0 +1,188 @@
+"""Shared fixtures: real Celery workers on RabbitMQ against the test database.
+
+Delivery tests use ``workers``: two worker processes started with the
+project's own ``celery -A config worker`` command, one consuming probe_a and
+every app queue, the other probe_b alone. The test process itself publishes
+through ``broker_proxy``, a TCP proxy in front of RabbitMQ that a test can cut
+to make the broker unreachable for real.
+
+Outside CI a test that needs RabbitMQ skips when it is not running; with
+CI=true it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+from tests.support.tcp_proxy import TcpProxy
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = bool(os.environ.get("CI"))
+BROKER_URL = os.environ["CELERY_BROKER_URL"]  # set by config.settings.test
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 5672), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require(condition: bool, what: str) -> None:
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but is not available")
+    pytest.skip(f"{what} is not available")
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float = 30, what: str = "condition"):
+    """Poll until predicate() is truthy and return its value; fail after the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> str:
+    require(BROKER_URL.startswith("amqp") and _reachable(BROKER_URL), "RabbitMQ")
+    return BROKER_URL
+
+
+@pytest.fixture(scope="session")
+def broker_proxy(rabbitmq: str) -> Iterator[TcpProxy]:
+    """Route this process's publishing through a proxy a test can cut."""
+    from config.celery import app
+
+    parts = urlsplit(rabbitmq)
+    proxy = TcpProxy((parts.hostname, parts.port or 5672))
+    proxy.start()
+    # Celery reads CELERY_BROKER_URL from the environment before its settings.
+    proxied = parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}")
+    os.environ["CELERY_BROKER_URL"] = app.conf.broker_url = proxied.geturl()
+    yield proxy
+    proxy.stop()
+
+
+class WorkerProcess:
+    def __init__(self, name: str, queues: list[str], env: dict[str, str], concurrency: int):
+        self.name = name
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker",
+                "-n", f"{name}@%h", "-Q", ",".join(queues), "-c", str(concurrency),
+                "-l", "INFO", "--without-gossip", "--without-mingle",
+            ],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.name}@{socket.gethostname()}"
+
+    def log(self) -> str:
+        return "\n".join(self.lines[-200:])
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(" ready." in line for line in self.lines):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker {self.name} did not start:\n{self.log()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db["USER"] or ""
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return (
+        f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
+def purge_queues(names: list[str]) -> None:
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in app.amqp.queues.values():
+            if queue.name in names:
+                queue(channel).declare()
+                queue(channel).purge()
+
+
+@pytest.fixture(scope="session")
+def workers(
+    rabbitmq, broker_proxy, django_db_setup, django_db_blocker
+) -> Iterator[dict[str, WorkerProcess]]:
+    """Two real worker processes on the test database, consuming distinct queues."""
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    purge_queues(settings.MESSAGING_QUEUES)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": rabbitmq,
+        "PYTHONUNBUFFERED": "1",
+    }
+    app_queues = [q for q in settings.MESSAGING_QUEUES if q not in settings.PROBE_QUEUES]
+    started = {
+        "a": WorkerProcess("probe-a", ["probe_a", *app_queues], env, concurrency=2),
+        "b": WorkerProcess("probe-b", ["probe_b"], env, concurrency=1),
+    }
+    try:
+        for worker in started.values():
+            worker.wait_ready()
+        yield started
+    finally:
+        for worker in started.values():
+            worker.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    started = item.funcargs.get("workers") if hasattr(item, "funcargs") else None
+    if report.failed and started:
+        for worker in started.values():
+            report.sections.append((f"worker {worker.name} log", worker.log()))
+    return report

@@ -1,0 +1,136 @@
+"""Delivery through RabbitMQ to real worker processes: at least once, in effect once."""
+
+import time
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+
+from messaging.consumers import handler_named
+from messaging.models import InboxRecord, OutboxMessage
+from messaging.publishing import outbox_dispatch, publish
+from tests.conftest import wait_for
+from tests.probe.events import ProbePinged
+from tests.support.probes import effects, new_probe_id, ping, task_results
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALL_PING_EFFECTS = {"record_ping", "echo_ping", "record_echo"}
+
+
+def wait_for_ping_effects(probe_id: str) -> None:
+    wait_for(
+        lambda: set(effects(probe_id).values_list("handler", flat=True)) == ALL_PING_EFFECTS,
+        what=f"every subscriber of {probe_id} to take effect",
+    )
+
+
+def test_rolled_back_transaction_publishes_nothing(workers):
+    # Given a transaction that publishes an event and then fails
+    rolled_back = new_probe_id()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish(ProbePinged(probe_id=rolled_back))
+        raise RuntimeError("the producer's work failed")
+
+    # When a later event is published, committed and fully handled
+    committed = new_probe_id()
+    ping(committed)
+    wait_for_ping_effects(committed)
+
+    # Then the rolled-back event left no trace: not stored, not delivered
+    assert not OutboxMessage.objects.filter(payload__probe_id=rolled_back).exists()
+    assert not effects(rolled_back).exists()
+    assert not task_results(rolled_back, "probe.record_ping").exists()
+
+
+def test_committed_event_runs_each_subscriber_once_on_its_own_queue(workers):
+    # When an event is committed
+    probe_id = new_probe_id()
+    envelope = ping(probe_id)
+
+    # Then both subscribers, and the subscriber of what one of them
+    # published in turn, take effect exactly once
+    wait_for_ping_effects(probe_id)
+    time.sleep(0.5)  # room for any extra delivery to show up
+    assert sorted(effects(probe_id).values_list("handler", flat=True)) == sorted(ALL_PING_EFFECTS)
+
+    # each on the worker consuming that subscriber's queue
+    results = {
+        name: wait_for(lambda name=name: task_results(probe_id, name).first(), what=name)
+        for name in ("probe.record_ping", "probe.echo_ping", "probe.record_echo")
+    }
+    assert results["probe.record_ping"].worker == workers["a"].hostname
+    assert results["probe.echo_ping"].worker == workers["b"].hostname
+    assert results["probe.record_echo"].worker == workers["a"].hostname
+    assert {r.status for r in results.values()} == {"SUCCESS"}
+
+    # and the message is marked dispatched, the follow-up event traceable to it
+    assert OutboxMessage.objects.get(message_id=envelope.message_id).dispatched_at is not None
+    echo = effects(probe_id, "record_echo").get()
+    assert echo.correlation_id == envelope.correlation_id
+    assert echo.causation_id == envelope.message_id
+
+
+def test_same_message_delivered_twice_takes_effect_once(workers):
+    # Given an event that was delivered and handled
+    probe_id = new_probe_id()
+    envelope = ping(probe_id)
+    wait_for_ping_effects(probe_id)
+
+    # When the relay dispatches it again and the same envelope is enqueued
+    # twice more, so that two copies may run at the same moment
+    outbox_dispatch(row=OutboxMessage.objects.get(message_id=envelope.message_id))
+    record_ping = handler_named("probe.record_ping")
+    record_ping.enqueue(envelope)
+    record_ping.enqueue(envelope)
+
+    # Then every copy reached the handler and only the first took effect
+    results = wait_for(
+        lambda: (
+            (found := list(task_results(probe_id, "probe.record_ping")))
+            and len(found) == 4
+            and all(r.status == "SUCCESS" for r in found)
+            and found
+        ),
+        what="four deliveries of the same message",
+    )
+    assert sorted(r.result for r in results) == ['"duplicate"'] * 3 + ['"handled"']
+    assert effects(probe_id, "record_ping").count() == 1
+    assert effects(probe_id, "echo_ping").count() == 1
+    assert (
+        InboxRecord.objects.filter(
+            message_id=envelope.message_id, handler="probe.record_ping"
+        ).count()
+        == 1
+    )
+
+
+def test_event_committed_while_broker_unreachable_is_relayed_when_it_returns(workers, broker_proxy):
+    # Given the broker cannot be reached from this process
+    broker_proxy.stop()
+    try:
+        # When an event is committed
+        probe_id = new_probe_id()
+        started = time.monotonic()
+        envelope = ping(probe_id)
+        waited = time.monotonic() - started
+
+        # Then the commit stands, the event is kept as pending, nothing is delivered
+        row = OutboxMessage.objects.get(message_id=envelope.message_id)
+        assert row.dispatched_at is None
+        assert row.dispatch_attempts == 1
+        assert row.last_dispatch_error
+        assert waited < 15, f"publishing with the broker down blocked for {waited:.1f}s"
+        time.sleep(1)
+        assert not effects(probe_id).exists()
+    finally:
+        broker_proxy.start()
+
+    # When the broker is back and the relay runs
+    call_command("relay_outbox", grace=0)
+
+    # Then the event is delivered to every subscriber, once
+    wait_for_ping_effects(probe_id)
+    row.refresh_from_db()
+    assert row.dispatched_at is not None
+    assert effects(probe_id, "record_ping").count() == 1

@@ -1,0 +1,1 @@
+"""A probe app, installed only in tests, whose messages exercise the backbone."""

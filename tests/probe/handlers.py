@@ -1,0 +1,44 @@
+from messaging.consumers import handler
+from messaging.messages import Envelope
+from messaging.publishing import publish
+
+from .events import ProbeEchoed, ProbePinged, ProbeTroubled, RecordProbe
+from .models import ProbeEffect, ProbeSwitch
+
+
+def _effect(name: str, probe_id: str, envelope: Envelope) -> None:
+    ProbeEffect.objects.create(
+        probe_id=probe_id,
+        handler=name,
+        message_id=envelope.message_id,
+        correlation_id=envelope.correlation_id,
+        causation_id=envelope.causation_id,
+    )
+
+
+@handler(ProbePinged, queue="probe_a")
+def record_ping(event: ProbePinged, envelope: Envelope) -> None:
+    _effect("record_ping", event.probe_id, envelope)
+
+
+@handler(ProbePinged, queue="probe_b")
+def echo_ping(event: ProbePinged, envelope: Envelope) -> None:
+    _effect("echo_ping", event.probe_id, envelope)
+    publish(ProbeEchoed(probe_id=event.probe_id))
+
+
+@handler(ProbeEchoed, queue="probe_a")
+def record_echo(event: ProbeEchoed, envelope: Envelope) -> None:
+    _effect("record_echo", event.probe_id, envelope)
+
+
+@handler(ProbeTroubled, queue="probe_a")
+def fail_while_switched_on(event: ProbeTroubled, envelope: Envelope) -> None:
+    _effect("fail_while_switched_on", event.probe_id, envelope)
+    if ProbeSwitch.objects.filter(probe_id=event.probe_id, is_failing=True).exists():
+        raise RuntimeError(f"probe {event.probe_id} is switched to fail")
+
+
+@handler(RecordProbe, queue="probe_b")
+def record_probe(command: RecordProbe, envelope: Envelope) -> None:
+    _effect("record_probe", command.probe_id, envelope)

@@ -1,0 +1,9 @@
+from messaging.consumers import subscribe
+
+from . import handlers
+
+subscribe(handlers.record_ping)
+subscribe(handlers.echo_ping)
+subscribe(handlers.record_echo)
+subscribe(handlers.fail_while_switched_on)
+subscribe(handlers.record_probe)
