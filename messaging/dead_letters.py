@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import uuid
@@ -72,7 +73,7 @@ def dead_letter_record_raw(*, message, reason: str, error: str) -> DeadLetter:
         handler_name=str(headers.get("task") or ""),
         queue=str((message.delivery_info or {}).get("routing_key") or ""),
         envelope=envelope,
-        body="" if envelope else raw[:MAX_BODY_CHARS].decode("utf-8", errors="replace"),
+        body="" if envelope else _as_text(raw[:MAX_BODY_CHARS]),
         content_type=message.content_type or "",
         headers=headers,
     )
@@ -141,6 +142,18 @@ def _envelope_in_task_body(raw: bytes) -> dict[str, Any] | None:
         envelope = body[1].get("envelope")
         return envelope if isinstance(envelope, dict) else None
     return None
+
+
+def _as_text(raw: bytes) -> str:
+    # Binary bodies (pickle, say) are kept as base64: a database text column
+    # takes no NUL bytes.
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        return "base64:" + base64.b64encode(raw).decode("ascii")
+    return text
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:

@@ -1,0 +1,41 @@
+# The commands the README names. `make run` starts everything; `make test` tests it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install run test lint format worker clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+## Migrate, seed the demo, then run web + workers + beat until Ctrl-C.
+run: export DEBUG ?= 1
+run: install
+	python manage.py migrate --noinput
+	python manage.py setup_demo
+	honcho start -f Procfile
+
+## The whole test suite (what CI runs).
+test: install
+	python -m pytest
+
+lint: install
+	ruff check .
+	ruff format --check .
+
+format: install
+	ruff format .
+	ruff check --fix .
+
+## One worker for one app's queue: make worker QUEUE=payments
+worker: install
+	celery -A config worker -l INFO -Q $(QUEUE)
+
+clean:
+	rm -rf $(VENV) var staticfiles

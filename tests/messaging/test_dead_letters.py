@@ -1,0 +1,219 @@
+"""Poison messages and failing handlers end as dead letters; the queue keeps moving."""
+
+import json
+import pickle
+import uuid
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+from kombu import Producer
+
+from config.celery import app
+from messaging.models import DeadLetter
+from messaging.publishing import publish
+from tests.conftest import wait_for
+from tests.probe.events import ProbeTroubled
+from tests.probe.models import ProbeSwitch
+from tests.support.probes import effects, new_probe_id, ping
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def send_raw(*, body: bytes, content_type: str, task: str | None, queue: str = "probe_a") -> str:
+    """Publish a message to a queue by hand, the way a buggy or foreign producer might."""
+    task_id = str(uuid.uuid4())
+    headers = {"lang": "py", "id": task_id, "root_id": task_id, "retries": 0}
+    if task:
+        headers["task"] = task
+    with app.connection_for_write() as conn:
+        Producer(conn.default_channel).publish(
+            body,
+            exchange=queue,
+            routing_key=queue,
+            content_type=content_type,
+            content_encoding="utf-8",
+            headers=headers,
+            delivery_mode=2,
+        )
+    return task_id
+
+
+def task_body(envelope) -> bytes:
+    return json.dumps([[], {"envelope": envelope}, {}]).encode()
+
+
+def envelope_for(message_type: str, version: int, payload: dict) -> dict:
+    return {
+        "message_id": str(uuid.uuid4()),
+        "kind": "event",
+        "type": message_type,
+        "version": version,
+        "occurred_at": timezone.now().isoformat(),
+        "correlation_id": "poison-test",
+        "payload": payload,
+    }
+
+
+def test_malformed_messages_are_dead_lettered_with_a_reason_and_consuming_goes_on(workers):
+    # Given poison of every kind on the queue, ahead of a healthy event
+    valid = envelope_for("ProbePinged", 1, {"probe_id": new_probe_id()})
+    poison = {
+        "not json": dict(
+            body=b'{"not json', content_type="application/json", task="probe.record_ping"
+        ),
+        "pickle": dict(
+            body=pickle.dumps(((), {"envelope": valid}, {})),
+            content_type="application/x-python-serialize",
+            task="probe.record_ping",
+        ),
+        "unknown task": dict(
+            body=task_body(valid), content_type="application/json", task="probe.nope"
+        ),
+        "no task name": dict(
+            body=b'{"hello": "world"}', content_type="application/json", task=None
+        ),
+        "unknown type": dict(
+            body=task_body(envelope_for("NoSuchThing", 1, {})),
+            content_type="application/json",
+            task="probe.record_ping",
+        ),
+        "unknown version": dict(
+            body=task_body(envelope_for("ProbePinged", 7, {"probe_id": "x"})),
+            content_type="application/json",
+            task="probe.record_ping",
+        ),
+        "invalid payload": dict(
+            body=task_body(envelope_for("ProbePinged", 1, {"note": "no probe id"})),
+            content_type="application/json",
+            task="probe.record_ping",
+        ),
+        "not an envelope": dict(
+            body=task_body("hello"), content_type="application/json", task="probe.record_ping"
+        ),
+        "wrong arguments": dict(
+            body=json.dumps([[1, 2], {}, {}]).encode(),
+            content_type="application/json",
+            task="probe.record_ping",
+        ),
+    }
+    for message in poison.values():
+        send_raw(**message)
+    healthy = new_probe_id()
+    ping(healthy)
+
+    # Then the healthy event is handled
+    wait_for(lambda: effects(healthy, "record_ping").exists(), what="the healthy event")
+
+    # and every poison message became a dead letter saying what is wrong
+    expected = {
+        "not json": ("undecodable", "probe.record_ping", "DecodeError"),
+        "pickle": ("rejected_content", "probe.record_ping", "application/x-python-serialize"),
+        "unknown task": ("unknown_task", "probe.nope", "no handler is registered as 'probe.nope'"),
+        "no task name": ("unknown_format", "", "not a task message"),
+        "unknown type": ("unknown_message", "probe.record_ping", "'NoSuchThing' version 1"),
+        "unknown version": ("unknown_message", "probe.record_ping", "known versions: [1]"),
+        "invalid payload": ("invalid_payload", "probe.record_ping", "probe_id: Field required"),
+        "not an envelope": ("malformed", "probe.record_ping", "expected an envelope object"),
+        "wrong arguments": ("malformed", "probe.record_ping", "unexpected task arguments"),
+    }
+    wait_for(
+        lambda: DeadLetter.objects.count() >= len(expected), what="a dead letter per poison message"
+    )
+    letters = list(DeadLetter.objects.all())
+    for name, (reason, handler, error) in expected.items():
+        matching = [
+            dl
+            for dl in letters
+            if dl.reason == reason and dl.handler == handler and error in dl.error
+        ]
+        assert len(matching) == 1, f"{name}: {[(d.reason, d.handler, d.error) for d in letters]}"
+        assert matching[0].queue == "probe_a"
+    assert len(letters) == len(expected)
+
+    # The unknown task kept its envelope, so it can be redriven once a handler exists
+    unknown_task = DeadLetter.objects.get(reason="unknown_task")
+    assert unknown_task.envelope == valid
+    assert unknown_task.is_redrivable
+
+
+def publish_troubled(probe_id: str) -> None:
+    with transaction.atomic():
+        ProbeSwitch.objects.create(probe_id=probe_id, is_failing=True)
+        publish(ProbeTroubled(probe_id=probe_id))
+
+
+def wait_for_dead_letter(probe_id: str) -> DeadLetter:
+    return wait_for(
+        lambda: DeadLetter.objects.filter(envelope__payload__probe_id=probe_id).first(),
+        what=f"the dead letter of {probe_id}",
+    )
+
+
+def test_failing_handler_is_retried_with_backoff_then_dead_lettered(workers):
+    # Given a handler that fails every time for this probe
+    probe_id = new_probe_id()
+    publish_troubled(probe_id)
+
+    # Then it is tried once plus every retry, then dead-lettered
+    letter = wait_for_dead_letter(probe_id)
+    assert letter.reason == DeadLetter.Reason.RETRIES_EXHAUSTED
+    assert letter.handler == "probe.fail_while_switched_on"
+    assert letter.queue == "probe_a"
+    assert letter.message_type == "ProbeTroubled"
+    assert letter.attempts == settings.MESSAGING_MAX_RETRIES + 1
+    assert f"RuntimeError: probe {probe_id} is switched to fail" in letter.error
+    assert "fail_while_switched_on" in letter.traceback
+
+    # with waits that grow: at least half of base * 2**n before retry n+1
+    least = sum(
+        min(settings.MESSAGING_RETRY_BACKOFF_MAX, settings.MESSAGING_RETRY_BACKOFF * 2**n) / 2
+        for n in range(settings.MESSAGING_MAX_RETRIES)
+    )
+    assert (letter.last_failed_at - letter.first_failed_at).total_seconds() >= least
+
+    # and no attempt left a partial effect behind
+    assert not effects(probe_id).exists()
+
+
+def test_dead_letter_is_redriven_from_the_admin_once_fixed(workers, admin_client):
+    # Given a dead letter whose cause is then fixed
+    probe_id = new_probe_id()
+    publish_troubled(probe_id)
+    letter = wait_for_dead_letter(probe_id)
+    ProbeSwitch.objects.filter(probe_id=probe_id).update(is_failing=False)
+
+    # When staff redrive it from the admin
+    response = admin_client.post(
+        "/admin/messaging/deadletter/",
+        {"action": "redrive", "_selected_action": [letter.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "1 redriven" in response.content.decode()
+
+    # Then the handler takes effect once and the letter is marked redriven
+    wait_for(lambda: effects(probe_id).exists(), what="the redriven message to take effect")
+    letter.refresh_from_db()
+    assert letter.redriven_at is not None
+    assert letter.redrive_count == 1
+    assert effects(probe_id).count() == 1
+
+
+def test_dead_letter_is_redriven_from_the_command_at_most_once(workers, capsys):
+    probe_id = new_probe_id()
+    publish_troubled(probe_id)
+    letter = wait_for_dead_letter(probe_id)
+    ProbeSwitch.objects.filter(probe_id=probe_id).update(is_failing=False)
+
+    call_command("redrive_dead_letters", str(letter.pk))
+    assert "1 redriven" in capsys.readouterr().out
+    wait_for(lambda: effects(probe_id).exists(), what="the redriven message to take effect")
+
+    # A second redrive of the same letter is refused
+    with pytest.raises(SystemExit):
+        call_command("redrive_dead_letters", str(letter.pk))
+    assert "already redriven" in capsys.readouterr().out
+    assert effects(probe_id).count() == 1
