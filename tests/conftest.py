@@ -31,6 +31,8 @@ from tests.support.tcp_proxy import TcpProxy
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
 BROKER_URL = os.environ["CELERY_BROKER_URL"]  # set by config.settings.test
+# The database settings name before pytest-django swaps in the test database.
+CONFIGURED_DATABASE = settings.DATABASES["default"]["NAME"]
 
 
 def _reachable(url: str) -> bool:
@@ -86,6 +88,7 @@ def broker_proxy(rabbitmq: str) -> Iterator[TcpProxy]:
 class WorkerProcess:
     def __init__(self, name: str, queues: list[str], env: dict[str, str], concurrency: int):
         self.name = name
+        self.env = env
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [
@@ -154,7 +157,13 @@ def workers(
     rabbitmq, broker_proxy, django_db_setup, django_db_blocker
 ) -> Iterator[dict[str, WorkerProcess]]:
     """Two real worker processes on the test database, consuming distinct queues."""
+    from django.db import connection
+
     with django_db_blocker.unblock():
+        if connection.settings_dict["NAME"] == CONFIGURED_DATABASE:
+            # pytest-django creates the test database only when a collected
+            # test asks for one; never let workers loose on the real one.
+            pytest.fail("tests that use workers must be marked django_db(transaction=True)")
         database_url = _database_url()
     purge_queues(settings.MESSAGING_QUEUES)
     env = {

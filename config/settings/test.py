@@ -26,6 +26,9 @@ os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"
 os.environ.setdefault("MESSAGING_MAX_RETRIES", "3")
 os.environ.setdefault("MESSAGING_RETRY_BACKOFF", "0.2")
 os.environ.setdefault("MESSAGING_RETRY_BACKOFF_MAX", "1")
+# A quick relay, so the test of the beat-driven relay waits seconds, not minutes.
+os.environ.setdefault("MESSAGING_RELAY_INTERVAL", "1")
+os.environ.setdefault("MESSAGING_RELAY_GRACE", "1")
 
 from .base import *  # noqa: E402, F403
 from .base import CELERY_TASK_QUEUES, INSTALLED_APPS, MESSAGING_QUEUES  # noqa: E402
