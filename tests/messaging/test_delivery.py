@@ -8,9 +8,9 @@ from django.db import transaction
 
 from messaging.consumers import handler_named
 from messaging.models import InboxRecord, OutboxMessage
-from messaging.publishing import outbox_dispatch, publish
+from messaging.publishing import outbox_dispatch, publish, send
 from tests.conftest import wait_for
-from tests.probe.events import ProbePinged
+from tests.probe.events import ProbePinged, RecordProbe
 from tests.support.probes import effects, new_probe_id, ping, task_results
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,3 +134,17 @@ def test_event_committed_while_broker_unreachable_is_relayed_when_it_returns(wor
     row.refresh_from_db()
     assert row.dispatched_at is not None
     assert effects(probe_id, "record_ping").count() == 1
+
+
+def test_command_is_handled_once_by_its_one_handler(workers):
+    probe_id = new_probe_id()
+    with transaction.atomic():
+        envelope = send(RecordProbe(probe_id=probe_id))
+
+    result = wait_for(
+        lambda: task_results(probe_id, "probe.record_probe").filter(status="SUCCESS").first(),
+        what="the command's handler",
+    )
+    assert result.worker == workers["b"].hostname
+    assert effects(probe_id).get().handler == "record_probe"
+    assert OutboxMessage.objects.get(message_id=envelope.message_id).kind == "command"

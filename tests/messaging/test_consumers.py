@@ -1,0 +1,69 @@
+"""The rules of subscribing, sending and retrying: pure logic, no broker."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from messaging.consumers import Handler, handlers_for, retry_delay, subscribe
+from messaging.messages import Command, Event
+from messaging.publishing import NoHandler, publish, send
+from tests.probe.events import ProbePinged, RecordProbe
+
+
+class ArchiveProbe(Command):
+    probe_id: str
+
+
+class NobodyListens(Command):
+    probe_id: str
+
+
+class ProbeArchived(Event):
+    probe_id: str
+
+
+def noop(message, envelope) -> None:
+    pass
+
+
+def test_a_command_goes_to_exactly_one_handler():
+    subscribe(Handler(noop, (ArchiveProbe,), queue="probe_a", name="probe.archive_one"))
+
+    with pytest.raises(ImproperlyConfigured, match="already has a handler"):
+        subscribe(Handler(noop, (ArchiveProbe,), queue="probe_b", name="probe.archive_two"))
+    assert [h.name for h in handlers_for(ArchiveProbe)] == ["probe.archive_one"]
+
+
+def test_an_event_may_have_many_subscribers():
+    for name in ("probe.archived_one", "probe.archived_two"):
+        subscribe(Handler(noop, (ProbeArchived,), queue="probe_a", name=name))
+    assert [h.name for h in handlers_for(ProbeArchived)] == [
+        "probe.archived_one",
+        "probe.archived_two",
+    ]
+
+
+@pytest.mark.django_db
+def test_sending_a_command_nobody_handles_fails_and_writes_nothing():
+    from messaging.models import OutboxMessage
+
+    with pytest.raises(NoHandler, match="NobodyListens"):
+        send(NobodyListens(probe_id="p"))
+    assert not OutboxMessage.objects.exists()
+
+
+@pytest.mark.django_db
+def test_publish_takes_events_and_send_takes_commands():
+    with pytest.raises(TypeError, match="use send"):
+        publish(RecordProbe(probe_id="p"))
+    with pytest.raises(TypeError, match="use publish"):
+        send(ProbePinged(probe_id="p"))
+
+
+@override_settings(MESSAGING_RETRY_BACKOFF=2.0, MESSAGING_RETRY_BACKOFF_MAX=60.0)
+@pytest.mark.parametrize("retries", range(8))
+def test_retry_delay_grows_exponentially_with_jitter_and_a_cap(retries):
+    ceiling = min(60.0, 2.0 * 2**retries)
+    delays = {retry_delay(retries) for _ in range(50)}
+    assert all(ceiling / 2 <= d <= ceiling for d in delays)
+    assert len(delays) > 1  # jittered, not one fixed value
