@@ -18,6 +18,7 @@ $(VENV)/.installed: requirements.txt
 run: export DEBUG ?= 1
 run: install
 	python manage.py migrate --noinput
+	python manage.py migrate --noinput --database gateway
 	python manage.py setup_demo
 	honcho start -f Procfile
 

@@ -54,6 +54,14 @@ class PermanentError(Exception):
     """Raised by a handler for a failure that no retry can fix: dead-letter at once."""
 
 
+class RetryLater(Exception):
+    """Raised by a handler whose message arrived before something it depends on.
+
+    Messages on different queues arrive in no guaranteed order; the retry
+    (with backoff) gives the other one time to land.
+    """
+
+
 class Handler:
     """A function that reacts to messages, with the Celery task that delivers them to it."""
 

@@ -72,6 +72,7 @@ DJANGO_APPS = [
 THIRD_PARTY_APPS = [
     "django_celery_results",
     "django_celery_beat",
+    "ninja",
 ]
 LOCAL_APPS = [
     "messaging",
@@ -80,6 +81,8 @@ LOCAL_APPS = [
     "inventory",
     "shipping",
     "notifications",
+    # A stand-in for a third-party card processor, not one of our apps.
+    "gateway",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -135,6 +138,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
+# The simulated card gateway keeps its own records on a connection of its own,
+# so what it did survives when the caller's transaction rolls back, as a real
+# processor's would. It shares the database on PostgreSQL and has a file of
+# its own on SQLite (whose one writer at a time would otherwise wait on itself).
+if "GATEWAY_DATABASE_URL" in os.environ:
+    DATABASES["gateway"] = dj_database_url.parse(
+        os.environ["GATEWAY_DATABASE_URL"], conn_max_age=env_int("DB_CONN_MAX_AGE", 60)
+    )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["gateway"] = {
+        **DATABASES["default"],
+        "NAME": str(Path(DATABASES["default"]["NAME"]).with_name("gateway.sqlite3")),
+    }
+else:
+    DATABASES["gateway"] = dict(DATABASES["default"])
+DATABASE_ROUTERS = ["gateway.routers.GatewayRouter"]
+
 # --- Authentication --------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -148,6 +168,14 @@ AUTH_PASSWORD_VALIDATORS = [
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@example.com")
+
+# --- Shop ------------------------------------------------------------------
+
+SHOP_CURRENCY = os.environ.get("SHOP_CURRENCY", "EUR")
+# Seconds the simulated card gateway takes per call, and how many calls for
+# its "timeout" test card time out before one succeeds.
+PAYMENT_GATEWAY_LATENCY = env_float("PAYMENT_GATEWAY_LATENCY", 0.3)
+PAYMENT_GATEWAY_TIMEOUTS = env_int("PAYMENT_GATEWAY_TIMEOUTS", 2)
 
 # --- Celery ----------------------------------------------------------------
 

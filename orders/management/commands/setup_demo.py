@@ -1,6 +1,7 @@
 import os
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from config.celery import describe_backends
@@ -23,6 +24,7 @@ class Command(BaseCommand):
         if created:
             user.set_password(password)
             user.save(update_fields=["password"])
+        call_command("seed_catalog", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo ready."))
         self.stdout.write(f"  Site:   {url}/")
         self.stdout.write(f"  Admin:  {url}/admin/")

@@ -1,0 +1,46 @@
+"""What inventory publishes."""
+
+from decimal import Decimal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from messaging.messages import Event
+
+
+class ReservedLine(BaseModel):
+    sku: str
+    quantity: int
+
+
+class ShortLine(BaseModel):
+    sku: str
+    requested: int
+    available: int
+
+
+class ProductUpdated(Event):
+    """A product's catalog entry or availability changed (its whole current state)."""
+
+    sku: str
+    name: str
+    price: Decimal
+    currency: str
+    available: int
+    is_active: bool = True
+
+
+class InventoryReserved(Event):
+    order_id: UUID
+    lines: list[ReservedLine]
+
+
+class InventoryReservationFailed(Event):
+    order_id: UUID
+    reason: str
+    short: list[ShortLine] = []
+
+
+class InventoryReleased(Event):
+    order_id: UUID
+    lines: list[ReservedLine]

@@ -1,0 +1,36 @@
+"""How inventory reacts to the other apps' events."""
+
+from messaging.consumers import handler
+from messaging.messages import Envelope
+from orders.events import OrderCancelled, OrderPlaced
+from payments.events import PaymentProcessed
+from shipping.events import ShipmentCreated
+
+from . import services
+
+
+@handler(OrderPlaced)
+def remember_order_lines(event: OrderPlaced, envelope: Envelope) -> None:
+    """Keep the lines to reserve once the order is paid."""
+    services.order_request_record(
+        order_id=event.order_id,
+        lines=[{"sku": line.sku, "quantity": line.quantity} for line in event.lines],
+    )
+
+
+@handler(PaymentProcessed)
+def reserve_stock(event: PaymentProcessed, envelope: Envelope) -> None:
+    """A paid order gets its stock, all lines or none."""
+    services.stock_reserve(order_id=event.order_id)
+
+
+@handler(ShipmentCreated)
+def ship_stock(event: ShipmentCreated, envelope: Envelope) -> None:
+    """The reserved units leave with the shipment."""
+    services.stock_ship(order_id=event.order_id)
+
+
+@handler(OrderCancelled)
+def release_stock(event: OrderCancelled, envelope: Envelope) -> None:
+    """A cancelled order's reservation, if any, goes back to the shelf."""
+    services.stock_release(order_id=event.order_id)

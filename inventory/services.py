@@ -1,0 +1,151 @@
+"""Stock: the catalog, reservations for paid orders, shipments and releases."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import F
+
+from messaging.consumers import RetryLater
+from messaging.publishing import publish
+
+from .events import (
+    InventoryReleased,
+    InventoryReservationFailed,
+    InventoryReserved,
+    ProductUpdated,
+    ReservedLine,
+    ShortLine,
+)
+from .models import OrderRequest, Product, Reservation, ReservationLine
+
+
+def _announce(product: Product) -> None:
+    # A product's changes are a conversation of their own, not the order's.
+    publish(
+        ProductUpdated(
+            sku=product.sku,
+            name=product.name,
+            price=product.price,
+            currency=product.currency,
+            available=product.available,
+            is_active=product.is_active,
+        ),
+        correlation_id=f"product:{product.sku}",
+    )
+
+
+@transaction.atomic
+def product_save(
+    *, sku: str, name: str, price: Decimal, on_hand: int | None = None, is_active: bool = True
+) -> Product:
+    """Create or update a catalog product and tell the other apps about it."""
+    product, _ = Product.objects.select_for_update().get_or_create(
+        sku=sku, defaults={"name": name, "price": price, "on_hand": on_hand or 0}
+    )
+    product.name, product.price, product.is_active = name, price, is_active
+    if on_hand is not None:
+        product.on_hand = on_hand
+    product.full_clean()
+    product.save()
+    _announce(product)
+    return product
+
+
+@transaction.atomic
+def order_request_record(*, order_id: UUID, lines: list[dict]) -> None:
+    """Keep a placed order's lines until its payment goes through."""
+    OrderRequest.objects.get_or_create(order_id=order_id, defaults={"lines": lines})
+
+
+@transaction.atomic
+def stock_reserve(*, order_id: UUID) -> Reservation | None:
+    """Reserve every line of a paid order, or none of them.
+
+    Products are locked in SKU order, so concurrent reservations never
+    deadlock and never promise the same unit twice. Publishes
+    InventoryReserved or InventoryReservationFailed.
+    """
+    if (existing := Reservation.objects.filter(order_id=order_id).first()) is not None:
+        return existing
+    request = OrderRequest.objects.filter(order_id=order_id).first()
+    if request is None:
+        raise RetryLater(f"the lines of order {order_id} have not arrived yet")
+    wanted = Counter()
+    for line in request.lines:
+        wanted[line["sku"]] += int(line["quantity"])
+    products = {
+        p.sku: p for p in Product.objects.select_for_update().filter(sku__in=wanted).order_by("sku")
+    }
+    short = [
+        ShortLine(
+            sku=sku,
+            requested=quantity,
+            available=products[sku].available if sku in products and products[sku].is_active else 0,
+        )
+        for sku, quantity in sorted(wanted.items())
+        if sku not in products or not products[sku].is_active or products[sku].available < quantity
+    ]
+    if short:
+        missing = ", ".join(f"{s.sku} ({s.available} of {s.requested} available)" for s in short)
+        publish(
+            InventoryReservationFailed(
+                order_id=order_id, reason=f"Out of stock: {missing}", short=short
+            )
+        )
+        return None
+    reservation = Reservation.objects.create(order_id=order_id)
+    for sku, quantity in sorted(wanted.items()):
+        product = products[sku]
+        Product.objects.filter(pk=product.pk).update(reserved=F("reserved") + quantity)
+        product.reserved += quantity
+        ReservationLine.objects.create(reservation=reservation, product=product, quantity=quantity)
+        _announce(product)
+    publish(
+        InventoryReserved(
+            order_id=order_id,
+            lines=[ReservedLine(sku=sku, quantity=q) for sku, q in sorted(wanted.items())],
+        )
+    )
+    return reservation
+
+
+@transaction.atomic
+def stock_ship(*, order_id: UUID) -> None:
+    """The reserved units left the warehouse with the order's shipment."""
+    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None or reservation.status != Reservation.Status.RESERVED:
+        return
+    for line in reservation.lines.order_by("product__sku"):
+        Product.objects.filter(pk=line.product_id).update(
+            on_hand=F("on_hand") - line.quantity,
+            reserved=F("reserved") - line.quantity,
+            shipped=F("shipped") + line.quantity,
+        )
+    reservation.status = Reservation.Status.SHIPPED
+    reservation.save(update_fields=["status", "updated_at"])
+
+
+@transaction.atomic
+def stock_release(*, order_id: UUID) -> None:
+    """Give an order's reserved units back to the shelf (its order was cancelled)."""
+    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None or reservation.status != Reservation.Status.RESERVED:
+        return
+    lines = list(reservation.lines.select_related("product").order_by("product__sku"))
+    for line in lines:
+        Product.objects.filter(pk=line.product_id).update(reserved=F("reserved") - line.quantity)
+    reservation.status = Reservation.Status.RELEASED
+    reservation.save(update_fields=["status", "updated_at"])
+    for line in lines:
+        line.product.refresh_from_db()
+        _announce(line.product)
+    publish(
+        InventoryReleased(
+            order_id=order_id,
+            lines=[ReservedLine(sku=line.product.sku, quantity=line.quantity) for line in lines],
+        )
+    )

@@ -1,0 +1,44 @@
+from uuid import UUID
+
+from django.urls import reverse
+from ninja import Router
+
+from . import selectors, services
+from .schemas import ErrorOut, OrderAccepted, OrderIn, OrderOut
+
+router = Router(tags=["orders"])
+
+
+@router.post(
+    "/orders/",
+    response={202: OrderAccepted, 422: ErrorOut},
+    summary="Place an order",
+    description="Answers once the order is committed and its OrderPlaced event is "
+    "handed to the broker; payment, stock and shipping follow asynchronously.",
+)
+def order_create(request, payload: OrderIn):
+    try:
+        order = services.order_place(
+            email=payload.email,
+            items=[services.OrderItem(sku=i.sku, quantity=i.quantity) for i in payload.items],
+            shipping_address=payload.shipping_address.model_dump(),
+            card_number=payload.card_number,
+            workflow=payload.workflow or "choreography",
+        )
+    except services.OrderRejected as rejected:
+        return 422, {"detail": "The order was not placed.", "errors": rejected.errors}
+    status_url = request.build_absolute_uri(reverse("api:order_detail", args=[order.id]))
+    return 202, {"id": str(order.id), "status": order.status, "status_url": status_url}
+
+
+@router.get(
+    "/orders/{order_id}/",
+    response={200: OrderOut, 404: ErrorOut},
+    url_name="order_detail",
+    summary="An order's status, payment, shipment and event timeline",
+)
+def order_detail(request, order_id: UUID):
+    order = selectors.order_get(order_id=order_id)
+    if order is None:
+        return 404, {"detail": "No such order."}
+    return 200, selectors.order_as_dict(order=order)

@@ -1,0 +1,47 @@
+"""What orders publishes."""
+
+from decimal import Decimal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from messaging.messages import Event
+
+
+class Address(BaseModel):
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+
+
+class PlacedLine(BaseModel):
+    sku: str
+    name: str
+    quantity: int = Field(gt=0)
+    unit_price: Decimal
+
+
+class OrderPlaced(Event):
+    order_id: UUID
+    email: str
+    lines: list[PlacedLine]
+    total: Decimal
+    currency: str
+    shipping_address: Address
+    # A token from the card gateway; card numbers never enter the event log.
+    card_token: str
+    card_last4: str
+    workflow: str = "choreography"
+
+
+class OrderCompleted(Event):
+    order_id: UUID
+    tracking_number: str = ""
+
+
+class OrderCancelled(Event):
+    order_id: UUID
+    reason_code: str
+    reason: str

@@ -1,0 +1,51 @@
+from django import forms
+
+from .models import CatalogItem
+
+
+class OrderForm(forms.Form):
+    """The storefront's order form: a quantity per product, where it goes, how to pay."""
+
+    email = forms.EmailField()
+    name = forms.CharField(max_length=200)
+    line1 = forms.CharField(label="Address", max_length=200)
+    city = forms.CharField(max_length=100)
+    postal_code = forms.CharField(max_length=20)
+    country = forms.RegexField(
+        regex=r"^[A-Za-z]{2}$",
+        max_length=2,
+        help_text="Two-letter code, e.g. FR",
+        error_messages={"invalid": "Enter a two-letter country code, e.g. FR."},
+    )
+    card_number = forms.CharField(
+        max_length=23,
+        help_text="Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined",
+    )
+
+    def __init__(self, *args, products: list[CatalogItem], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.products = products
+        for product in products:
+            self.fields[self.quantity_field(product.sku)] = forms.IntegerField(
+                label=product.name, min_value=0, max_value=100, required=False, initial=0
+            )
+
+    @staticmethod
+    def quantity_field(sku: str) -> str:
+        return f"qty_{sku}"
+
+    def product_rows(self):
+        return [(product, self[self.quantity_field(product.sku)]) for product in self.products]
+
+    def chosen_items(self) -> list[tuple[str, int]]:
+        return [
+            (product.sku, self.cleaned_data.get(self.quantity_field(product.sku)) or 0)
+            for product in self.products
+            if self.cleaned_data.get(self.quantity_field(product.sku))
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors and not self.chosen_items():
+            raise forms.ValidationError("Choose a quantity for at least one product.")
+        return cleaned

@@ -1,0 +1,57 @@
+"""How orders reacts to the other apps' events."""
+
+from inventory.events import InventoryReserved, ProductUpdated
+from messaging.consumers import handler
+from messaging.messages import Envelope
+from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded
+from shipping.events import ShipmentCreated
+
+from . import services
+
+
+@handler(ProductUpdated)
+def update_catalog(event: ProductUpdated, envelope: Envelope) -> None:
+    """Keep the storefront's copy of the catalog current."""
+    services.catalog_item_apply(
+        sku=event.sku,
+        name=event.name,
+        price=event.price,
+        currency=event.currency,
+        available=event.available,
+        is_active=event.is_active,
+        as_of=envelope.occurred_at,
+    )
+
+
+@handler(PaymentProcessed)
+def mark_paid(event: PaymentProcessed, envelope: Envelope) -> None:
+    services.order_mark_paid(order_id=event.order_id, amount=event.amount)
+
+
+@handler(PaymentFailed)
+def cancel_unpaid(event: PaymentFailed, envelope: Envelope) -> None:
+    services.order_mark_payment_failed(
+        order_id=event.order_id, reason_code=event.reason_code, reason=event.reason
+    )
+
+
+@handler(InventoryReserved)
+def mark_reserved(event: InventoryReserved, envelope: Envelope) -> None:
+    services.order_mark_reserved(order_id=event.order_id)
+
+
+@handler(PaymentRefunded)
+def record_refund(event: PaymentRefunded, envelope: Envelope) -> None:
+    services.order_mark_refunded(
+        order_id=event.order_id,
+        amount=event.amount,
+        reason_code=event.reason_code,
+        reason=event.reason,
+    )
+
+
+@handler(ShipmentCreated)
+def complete_shipped(event: ShipmentCreated, envelope: Envelope) -> None:
+    services.order_complete(
+        order_id=event.order_id, carrier=event.carrier, tracking_number=event.tracking_number
+    )

@@ -1,0 +1,69 @@
+from uuid import UUID
+
+from django.db.models import QuerySet
+
+from messaging.models import OutboxMessage
+from messaging.selectors import conversation_messages
+
+from .models import CatalogItem, Order
+
+
+def catalog_for_sale() -> QuerySet[CatalogItem]:
+    return CatalogItem.objects.filter(is_active=True).order_by("sku")
+
+
+def order_get(*, order_id: UUID) -> Order | None:
+    return Order.objects.prefetch_related("lines").filter(pk=order_id).first()
+
+
+def order_timeline(*, order: Order) -> QuerySet[OutboxMessage]:
+    """Every event of the order's conversation, as the event log recorded it."""
+    return conversation_messages(correlation_id=str(order.id))
+
+
+def order_as_dict(*, order: Order) -> dict:
+    """The order as the API and the live order page show it."""
+    return {
+        "id": str(order.id),
+        "status": order.status,
+        "status_display": order.get_status_display(),
+        "is_closed": order.is_closed,
+        "cancel_reason": order.cancel_reason,
+        "workflow": order.workflow,
+        "email": order.email,
+        "total": str(order.total),
+        "currency": order.currency,
+        "created_at": order.created_at.isoformat(),
+        "lines": [
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "unit_price": str(line.unit_price),
+                "line_total": str(line.line_total),
+            }
+            for line in order.lines.all()
+        ],
+        "payment": {
+            "status": order.payment_status,
+            "card_last4": order.card_last4,
+            "amount_charged": str(order.amount_charged),
+            "amount_refunded": str(order.amount_refunded),
+        },
+        "shipment": (
+            {"carrier": order.carrier, "tracking_number": order.tracking_number}
+            if order.tracking_number
+            else None
+        ),
+        "timeline": [
+            {
+                "type": message.type,
+                "version": message.version,
+                "occurred_at": message.occurred_at.isoformat(),
+                "message_id": str(message.message_id),
+                "correlation_id": message.correlation_id,
+                "causation_id": str(message.causation_id) if message.causation_id else None,
+            }
+            for message in order_timeline(order=order)
+        ],
+    }

@@ -1,0 +1,210 @@
+"""Placing orders and moving them along as the other apps report back."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from gateway import client as gateway
+from messaging.publishing import publish
+
+from .events import Address, OrderCancelled, OrderCompleted, OrderPlaced, PlacedLine
+from .models import CatalogItem, Order, OrderLine
+
+# How far along each status is; an event never moves an order backwards.
+PROGRESS = {
+    Order.Status.PLACED: 0,
+    Order.Status.PAID: 1,
+    Order.Status.RESERVED: 2,
+    Order.Status.SHIPPED: 3,
+    Order.Status.COMPLETED: 4,
+}
+
+
+class OrderRejected(Exception):
+    """The order cannot be placed as given; ``errors`` maps each field to its problems."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    sku: str
+    quantity: int
+
+
+def order_place(
+    *,
+    email: str,
+    items: list[OrderItem],
+    shipping_address: dict[str, str],
+    card_number: str,
+    workflow: str = Order.Workflow.CHOREOGRAPHY,
+) -> Order:
+    """Place an order priced from the catalog; publishes OrderPlaced.
+
+    Raises OrderRejected, writing nothing, when a product is unknown or the
+    card number is invalid.
+    """
+    quantities: OrderedDict[str, int] = OrderedDict()
+    for item in items:
+        quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
+    catalog = {c.sku: c for c in CatalogItem.objects.filter(sku__in=quantities, is_active=True)}
+    errors: dict[str, list[str]] = {}
+    for index, item in enumerate(items):
+        if item.sku not in catalog:
+            errors[f"items.{index}.sku"] = [f"There is no product {item.sku!r} for sale."]
+    try:
+        card = gateway.card_number_normalize(card_number)
+    except gateway.InvalidCardNumber as invalid:
+        errors["card_number"] = [str(invalid)]
+    if errors:
+        raise OrderRejected(errors)
+    # The card number goes to the gateway and no further; we keep its token.
+    token = gateway.tokenize(card_number=card)
+    address = Address(**shipping_address)
+    with transaction.atomic():
+        order = Order.objects.create(
+            email=email,
+            ship_name=address.name,
+            ship_line1=address.line1,
+            ship_city=address.city,
+            ship_postal_code=address.postal_code,
+            ship_country=address.country.upper(),
+            workflow=workflow,
+            total=sum(
+                (catalog[sku].price * quantity for sku, quantity in quantities.items()), Decimal(0)
+            ),
+            currency=settings.SHOP_CURRENCY,
+            card_last4=token.last4,
+        )
+        lines = OrderLine.objects.bulk_create(
+            OrderLine(
+                order=order,
+                sku=sku,
+                name=catalog[sku].name,
+                quantity=quantity,
+                unit_price=catalog[sku].price,
+            )
+            for sku, quantity in quantities.items()
+        )
+        publish(
+            OrderPlaced(
+                order_id=order.id,
+                email=order.email,
+                lines=[
+                    PlacedLine(sku=x.sku, name=x.name, quantity=x.quantity, unit_price=x.unit_price)
+                    for x in lines
+                ],
+                total=order.total,
+                currency=order.currency,
+                shipping_address=address,
+                card_token=token.token,
+                card_last4=token.last4,
+                workflow=order.workflow,
+            ),
+            correlation_id=str(order.id),
+        )
+    return order
+
+
+@transaction.atomic
+def catalog_item_apply(
+    *, sku: str, name: str, price: Decimal, currency: str, available: int, is_active: bool,
+    as_of: datetime,
+) -> None:  # fmt: skip
+    """Update orders' copy of a product, unless what it has is newer."""
+    item = CatalogItem.objects.select_for_update().filter(sku=sku).first()
+    if item is not None and item.as_of > as_of:
+        return
+    CatalogItem.objects.update_or_create(
+        sku=sku,
+        defaults={
+            "name": name,
+            "price": price,
+            "currency": currency,
+            "available": available,
+            "is_active": is_active,
+            "as_of": as_of,
+        },
+    )
+
+
+def _locked(order_id: UUID) -> Order:
+    return Order.objects.select_for_update().get(pk=order_id)
+
+
+def _advance(order: Order, status: str) -> bool:
+    if order.is_closed or PROGRESS[status] <= PROGRESS[order.status]:
+        return False
+    order.status = status
+    return True
+
+
+def _cancel(order: Order, *, reason_code: str, reason: str) -> None:
+    order.status = Order.Status.CANCELLED
+    order.cancel_reason_code, order.cancel_reason = reason_code, reason[:300]
+    order.closed_at = timezone.now()
+    publish(OrderCancelled(order_id=order.id, reason_code=reason_code, reason=reason))
+
+
+@transaction.atomic
+def order_mark_paid(*, order_id: UUID, amount: Decimal) -> Order:
+    order = _locked(order_id)
+    order.payment_status, order.amount_charged = "captured", amount
+    _advance(order, Order.Status.PAID)
+    order.save()
+    return order
+
+
+@transaction.atomic
+def order_mark_payment_failed(*, order_id: UUID, reason_code: str, reason: str) -> Order:
+    """The card was not charged: the order ends here."""
+    order = _locked(order_id)
+    order.payment_status = "failed"
+    if not order.is_closed:
+        _cancel(order, reason_code=reason_code, reason=f"Payment failed: {reason}")
+    order.save()
+    return order
+
+
+@transaction.atomic
+def order_mark_reserved(*, order_id: UUID) -> Order:
+    order = _locked(order_id)
+    _advance(order, Order.Status.RESERVED)
+    order.save()
+    return order
+
+
+@transaction.atomic
+def order_mark_refunded(*, order_id: UUID, amount: Decimal, reason_code: str, reason: str) -> Order:
+    """Money went back to the customer; an order still open is cancelled for that reason."""
+    order = _locked(order_id)
+    order.amount_refunded += amount
+    order.payment_status = "refunded"
+    if not order.is_closed:
+        _cancel(order, reason_code=reason_code, reason=f"{reason} (refunded)")
+    order.save()
+    return order
+
+
+@transaction.atomic
+def order_complete(*, order_id: UUID, carrier: str, tracking_number: str) -> Order:
+    """The shipment exists: the order is shipped and complete; publishes OrderCompleted."""
+    order = _locked(order_id)
+    order.carrier, order.tracking_number = carrier, tracking_number
+    if _advance(order, Order.Status.SHIPPED):
+        order.status = Order.Status.COMPLETED
+        order.closed_at = timezone.now()
+        publish(OrderCompleted(order_id=order.id, tracking_number=tracking_number))
+    order.save()
+    return order

@@ -1,0 +1,53 @@
+from uuid import UUID
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from . import selectors, services
+from .forms import OrderForm
+
+FORM_FIELDS_BY_SERVICE_FIELD = {"card_number": "card_number"}
+
+
+@require_http_methods(["GET", "POST"])
+def storefront(request: HttpRequest) -> HttpResponse:
+    """The catalog with price and availability, and the order form."""
+    products = list(selectors.catalog_for_sale())
+    form = OrderForm(request.POST or None, products=products)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            order = services.order_place(
+                email=data["email"],
+                items=[services.OrderItem(sku=s, quantity=q) for s, q in form.chosen_items()],
+                shipping_address={
+                    "name": data["name"],
+                    "line1": data["line1"],
+                    "city": data["city"],
+                    "postal_code": data["postal_code"],
+                    "country": data["country"],
+                },
+                card_number=data["card_number"],
+            )
+        except services.OrderRejected as rejected:
+            for field, messages in rejected.errors.items():
+                for message in messages:
+                    form.add_error(FORM_FIELDS_BY_SERVICE_FIELD.get(field), message)
+        else:
+            return redirect("orders:detail", order_id=order.id)
+    return render(
+        request, "orders/storefront.html", {"form": form}, status=200 if not form.errors else 400
+    )
+
+
+def order_detail(request: HttpRequest, order_id: UUID) -> HttpResponse:
+    """The order's own page: status and timeline, updating live while the flow runs."""
+    order = selectors.order_get(order_id=order_id)
+    if order is None:
+        raise Http404("No such order")
+    return render(
+        request,
+        "orders/order_detail.html",
+        {"order": order, "snapshot": selectors.order_as_dict(order=order)},
+    )

@@ -1,0 +1,55 @@
+from django.contrib import admin, messages
+
+from . import services
+from .models import Payment, Refund
+
+
+class RefundInline(admin.StackedInline):
+    model = Refund
+    extra = 0
+    can_delete = False
+    readonly_fields = ["amount", "reason", "gateway_refund_id", "created_at"]
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    list_display = [
+        "order_id",
+        "amount",
+        "currency",
+        "status",
+        "amount_refunded",
+        "card_last4",
+        "failure_code",
+        "created_at",
+    ]
+    list_filter = ["status", "failure_code", "created_at"]
+    search_fields = ["order_id", "gateway_charge_id"]
+    inlines = [RefundInline]
+    actions = ["refund"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Payment._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Refund selected payments in full", permissions=["change"])
+    def refund(self, request, queryset):
+        refunded = 0
+        for payment in queryset:
+            if services.payment_refund(
+                order_id=payment.order_id,
+                reason_code="staff",
+                reason=f"Refunded by {request.user.get_username()}",
+            ):
+                refunded += 1
+        skipped = queryset.count() - refunded
+        self.message_user(
+            request,
+            f"{refunded} refunded; {skipped} had nothing left to refund.",
+            messages.SUCCESS if not skipped else messages.WARNING,
+        )

@@ -1,0 +1,30 @@
+"""What payments publishes."""
+
+from decimal import Decimal
+from uuid import UUID
+
+from messaging.messages import Event
+
+
+class PaymentProcessed(Event):
+    order_id: UUID
+    payment_id: UUID
+    amount: Decimal
+    currency: str
+
+
+class PaymentFailed(Event):
+    order_id: UUID
+    # card_declined, insufficient_funds or gateway_error
+    reason_code: str
+    reason: str
+
+
+class PaymentRefunded(Event):
+    order_id: UUID
+    payment_id: UUID
+    amount: Decimal
+    currency: str
+    # Why the money went back: out_of_stock, order_cancelled or staff
+    reason_code: str = "staff"
+    reason: str

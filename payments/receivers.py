@@ -1,0 +1,9 @@
+"""Which messages payments listens to (imported from PaymentsConfig.ready)."""
+
+from messaging.consumers import subscribe
+
+from . import handlers
+
+subscribe(handlers.charge_for_order)
+subscribe(handlers.refund_when_out_of_stock)
+subscribe(handlers.refund_when_cancelled)

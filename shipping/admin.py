@@ -1,0 +1,26 @@
+from django.contrib import admin
+
+from .models import Shipment, ShipmentRequest
+
+
+@admin.register(Shipment)
+class ShipmentAdmin(admin.ModelAdmin):
+    list_display = ["order_id", "carrier", "tracking_number", "created_at"]
+    search_fields = ["order_id", "tracking_number"]
+    list_filter = ["carrier", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Shipment._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ShipmentRequest)
+class ShipmentRequestAdmin(admin.ModelAdmin):
+    list_display = ["order_id", "received_at"]
+    search_fields = ["order_id"]
+    readonly_fields = ["order_id", "address", "lines", "received_at"]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,31 @@
+import uuid
+
+from django.db import models
+
+
+class ShipmentRequest(models.Model):
+    """Where a placed order goes and what it holds, kept until its stock is reserved."""
+
+    order_id = models.UUIDField(unique=True)
+    address = models.JSONField()
+    lines = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return str(self.order_id)
+
+
+class Shipment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order_id = models.UUIDField(unique=True)
+    carrier = models.CharField(max_length=40)
+    tracking_number = models.CharField(max_length=40, unique=True)
+    address = models.JSONField()
+    lines = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.carrier} {self.tracking_number}"
