@@ -31,7 +31,13 @@ from celery.exceptions import Reject, Retry
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 from pydantic import ValidationError
 
@@ -82,6 +88,10 @@ class Handler:
             queue=queue,
             acks_late=True,
             reject_on_worker_lost=True,
+            # A worker process that dies mid-task sends the message again as
+            # a retry, so it counts towards the limit instead of looping.
+            retry_on_worker_lost=True,
+            default_retry_delay=settings.MESSAGING_RETRY_BACKOFF,
             max_retries=None,
             typing=False,
         )(deliver)
@@ -148,9 +158,26 @@ def subscribe(handler: Handler) -> None:
         )
 
 
+class Dispatch:
+    """One dispatch of a message to its subscribers; the first failure stops the rest.
+
+    The relay sends the whole message again later, so going on after the
+    broker failed once would only make the producer wait longer.
+    """
+
+    def __init__(self) -> None:
+        self.failure: Exception | None = None
+
+
 def _receiver_for(handler: Handler) -> Callable[..., None]:
-    def enqueue(sender: type[Message], envelope: Envelope, **kwargs) -> None:
-        handler.enqueue(envelope)
+    def enqueue(sender: type[Message], envelope: Envelope, dispatch: Dispatch, **kwargs) -> None:
+        if dispatch.failure is not None:
+            return
+        try:
+            handler.enqueue(envelope)
+        except Exception as exc:
+            dispatch.failure = exc
+            raise
 
     return enqueue
 
@@ -210,6 +237,15 @@ def handle_delivery(*, task, handler: Handler, args: tuple, kwargs: dict) -> str
             )
     except MessageError as exc:
         return _dead_letter(task, handler, kwargs, reason=exc.reason, error=str(exc))
+    if task.request.retries > settings.MESSAGING_MAX_RETRIES:
+        # Only a worker that died handling it brings a message here.
+        return _dead_letter(
+            task,
+            handler,
+            kwargs,
+            reason=DeadLetter.Reason.RETRIES_EXHAUSTED,
+            error=f"gave up after {task.request.retries} deliveries: the worker died handling it",
+        )
 
     try:
         with transaction.atomic():
@@ -251,6 +287,7 @@ def handle_delivery(*, task, handler: Handler, args: tuple, kwargs: dict) -> str
                 exc=exc,
                 countdown=countdown,
                 kwargs={"envelope": data, "first_failed_at": first_failed_at},
+                confirm_timeout=settings.MESSAGING_CONFIRM_TIMEOUT,
             ) from exc
         except Retry:
             raise
@@ -279,6 +316,9 @@ def _dead_letter(task, handler: Handler, kwargs: dict, *, reason: str, error: st
     data = kwargs.get("envelope")
     now = timezone.now()
     first_failed_at = kwargs.get("first_failed_at")
+    # The handler may have failed because the database dropped its
+    # connection; start the dead letter on a working one.
+    close_old_connections()
     try:
         dead_letter_record(
             reason=reason,
@@ -292,10 +332,10 @@ def _dead_letter(task, handler: Handler, kwargs: dict, *, reason: str, error: st
             first_failed_at=first_failed_at or now,
             last_failed_at=now,
         )
-    except DatabaseError as exc:
-        # Without the dead letter the message would be lost: hand it back to
-        # the broker instead, after a pause so a database outage does not
-        # turn into a hot loop.
+    except (OperationalError, InterfaceError) as exc:
+        # Without the dead letter the message would be lost: while the
+        # database is unreachable, hand it back to the broker instead, after
+        # a pause so an outage does not turn into a hot loop.
         logger.error("Could not record a dead letter for %s: %s", handler.name, exc)
         time.sleep(1)
         raise Reject(exc, requeue=True) from exc

@@ -43,7 +43,8 @@ def dead_letter_record(
     now = timezone.now()
     if isinstance(first_failed_at, str):
         first_failed_at = parse_datetime(first_failed_at)
-    envelope = envelope if isinstance(envelope, dict) else None
+    envelope = _without_nul(envelope) if isinstance(envelope, dict) else None
+    error, traceback_text, body = (_without_nul(x) for x in (error, traceback_text, body))
     return DeadLetter.objects.create(
         message_id=_uuid_or_none((envelope or {}).get("message_id")),
         message_type=str((envelope or {}).get("type", ""))[:100],
@@ -55,7 +56,7 @@ def dead_letter_record(
         envelope=envelope,
         body=body[:MAX_BODY_CHARS],
         content_type=(content_type or "")[:100],
-        headers=_json_safe(headers or {}),
+        headers=_without_nul(_json_safe(headers or {})),
         attempts=attempts,
         first_failed_at=first_failed_at or now,
         last_failed_at=last_failed_at or now,
@@ -161,6 +162,13 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except (TypeError, ValueError):
         return None
+
+
+def _without_nul(value: Any) -> Any:
+    # PostgreSQL takes no NUL character in text or JSON: keep it visible as \0.
+    if isinstance(value, str):
+        return value.replace("\x00", "\\0")
+    return json.loads(json.dumps(value).replace("\\u0000", "\\\\0"))
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,8 +22,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .consumers import current_envelope, handlers_for
-from .messages import Command, Envelope, Event, Message, registry
+from .consumers import Dispatch, current_envelope, handlers_for
+from .messages import Command, Envelope, Event, Message, MessageError, registry
 from .models import OutboxMessage
 from .signals import message_committed
 
@@ -82,27 +83,39 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
 def outbox_dispatch(*, row: OutboxMessage) -> bool:
     """Hand one committed message to its subscribers' queues; True once all confirmed."""
     envelope = row.to_envelope()
-    message_class = registry.get(envelope.type, envelope.version)
-    responses = message_committed.send_robust(sender=message_class, envelope=envelope)
-    errors = [response for _, response in responses if isinstance(response, Exception)]
-    if errors:
-        error = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
-        logger.warning(
-            "Dispatch of %s %s incomplete, the relay will retry it: %s",
-            envelope.type,
-            envelope.message_id,
-            error,
+    try:
+        message_class = registry.get(envelope.type, envelope.version)
+    except MessageError as exc:
+        # Its class was removed or renamed since it was recorded.
+        return _dispatch_failed(row, envelope, str(exc))
+    dispatch = Dispatch()
+    message_committed.send_robust(sender=message_class, envelope=envelope, dispatch=dispatch)
+    if dispatch.failure is not None:
+        return _dispatch_failed(
+            row, envelope, f"{type(dispatch.failure).__name__}: {dispatch.failure}"
         )
-        OutboxMessage.objects.filter(pk=row.pk).update(
-            dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=error
-        )
-        return False
     OutboxMessage.objects.filter(pk=row.pk, dispatched_at__isnull=True).update(
         dispatched_at=timezone.now(),
         dispatch_attempts=F("dispatch_attempts") + 1,
         last_dispatch_error="",
     )
     return True
+
+
+def _dispatch_failed(row: OutboxMessage, envelope: Envelope, error: str) -> bool:
+    logger.warning(
+        "Dispatch of %s %s incomplete, the relay will retry it: %s",
+        envelope.type,
+        envelope.message_id,
+        error,
+    )
+    OutboxMessage.objects.filter(pk=row.pk).update(
+        dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=error[:2000]
+    )
+    return False
+
+
+RELAY_FAILURES_BEFORE_STOPPING = 3
 
 
 @dataclass(frozen=True)
@@ -120,25 +133,28 @@ def outbox_relay(
     """Send pending messages older than the grace period, oldest first.
 
     Several relays may run at once: on PostgreSQL each takes rows the others
-    have not locked. The batch stops at the first failure, since the broker
-    is then most likely unreachable and the next run will try again.
+    have not locked. A message that fails is recorded and skipped; after a
+    few failures in a row the batch stops, since the broker is then most
+    likely unreachable and the next run will try again.
     """
     batch_size = batch_size or settings.MESSAGING_RELAY_BATCH
     if grace_seconds is None:
         grace_seconds = settings.MESSAGING_RELAY_GRACE
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
-    dispatched = failed = 0
-    with transaction.atomic():
-        pending = OutboxMessage.objects.filter(
-            dispatched_at__isnull=True, occurred_at__lte=cutoff
-        ).order_by("id")
-        if connection.features.has_select_for_update_skip_locked:
+    dispatched = failed = in_a_row = 0
+    pending = OutboxMessage.objects.filter(
+        dispatched_at__isnull=True, occurred_at__lte=cutoff
+    ).order_by("id")
+    locking = connection.features.has_select_for_update_skip_locked
+    with transaction.atomic() if locking else nullcontext():
+        if locking:
             pending = pending.select_for_update(skip_locked=True)
         for row in list(pending[:batch_size]):
             if outbox_dispatch(row=row):
-                dispatched += 1
-            else:
-                failed += 1
+                dispatched, in_a_row = dispatched + 1, 0
+                continue
+            failed, in_a_row = failed + 1, in_a_row + 1
+            if in_a_row >= RELAY_FAILURES_BEFORE_STOPPING:
                 break
     if dispatched or failed:
         logger.info("Outbox relay: %s dispatched, %s failed", dispatched, failed)

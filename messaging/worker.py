@@ -7,9 +7,10 @@ a dead letter with its reason before it goes.
 """
 
 import logging
+import time
 
 from celery.worker.consumer import Consumer as CeleryConsumer
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from kombu.exceptions import ContentDisallowed
 
 from .dead_letters import dead_letter_record_raw
@@ -19,6 +20,22 @@ logger = logging.getLogger(__name__)
 
 
 class Consumer(CeleryConsumer):
+    def create_task_handler(self, *args, **kwargs):
+        on_task_received = super().create_task_handler(*args, **kwargs)
+
+        def on_task_received_or_dead_letter(message):
+            # A body of the wrong shape (not [args, kwargs, embed]) makes
+            # Celery fail while building the request, which would otherwise
+            # stop the worker and leave the message to stop the next one.
+            try:
+                return on_task_received(message)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                error = f"not a task message Celery can read: {type(exc).__name__}: {exc}"
+                if self._kept(message, DeadLetter.Reason.MALFORMED, error):
+                    message.reject_log_error(logger, self.connection_errors)
+
+        return on_task_received_or_dead_letter
+
     def on_decode_error(self, message, exc):
         if self._kept(message, DeadLetter.Reason.UNDECODABLE, f"{type(exc).__name__}: {exc}"):
             super().on_decode_error(message, exc)
@@ -44,10 +61,15 @@ class Consumer(CeleryConsumer):
 
     def _kept(self, message, reason: str, error: str) -> bool:
         """Record the dead letter; if that fails, give the message back to the broker."""
+        # The consumer's own process is not cleaned up between tasks by
+        # Celery: drop a connection the database has closed meanwhile.
+        close_old_connections()
         try:
             dead_letter_record_raw(message=message, reason=reason, error=error)
         except DatabaseError:
             logger.exception("Could not record a dead letter (%s); requeueing the message", reason)
+            close_old_connections()
+            time.sleep(1)  # so a database outage does not become a hot loop
             message.reject(requeue=True)
             return False
         logger.error(

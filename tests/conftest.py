@@ -12,7 +12,9 @@ CI=true it fails instead.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -152,11 +154,7 @@ def purge_queues(names: list[str]) -> None:
                 queue(channel).purge()
 
 
-@pytest.fixture(scope="session")
-def workers(
-    rabbitmq, broker_proxy, django_db_setup, django_db_blocker
-) -> Iterator[dict[str, WorkerProcess]]:
-    """Two real worker processes on the test database, consuming distinct queues."""
+def _worker_env(rabbitmq: str, django_db_blocker) -> dict[str, str]:
     from django.db import connection
 
     with django_db_blocker.unblock():
@@ -165,7 +163,6 @@ def workers(
             # test asks for one; never let workers loose on the real one.
             pytest.fail("tests that use workers must be marked django_db(transaction=True)")
         database_url = _database_url()
-    purge_queues(settings.MESSAGING_QUEUES)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -173,25 +170,109 @@ def workers(
         "CELERY_BROKER_URL": rabbitmq,
         "PYTHONUNBUFFERED": "1",
     }
-    app_queues = [q for q in settings.MESSAGING_QUEUES if q not in settings.PROBE_QUEUES]
+    env.pop("GATEWAY_DATABASE_URL", None)
+    if database_url.startswith("sqlite"):
+        from django.db import connections
+
+        env["GATEWAY_DATABASE_URL"] = f"sqlite:///{connections['gateway'].settings_dict['NAME']}"
+    return env
+
+
+def _start(specs: dict[str, tuple[str, list[str], int]], env) -> dict[str, WorkerProcess]:
     started = {
-        "a": WorkerProcess("probe-a", ["probe_a", *app_queues], env, concurrency=2),
-        "b": WorkerProcess("probe-b", ["probe_b"], env, concurrency=1),
+        key: WorkerProcess(name, queues, env, concurrency)
+        for key, (name, queues, concurrency) in specs.items()
     }
     try:
         for worker in started.values():
             worker.wait_ready()
-        yield started
-    finally:
+    except Exception:
         for worker in started.values():
             worker.stop()
+        raise
+    return started
+
+
+@pytest.fixture(scope="session")
+def workers(
+    rabbitmq, broker_proxy, django_db_setup, django_db_blocker
+) -> Iterator[dict[str, WorkerProcess]]:
+    """Two real worker processes for the probe app's queues, on the test database."""
+    env = _worker_env(rabbitmq, django_db_blocker)
+    purge_queues([*settings.PROBE_QUEUES, "messaging"])
+    started = _start(
+        {
+            "a": ("probe-a", ["probe_a", "messaging"], 2),
+            "b": ("probe-b", ["probe_b"], 1),
+        },
+        env,
+    )
+    yield started
+    for worker in started.values():
+        worker.stop()
+
+
+APP_QUEUES = ["orders", "payments", "inventory", "shipping", "notifications"]
+
+
+def queue_depths(names: list[str]) -> dict[str, int]:
+    """Messages ready or in flight (unacknowledged, including delayed retries) per queue."""
+    listed = subprocess.run(
+        [shutil.which("rabbitmqctl") or "rabbitmqctl", "list_queues", "name", "messages",
+         "--formatter", "json", "--quiet"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return {q["name"]: q["messages"] for q in json.loads(listed.stdout) if q["name"] in names}
+
+
+def wait_until_quiet(names: list[str], timeout: float = 60) -> None:
+    """Wait until the workers have nothing left to do on these queues.
+
+    A test's database is flushed when it ends; a worker still writing then
+    would deadlock with the flush or leak rows into the next test.
+    """
+    deadline = time.monotonic() + timeout
+    quiet_checks = 0
+    while quiet_checks < 2:
+        depths = queue_depths(names)
+        quiet_checks = quiet_checks + 1 if not any(depths.values()) else 0
+        if time.monotonic() > deadline:
+            pytest.fail(f"the workers did not finish their work: {depths}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(autouse=True)
+def _workers_settle(request):
+    """After a test that used workers, let them finish before the database is flushed."""
+    used = [f for f in ("workers", "app_workers") if f in request.fixturenames]
+    if used:
+        # Set up the database first, so that this teardown runs before its flush.
+        request.getfixturevalue("transactional_db")
+    yield
+    if used and shutil.which("rabbitmqctl"):
+        queues = [*settings.PROBE_QUEUES, "messaging"] if "workers" in used else []
+        wait_until_quiet(queues + (APP_QUEUES if "app_workers" in used else []))
+
+
+@pytest.fixture(scope="session")
+def app_workers(
+    rabbitmq, broker_proxy, django_db_setup, django_db_blocker
+) -> Iterator[dict[str, WorkerProcess]]:
+    """Each app's consumer as its own worker process: celery -A config worker -Q <app>."""
+    env = _worker_env(rabbitmq, django_db_blocker)
+    purge_queues(APP_QUEUES)
+    started = _start({queue: (f"{queue}-worker", [queue], 1) for queue in APP_QUEUES}, env)
+    yield started
+    for worker in started.values():
+        worker.stop()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    started = item.funcargs.get("workers") if hasattr(item, "funcargs") else None
-    if report.failed and started:
-        for worker in started.values():
-            report.sections.append((f"worker {worker.name} log", worker.log()))
+    funcargs = getattr(item, "funcargs", {})
+    if report.failed:
+        for fixture in ("workers", "app_workers"):
+            for worker in (funcargs.get(fixture) or {}).values():
+                report.sections.append((f"worker {worker.name} log", worker.log()))
     return report

@@ -29,6 +29,8 @@ os.environ.setdefault("MESSAGING_RETRY_BACKOFF_MAX", "1")
 # A quick relay, so the test of the beat-driven relay waits seconds, not minutes.
 os.environ.setdefault("MESSAGING_RELAY_INTERVAL", "1")
 os.environ.setdefault("MESSAGING_RELAY_GRACE", "1")
+# A gateway that answers at once; its timeout card still times out twice.
+os.environ.setdefault("PAYMENT_GATEWAY_LATENCY", "0")
 
 from .base import *  # noqa: E402, F403
 from .base import CELERY_TASK_QUEUES, INSTALLED_APPS, MESSAGING_QUEUES  # noqa: E402

@@ -19,7 +19,7 @@ from tests.probe.events import ProbePinged
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_every_app_queue_exists_on_rabbitmq_as_durable(workers):
+def test_every_app_queue_exists_on_rabbitmq_as_durable(app_workers, workers):
     rabbitmqctl = shutil.which("rabbitmqctl")
     require(rabbitmqctl is not None, "rabbitmqctl")
     listed = subprocess.run(

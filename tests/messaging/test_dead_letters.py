@@ -93,6 +93,10 @@ def test_malformed_messages_are_dead_lettered_with_a_reason_and_consuming_goes_o
         "not an envelope": dict(
             body=task_body("hello"), content_type="application/json", task="probe.record_ping"
         ),
+        "body not a task tuple": dict(
+            body=b'{"hello": "world"}', content_type="application/json", task="probe.record_ping"
+        ),
+        "body a number": dict(body=b"5", content_type="application/json", task="probe.record_ping"),
         "wrong arguments": dict(
             body=json.dumps([[1, 2], {}, {}]).encode(),
             content_type="application/json",
@@ -118,6 +122,16 @@ def test_malformed_messages_are_dead_lettered_with_a_reason_and_consuming_goes_o
         "invalid payload": ("invalid_payload", "probe.record_ping", "probe_id: Field required"),
         "not an envelope": ("malformed", "probe.record_ping", "expected an envelope object"),
         "wrong arguments": ("malformed", "probe.record_ping", "unexpected task arguments"),
+        "body not a task tuple": (
+            "malformed",
+            "probe.record_ping",
+            "not a task message Celery can read: ValueError",
+        ),
+        "body a number": (
+            "malformed",
+            "probe.record_ping",
+            "not a task message Celery can read: TypeError",
+        ),
     }
     wait_for(
         lambda: DeadLetter.objects.count() >= len(expected), what="a dead letter per poison message"

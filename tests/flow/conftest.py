@@ -1,0 +1,56 @@
+"""Fixtures for the order flow: a catalog of its own per test, orders placed through the API."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from inventory import services as inventory
+from orders.models import CatalogItem, Order
+from tests.conftest import wait_for
+
+VALID_CARD = "4242 4242 4242 4242"
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+}
+
+
+@pytest.fixture
+def stock(app_workers):
+    """Create products with stock; returns once the storefront's catalog shows them."""
+
+    def create(on_hand: int, price: str = "10.00") -> str:
+        sku = f"T-{uuid.uuid4().hex[:8].upper()}"
+        inventory.product_save(
+            sku=sku, name=f"Test product {sku}", price=Decimal(price), on_hand=on_hand
+        )
+        wait_for(
+            lambda: CatalogItem.objects.filter(sku=sku, available=on_hand).exists(),
+            what=f"{sku} in the storefront's catalog",
+        )
+        return sku
+
+    return create
+
+
+def order_body(*, items: list[tuple[str, int]], card_number: str = VALID_CARD, **overrides) -> dict:
+    body = {
+        "email": "ada@example.com",
+        "items": [{"sku": sku, "quantity": quantity} for sku, quantity in items],
+        "shipping_address": dict(ADDRESS),
+        "card_number": card_number,
+    }
+    body.update(overrides)
+    return body
+
+
+def wait_until_closed(order_id: str, timeout: float = 60) -> Order:
+    return wait_for(
+        lambda: Order.objects.filter(pk=order_id, status__in=["completed", "cancelled"]).first(),
+        timeout=timeout,
+        what=f"order {order_id} to complete or be cancelled",
+    )
