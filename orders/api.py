@@ -1,7 +1,7 @@
 from uuid import UUID
 
 from django.urls import reverse
-from ninja import Router
+from ninja import Router, Status
 
 from . import selectors, services
 from .schemas import ErrorOut, OrderAccepted, OrderIn, OrderOut
@@ -26,9 +26,9 @@ def order_create(request, payload: OrderIn):
             workflow=payload.workflow or "choreography",
         )
     except services.OrderRejected as rejected:
-        return 422, {"detail": "The order was not placed.", "errors": rejected.errors}
+        return Status(422, {"detail": "The order was not placed.", "errors": rejected.errors})
     status_url = request.build_absolute_uri(reverse("api:order_detail", args=[order.id]))
-    return 202, {"id": str(order.id), "status": order.status, "status_url": status_url}
+    return Status(202, {"id": str(order.id), "status": order.status, "status_url": status_url})
 
 
 @router.get(
@@ -40,5 +40,5 @@ def order_create(request, payload: OrderIn):
 def order_detail(request, order_id: UUID):
     order = selectors.order_get(order_id=order_id)
     if order is None:
-        return 404, {"detail": "No such order."}
-    return 200, selectors.order_as_dict(order=order)
+        return Status(404, {"detail": "No such order."})
+    return Status(200, selectors.order_as_dict(order=order))

@@ -154,6 +154,16 @@ def purge_queues(names: list[str]) -> None:
                 queue(channel).purge()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connections_before_teardown(django_db_setup, django_db_blocker):
+    """Close every alias's connection (the gateway's too) before the test database is dropped."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        connections.close_all()
+
+
 def _worker_env(rabbitmq: str, django_db_blocker) -> dict[str, str]:
     from django.db import connection
 
