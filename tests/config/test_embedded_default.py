@@ -130,7 +130,8 @@ def test_stock_never_goes_negative_on_sqlite(embedded):
     )
     place = (
         "from orders.services import OrderItem, order_place\n"
-        "address = dict(name='A', line1='1 Road', city='Paris', postal_code='75001', country='FR')\n"
+        "address = dict(name='A', line1='1 Road', city='Paris', postal_code='75001',"
+        " country='FR')\n"
         f"for _ in range({orders // 2}):\n"
         "    order_place(email='a@example.com', items=[OrderItem('LAST-5', 1)],"
         " shipping_address=address, card_number='4242424242424242')"

@@ -1,0 +1,95 @@
+"""A real headless Chromium orders through the storefront and watches the order complete live."""
+
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from config.celery import app
+from orders.models import Order
+from tests.conftest import require
+from tests.flow.conftest import ADDRESS
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", "var/screenshots"))
+
+
+@pytest.fixture
+def browser(tmp_path):
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    require(
+        bool(chromium and chromedriver),
+        "Chromium and ChromeDriver (Debian's chromium, chromium-driver)",
+    )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--window-size=1200,1000",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):  # fmt: skip
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+    yield driver
+    driver.quit()
+
+
+@contextmanager
+def payments_paused(worker):
+    """Hold the payments worker off its queue, so the order visibly waits for it."""
+    app.control.cancel_consumer("payments", destination=[worker.hostname], reply=True)
+    try:
+        yield
+    finally:
+        app.control.add_consumer("payments", destination=[worker.hostname], reply=True)
+
+
+def test_customer_orders_in_the_storefront_and_sees_it_complete_without_reloading(
+    browser, live_server, stock, app_workers
+):
+    sku = stock(on_hand=3, price="15.00")
+
+    # Given the storefront
+    browser.get(f"{live_server.url}/")
+    assert "15.00 EUR" in browser.page_source
+
+    # When the customer fills in the order form and submits it
+    browser.find_element(By.NAME, f"qty_{sku}").clear()
+    browser.find_element(By.NAME, f"qty_{sku}").send_keys("2")
+    fields = {"email": "ada@example.com", "card_number": "4242 4242 4242 4242", **ADDRESS}
+    fields["line1"] = fields.pop("line1")
+    for name, value in fields.items():
+        browser.find_element(By.NAME, name).send_keys(value)
+    with payments_paused(app_workers["payments"]):
+        browser.find_element(By.ID, "place-order").click()
+
+        # Then they land on their order's own page, placed but not yet paid
+        WebDriverWait(browser, 20).until(lambda b: "/orders/" in b.current_url)
+        order = Order.objects.get()
+        assert browser.current_url == f"{live_server.url}/orders/{order.id}/"
+        assert browser.find_element(By.ID, "status").text == "Placed"
+        browser.execute_script("window.loadedOnce = 'still the same page';")
+
+    # and watch it reach "Completed" while the page stays loaded
+    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "status").text == "Completed")
+    assert browser.execute_script("return window.loadedOnce") == "still the same page"
+    timeline = browser.find_element(By.ID, "timeline").text
+    for event in (
+        "OrderPlaced",
+        "PaymentProcessed",
+        "InventoryReserved",
+        "ShipmentCreated",
+        "OrderCompleted",
+    ):
+        assert event in timeline
+    assert "PP" in browser.find_element(By.ID, "shipment").text
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "order-completed.png"))
