@@ -33,14 +33,20 @@ class ProductUpdated(Event):
 class InventoryReserved(Event):
     order_id: UUID
     lines: list[ReservedLine]
+    # Added in place (optional): which workflow the order runs under.
+    workflow: str = "choreography"
 
 
 class InventoryReservationFailed(Event):
     order_id: UUID
     reason: str
     short: list[ShortLine] = []
+    # Added in place (optional): which workflow the order runs under.
+    workflow: str = "choreography"
 
 
 class InventoryReleased(Event):
     order_id: UUID
     lines: list[ReservedLine]
+    # Added in place (optional): which workflow the order runs under.
+    workflow: str = "choreography"

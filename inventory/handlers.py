@@ -1,12 +1,15 @@
-"""How inventory reacts to the other apps' events."""
+"""How inventory reacts to the other apps' events, and the commands it takes."""
 
 from messaging.consumers import handler
 from messaging.messages import Envelope
 from orders.events import OrderCancelled, OrderPlaced
 from payments.events import PaymentProcessed
-from shipping.events import ShipmentCreated
+from shipping.events import ShipmentCreated, ShipmentFailed
 
 from . import services
+from .commands import ReleaseInventory, ReserveInventory
+
+CHOREOGRAPHY = "choreography"
 
 
 @handler(OrderPlaced)
@@ -20,8 +23,9 @@ def remember_order_lines(event: OrderPlaced, envelope: Envelope) -> None:
 
 @handler(PaymentProcessed)
 def reserve_stock(event: PaymentProcessed, envelope: Envelope) -> None:
-    """A paid order gets its stock, all lines or none."""
-    services.stock_reserve(order_id=event.order_id)
+    """A paid order gets its stock, all lines or none (the saga asks by command instead)."""
+    if event.workflow == CHOREOGRAPHY:
+        services.stock_reserve(order_id=event.order_id)
 
 
 @handler(ShipmentCreated)
@@ -30,7 +34,28 @@ def ship_stock(event: ShipmentCreated, envelope: Envelope) -> None:
     services.stock_ship(order_id=event.order_id)
 
 
+@handler(ShipmentFailed)
+def release_unshippable(event: ShipmentFailed, envelope: Envelope) -> None:
+    """An order that cannot ship gives its stock back."""
+    if event.workflow == CHOREOGRAPHY:
+        services.stock_release(order_id=event.order_id)
+
+
 @handler(OrderCancelled)
 def release_stock(event: OrderCancelled, envelope: Envelope) -> None:
     """A cancelled order's reservation, if any, goes back to the shelf."""
     services.stock_release(order_id=event.order_id)
+
+
+@handler(ReserveInventory)
+def reserve_inventory(command: ReserveInventory, envelope: Envelope) -> None:
+    """Reserve on the saga's request; answers every time it is asked."""
+    services.stock_reserve(
+        order_id=command.order_id, lines=command.lines, workflow="orchestration", reply_again=True
+    )
+
+
+@handler(ReleaseInventory)
+def release_inventory(command: ReleaseInventory, envelope: Envelope) -> None:
+    """Release on the saga's request (compensation); answers every time it is asked."""
+    services.stock_release(order_id=command.order_id, workflow="orchestration", reply_again=True)

@@ -62,21 +62,34 @@ def order_request_record(*, order_id: UUID, lines: list[dict]) -> None:
 
 
 @transaction.atomic
-def stock_reserve(*, order_id: UUID) -> Reservation | None:
+def stock_reserve(
+    *,
+    order_id: UUID,
+    lines: list[ReservedLine] | None = None,
+    workflow: str = "choreography",
+    reply_again: bool = False,
+) -> Reservation | None:
     """Reserve every line of a paid order, or none of them.
 
-    Products are locked in SKU order, so concurrent reservations never
-    deadlock and never promise the same unit twice. Publishes
-    InventoryReserved or InventoryReservationFailed.
+    The lines come with the command (orchestration) or from the order's
+    OrderPlaced (choreography). Products are locked in SKU order, so
+    concurrent reservations never deadlock and never promise the same unit
+    twice. Publishes InventoryReserved or InventoryReservationFailed; asked
+    again for a settled order, repeats the answer when ``reply_again``.
     """
-    if (existing := Reservation.objects.filter(order_id=order_id).first()) is not None:
+    existing = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    if existing is not None:
+        if reply_again:
+            _reply_reservation(existing, workflow)
         return existing
-    request = OrderRequest.objects.filter(order_id=order_id).first()
-    if request is None:
-        raise RetryLater(f"the lines of order {order_id} have not arrived yet")
+    if lines is None:
+        request = OrderRequest.objects.filter(order_id=order_id).first()
+        if request is None:
+            raise RetryLater(f"the lines of order {order_id} have not arrived yet")
+        lines = [ReservedLine(**line) for line in request.lines]
     wanted = Counter()
-    for line in request.lines:
-        wanted[line["sku"]] += int(line["quantity"])
+    for line in lines:
+        wanted[line.sku] += line.quantity
     products = {
         p.sku: p for p in Product.objects.select_for_update().filter(sku__in=wanted).order_by("sku")
     }
@@ -93,7 +106,7 @@ def stock_reserve(*, order_id: UUID) -> Reservation | None:
         missing = ", ".join(f"{s.sku} ({s.available} of {s.requested} available)" for s in short)
         publish(
             InventoryReservationFailed(
-                order_id=order_id, reason=f"Out of stock: {missing}", short=short
+                order_id=order_id, reason=f"Out of stock: {missing}", short=short, workflow=workflow
             )
         )
         return None
@@ -104,13 +117,34 @@ def stock_reserve(*, order_id: UUID) -> Reservation | None:
         product.reserved += quantity
         ReservationLine.objects.create(reservation=reservation, product=product, quantity=quantity)
         _announce(product)
-    publish(
-        InventoryReserved(
-            order_id=order_id,
-            lines=[ReservedLine(sku=sku, quantity=q) for sku, q in sorted(wanted.items())],
-        )
-    )
+    _reply_reservation(reservation, workflow)
     return reservation
+
+
+def _reserved_lines(reservation: Reservation) -> list[ReservedLine]:
+    return [
+        ReservedLine(sku=line.product.sku, quantity=line.quantity)
+        for line in reservation.lines.select_related("product").order_by("product__sku")
+    ]
+
+
+def _reply_reservation(reservation: Reservation, workflow: str) -> None:
+    if reservation.status == Reservation.Status.RELEASED:
+        publish(
+            InventoryReservationFailed(
+                order_id=reservation.order_id,
+                reason="The order was cancelled before its stock was reserved",
+                workflow=workflow,
+            )
+        )
+    else:
+        publish(
+            InventoryReserved(
+                order_id=reservation.order_id,
+                lines=_reserved_lines(reservation),
+                workflow=workflow,
+            )
+        )
 
 
 @transaction.atomic
@@ -130,10 +164,27 @@ def stock_ship(*, order_id: UUID) -> None:
 
 
 @transaction.atomic
-def stock_release(*, order_id: UUID) -> None:
-    """Give an order's reserved units back to the shelf (its order was cancelled)."""
+def stock_release(
+    *, order_id: UUID, workflow: str = "choreography", reply_again: bool = False
+) -> None:
+    """Give an order's reserved units back to the shelf; publishes InventoryReleased.
+
+    With ``reply_again`` (a command), an order with no reservation gets a
+    released one, so a reservation asked for later is refused, and the
+    answer is repeated if asked again.
+    """
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
-    if reservation is None or reservation.status != Reservation.Status.RESERVED:
+    if reservation is None:
+        if not reply_again:
+            return
+        reservation = Reservation.objects.create(
+            order_id=order_id, status=Reservation.Status.RELEASED
+        )
+        publish(InventoryReleased(order_id=order_id, lines=[], workflow=workflow))
+        return
+    if reservation.status != Reservation.Status.RESERVED:
+        if reply_again:
+            publish(InventoryReleased(order_id=order_id, lines=[], workflow=workflow))
         return
     lines = list(reservation.lines.select_related("product").order_by("product__sku"))
     for line in lines:
@@ -147,5 +198,6 @@ def stock_release(*, order_id: UUID) -> None:
         InventoryReleased(
             order_id=order_id,
             lines=[ReservedLine(sku=line.product.sku, quantity=line.quantity) for line in lines],
+            workflow=workflow,
         )
     )

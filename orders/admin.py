@@ -1,8 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html_join
 
-from . import selectors
-from .models import CatalogItem, Order, OrderLine
+from . import saga, selectors
+from .models import CatalogItem, Order, OrderLine, OrderSaga, SagaEntry
 
 
 class OrderLineInline(admin.TabularInline):
@@ -69,3 +69,52 @@ class CatalogItemAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class SagaEntryInline(admin.TabularInline):
+    model = SagaEntry
+    extra = 0
+    can_delete = False
+    readonly_fields = ["at", "kind", "step", "message_type", "message_id", "note"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OrderSaga)
+class OrderSagaAdmin(admin.ModelAdmin):
+    list_display = ["order", "state", "step", "attempts", "deadline", "failure_code", "updated_at"]
+    list_filter = ["state", "step"]
+    search_fields = ["order__id", "order__email"]
+    inlines = [SagaEntryInline]
+    actions = ["retry_step", "compensate"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in OrderSaga._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Retry the current step", permissions=["change"])
+    def retry_step(self, request, queryset):
+        done = sum(
+            saga.saga_retry_step(order_id=pk, by=request.user.get_username())
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        self.message_user(request, f"{done} step(s) sent again.", messages.SUCCESS)
+
+    @admin.action(description="Compensate (undo and cancel)", permissions=["change"])
+    def compensate(self, request, queryset):
+        done = sum(
+            saga.saga_compensate(order_id=pk, by=request.user.get_username())
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        skipped = queryset.count() - done
+        self.message_user(
+            request,
+            f"{done} compensating; {skipped} not running (nothing to do).",
+            messages.SUCCESS if not skipped else messages.WARNING,
+        )

@@ -23,7 +23,7 @@ def order_create(request, payload: OrderIn):
             items=[services.OrderItem(sku=i.sku, quantity=i.quantity) for i in payload.items],
             shipping_address=payload.shipping_address.model_dump(),
             card_number=payload.card_number,
-            workflow=payload.workflow or "choreography",
+            workflow=payload.workflow,
         )
     except services.OrderRejected as rejected:
         return Status(422, {"detail": "The order was not placed.", "errors": rejected.errors})

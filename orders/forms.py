@@ -1,6 +1,7 @@
 from django import forms
+from django.conf import settings
 
-from .models import CatalogItem
+from .models import CatalogItem, Order
 
 
 class OrderForm(forms.Form):
@@ -22,8 +23,18 @@ class OrderForm(forms.Form):
         help_text="Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined",
     )
 
+    workflow = forms.ChoiceField(
+        label="Workflow (advanced)",
+        choices=Order.Workflow.choices,
+        required=False,
+        help_text=(
+            "Choreography: each app reacts to events. Orchestration: an order saga sends commands."
+        ),
+    )
+
     def __init__(self, *args, products: list[CatalogItem], **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["workflow"].initial = settings.ORDERS_DEFAULT_WORKFLOW
         self.products = products
         for product in products:
             self.fields[self.quantity_field(product.sku)] = forms.IntegerField(

@@ -1,12 +1,17 @@
 """How orders reacts to the other apps' events."""
 
-from inventory.events import InventoryReserved, ProductUpdated
+from inventory.events import (
+    InventoryReleased,
+    InventoryReservationFailed,
+    InventoryReserved,
+    ProductUpdated,
+)
 from messaging.consumers import handler
 from messaging.messages import Envelope
-from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded
-from shipping.events import ShipmentCreated
+from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded, PaymentVoided
+from shipping.events import ShipmentCreated, ShipmentFailed
 
-from . import services
+from . import saga, services
 
 
 @handler(ProductUpdated)
@@ -52,6 +57,23 @@ def record_refund(event: PaymentRefunded, envelope: Envelope) -> None:
 
 @handler(ShipmentCreated)
 def complete_shipped(event: ShipmentCreated, envelope: Envelope) -> None:
-    services.order_complete(
+    services.order_record_shipment(
         order_id=event.order_id, carrier=event.carrier, tracking_number=event.tracking_number
     )
+
+
+@handler(
+    PaymentProcessed,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentVoided,
+    InventoryReserved,
+    InventoryReservationFailed,
+    InventoryReleased,
+    ShipmentCreated,
+    ShipmentFailed,
+)
+def advance_saga(reply, envelope: Envelope) -> None:
+    """A reply to one of the order saga's commands moves the saga on."""
+    if reply.workflow == "orchestration":
+        saga.saga_handle_reply(order_id=reply.order_id, reply=reply, envelope=envelope)

@@ -33,6 +33,7 @@ class Order(models.Model):
 
     class Workflow(models.TextChoices):
         CHOREOGRAPHY = "choreography"
+        ORCHESTRATION = "orchestration"
 
     # Random, so an order's URL cannot be guessed or enumerated.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -86,3 +87,77 @@ class OrderLine(models.Model):
     @property
     def line_total(self):
         return self.quantity * self.unit_price
+
+
+class OrderSaga(models.Model):
+    """The state of one order run by orchestration: which step, until when, what was undone."""
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        COMPENSATING = "compensating"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+        NEEDS_ATTENTION = "needs_attention", "Needs attention"
+
+    class Step(models.TextChoices):
+        CHARGE_PAYMENT = "charge_payment"
+        RESERVE_INVENTORY = "reserve_inventory"
+        CREATE_SHIPMENT = "create_shipment"
+        RELEASE_INVENTORY = "release_inventory"
+        REFUND_PAYMENT = "refund_payment"
+        DONE = "done"
+
+    order = models.OneToOneField(
+        Order, on_delete=models.CASCADE, primary_key=True, related_name="saga"
+    )
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.RUNNING, db_index=True
+    )
+    step = models.CharField(max_length=20, choices=Step.choices, default=Step.CHARGE_PAYMENT)
+    # How many times the current step's command was sent, and until when its reply is awaited.
+    attempts = models.PositiveIntegerField(default=0)
+    deadline = models.DateTimeField(null=True, blank=True, db_index=True)
+    card_token = models.CharField(max_length=40)
+    # Whether a reservation was asked for, so compensation must release it.
+    reserve_requested = models.BooleanField(default=False)
+    failure_code = models.CharField(max_length=30, blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Saga of {self.order_id} ({self.state}, {self.step})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in {self.State.RUNNING, self.State.COMPENSATING}
+
+
+class SagaEntry(models.Model):
+    """One line of a saga's history, with the message that caused it."""
+
+    class Kind(models.TextChoices):
+        SENT = "sent", "Command sent"
+        RECEIVED = "received", "Reply received"
+        TIMED_OUT = "timed_out", "Step timed out"
+        COMPENSATING = "compensating", "Compensation started"
+        LATE = "late", "Late or duplicate reply"
+        ATTENTION = "attention", "Needs attention"
+        STAFF = "staff", "Staff action"
+
+    saga = models.ForeignKey(OrderSaga, on_delete=models.CASCADE, related_name="history")
+    at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    step = models.CharField(max_length=20)
+    message_type = models.CharField(max_length=100, blank=True)
+    message_id = models.UUIDField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message_type or self.step}"

@@ -32,7 +32,9 @@ class OrderIn(StrictSchema):
     items: list[ItemIn] = Field(min_length=1, max_length=50)
     shipping_address: AddressIn
     card_number: str = Field(min_length=12, max_length=23, examples=["4242424242424242"])
-    workflow: Literal["choreography"] | None = None
+    workflow: Literal["choreography", "orchestration"] | None = Field(
+        None, description="How the order is run; the shop's default when left out"
+    )
 
     @field_validator("email")
     @classmethod

@@ -1,11 +1,50 @@
+from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from messaging.models import OutboxMessage
 from messaging.selectors import conversation_messages
 
-from .models import CatalogItem, Order
+from .models import CatalogItem, Order, OrderSaga
+
+# What a choreographed order in each status waits for.
+WAITING_ON = {
+    Order.Status.PLACED: "payments: charge the card",
+    Order.Status.PAID: "inventory: reserve stock",
+    Order.Status.RESERVED: "shipping: create the shipment",
+    Order.Status.SHIPPED: "orders: complete the order",
+}
+
+
+@dataclass(frozen=True)
+class StuckOrder:
+    order: Order
+    waiting_on: str
+    saga: OrderSaga | None
+
+
+def stuck_orders(*, older_than: timedelta) -> list[StuckOrder]:
+    """Orders neither completed nor cancelled after the given age, oldest first."""
+    open_orders = (
+        Order.objects.exclude(status__in=[Order.Status.COMPLETED, Order.Status.CANCELLED])
+        .filter(created_at__lt=timezone.now() - older_than)
+        .select_related("saga")
+        .order_by("created_at")
+    )
+    rows = []
+    for order in open_orders:
+        saga = (
+            getattr(order, "saga", None) if order.workflow == Order.Workflow.ORCHESTRATION else None
+        )
+        if saga is not None:
+            waiting_on = f"saga: {saga.get_step_display()} ({saga.get_state_display()})"
+        else:
+            waiting_on = WAITING_ON.get(order.status, order.status)
+        rows.append(StuckOrder(order=order, waiting_on=waiting_on, saga=saga))
+    return rows
 
 
 def catalog_for_sale() -> QuerySet[CatalogItem]:

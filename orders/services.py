@@ -48,9 +48,12 @@ def order_place(
     items: list[OrderItem],
     shipping_address: dict[str, str],
     card_number: str,
-    workflow: str = Order.Workflow.CHOREOGRAPHY,
+    workflow: str | None = None,
 ) -> Order:
     """Place an order priced from the catalog; publishes OrderPlaced.
+
+    Under orchestration it also starts the order's saga, which sends the
+    first command in the same transaction.
 
     Raises OrderRejected, writing nothing, when a product is unknown or the
     card number is invalid.
@@ -67,6 +70,9 @@ def order_place(
         card = gateway.card_number_normalize(card_number)
     except gateway.InvalidCardNumber as invalid:
         errors["card_number"] = [str(invalid)]
+    workflow = workflow or settings.ORDERS_DEFAULT_WORKFLOW
+    if workflow not in Order.Workflow.values:
+        errors["workflow"] = [f"Choose one of: {', '.join(Order.Workflow.values)}."]
     if errors:
         raise OrderRejected(errors)
     # The card number goes to the gateway and no further; we keep its token.
@@ -114,6 +120,10 @@ def order_place(
             ),
             correlation_id=str(order.id),
         )
+        if workflow == Order.Workflow.ORCHESTRATION:
+            from .saga import saga_start
+
+            saga_start(order=order, card_token=token.token)
     return order
 
 
@@ -166,12 +176,18 @@ def order_mark_paid(*, order_id: UUID, amount: Decimal) -> Order:
     return order
 
 
+def _is_choreographed(order: Order) -> bool:
+    # Under orchestration the saga decides when an order ends; these
+    # services then only record the facts.
+    return order.workflow == Order.Workflow.CHOREOGRAPHY
+
+
 @transaction.atomic
 def order_mark_payment_failed(*, order_id: UUID, reason_code: str, reason: str) -> Order:
     """The card was not charged: the order ends here."""
     order = _locked(order_id)
     order.payment_status = "failed"
-    if not order.is_closed:
+    if _is_choreographed(order) and not order.is_closed:
         _cancel(order, reason_code=reason_code, reason=f"Payment failed: {reason}")
     order.save()
     return order
@@ -191,15 +207,26 @@ def order_mark_refunded(*, order_id: UUID, amount: Decimal, reason_code: str, re
     order = _locked(order_id)
     order.amount_refunded += amount
     order.payment_status = "refunded"
-    if not order.is_closed:
+    if _is_choreographed(order) and not order.is_closed:
         _cancel(order, reason_code=reason_code, reason=f"{reason} (refunded)")
     order.save()
     return order
 
 
 @transaction.atomic
+def order_record_shipment(*, order_id: UUID, carrier: str, tracking_number: str) -> Order:
+    """The shipment exists; under choreography that completes the order."""
+    if _is_choreographed(Order.objects.get(pk=order_id)):
+        return order_complete(order_id=order_id, carrier=carrier, tracking_number=tracking_number)
+    order = _locked(order_id)
+    order.carrier, order.tracking_number = carrier, tracking_number
+    order.save()
+    return order
+
+
+@transaction.atomic
 def order_complete(*, order_id: UUID, carrier: str, tracking_number: str) -> Order:
-    """The shipment exists: the order is shipped and complete; publishes OrderCompleted."""
+    """The order is shipped and complete; publishes OrderCompleted."""
     order = _locked(order_id)
     order.carrier, order.tracking_number = carrier, tracking_number
     if _advance(order, Order.Status.SHIPPED):
@@ -207,4 +234,14 @@ def order_complete(*, order_id: UUID, carrier: str, tracking_number: str) -> Ord
         order.closed_at = timezone.now()
         publish(OrderCompleted(order_id=order.id, tracking_number=tracking_number))
     order.save()
+    return order
+
+
+@transaction.atomic
+def order_cancel(*, order_id: UUID, reason_code: str, reason: str) -> Order:
+    """End an open order as cancelled, saying why; publishes OrderCancelled."""
+    order = _locked(order_id)
+    if not order.is_closed:
+        _cancel(order, reason_code=reason_code, reason=reason)
+        order.save()
     return order

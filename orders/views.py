@@ -1,5 +1,8 @@
+from datetime import timedelta
 from uuid import UUID
 
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -7,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from . import selectors, services
 from .forms import OrderForm
 
-FORM_FIELDS_BY_SERVICE_FIELD = {"card_number": "card_number"}
+FORM_FIELDS_BY_SERVICE_FIELD = {"card_number": "card_number", "workflow": "workflow"}
 
 
 @require_http_methods(["GET", "POST"])
@@ -29,6 +32,7 @@ def storefront(request: HttpRequest) -> HttpResponse:
                     "country": data["country"],
                 },
                 card_number=data["card_number"],
+                workflow=data["workflow"] or None,
             )
         except services.OrderRejected as rejected:
             for field, messages in rejected.errors.items():
@@ -50,4 +54,15 @@ def order_detail(request: HttpRequest, order_id: UUID) -> HttpResponse:
         request,
         "orders/order_detail.html",
         {"order": order, "snapshot": selectors.order_as_dict(order=order)},
+    )
+
+
+@staff_member_required
+def stuck_orders(request: HttpRequest) -> HttpResponse:
+    """Orders still open after STUCK_ORDER_AGE seconds, either workflow, and what they wait on."""
+    age = timedelta(seconds=settings.STUCK_ORDER_AGE)
+    return render(
+        request,
+        "orders/stuck_orders.html",
+        {"rows": selectors.stuck_orders(older_than=age), "age": age},
     )

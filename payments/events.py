@@ -11,6 +11,8 @@ class PaymentProcessed(Event):
     payment_id: UUID
     amount: Decimal
     currency: str
+    # Added in place (optional): which workflow the order runs under.
+    workflow: str = "choreography"
 
 
 class PaymentFailed(Event):
@@ -18,6 +20,8 @@ class PaymentFailed(Event):
     # card_declined, insufficient_funds or gateway_error
     reason_code: str
     reason: str
+    # Added in place (optional): which workflow the order runs under.
+    workflow: str = "choreography"
 
 
 class PaymentRefunded(Event):
@@ -28,3 +32,13 @@ class PaymentRefunded(Event):
     # Why the money went back: out_of_stock, order_cancelled or staff
     reason_code: str = "staff"
     reason: str
+    # Added in place (optional): which workflow the order runs under.
+    workflow: str = "choreography"
+
+
+class PaymentVoided(Event):
+    """Nothing was captured for the order, and a charge asked for later is refused."""
+
+    order_id: UUID
+    reason: str
+    workflow: str = "choreography"

@@ -1,16 +1,22 @@
-"""How payments reacts to the other apps' events."""
+"""How payments reacts to the other apps' events, and the commands it takes."""
 
 from inventory.events import InventoryReservationFailed
 from messaging.consumers import handler
 from messaging.messages import Envelope
 from orders.events import OrderCancelled, OrderPlaced
+from shipping.events import ShipmentFailed
 
 from . import services
+from .commands import ChargePayment, RefundPayment
+
+CHOREOGRAPHY = "choreography"
 
 
 @handler(OrderPlaced)
 def charge_for_order(event: OrderPlaced, envelope: Envelope) -> None:
-    """Charge the card of a newly placed order."""
+    """Charge the card of a newly placed order (the saga sends ChargePayment instead)."""
+    if event.workflow != CHOREOGRAPHY:
+        return
     services.payment_charge(
         order_id=event.order_id,
         amount=event.total,
@@ -23,9 +29,19 @@ def charge_for_order(event: OrderPlaced, envelope: Envelope) -> None:
 @handler(InventoryReservationFailed)
 def refund_when_out_of_stock(event: InventoryReservationFailed, envelope: Envelope) -> None:
     """No stock for a paid order: the customer gets the money back."""
-    services.payment_refund(
-        order_id=event.order_id, reason_code="out_of_stock", reason=event.reason
-    )
+    if event.workflow == CHOREOGRAPHY:
+        services.payment_refund(
+            order_id=event.order_id, reason_code="out_of_stock", reason=event.reason
+        )
+
+
+@handler(ShipmentFailed)
+def refund_when_unshippable(event: ShipmentFailed, envelope: Envelope) -> None:
+    """The order cannot be shipped: the customer gets the money back."""
+    if event.workflow == CHOREOGRAPHY:
+        services.payment_refund(
+            order_id=event.order_id, reason_code="shipping_failed", reason=event.reason
+        )
 
 
 @handler(OrderCancelled)
@@ -33,4 +49,30 @@ def refund_when_cancelled(event: OrderCancelled, envelope: Envelope) -> None:
     """Money is never kept for a cancelled order (a no-op if nothing was captured)."""
     services.payment_refund(
         order_id=event.order_id, reason_code="order_cancelled", reason=event.reason
+    )
+
+
+@handler(ChargePayment)
+def charge_payment(command: ChargePayment, envelope: Envelope) -> None:
+    """Charge on the saga's request; answers every time it is asked."""
+    services.payment_charge(
+        order_id=command.order_id,
+        amount=command.amount,
+        currency=command.currency,
+        card_token=command.card_token,
+        card_last4=command.card_last4,
+        workflow="orchestration",
+        reply_again=True,
+    )
+
+
+@handler(RefundPayment)
+def refund_payment(command: RefundPayment, envelope: Envelope) -> None:
+    """Refund (or void, if nothing was captured) on the saga's request."""
+    services.payment_refund(
+        order_id=command.order_id,
+        reason_code=command.reason_code,
+        reason=command.reason,
+        workflow="orchestration",
+        reply_again=True,
     )

@@ -7,9 +7,13 @@ class Payment(models.Model):
     """The money side of one order: captured once, refunded at most once."""
 
     class Status(models.TextChoices):
+        # Only ever seen inside the charging transaction.
+        PROCESSING = "processing"
         CAPTURED = "captured"
         FAILED = "failed"
         REFUNDED = "refunded"
+        # Cancelled before any charge: a charge asked for later is refused.
+        VOIDED = "voided"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order_id = models.UUIDField(unique=True)
@@ -37,8 +41,8 @@ class Payment(models.Model):
         return f"{self.amount} {self.currency} for {self.order_id} ({self.status})"
 
     @property
-    def amount_captured(self):
-        return self.amount if self.status != self.Status.FAILED else 0
+    def was_captured(self) -> bool:
+        return self.status in {self.Status.CAPTURED, self.Status.REFUNDED}
 
 
 class Refund(models.Model):

@@ -5,28 +5,71 @@ from __future__ import annotations
 from decimal import Decimal
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
 
 from gateway import client as gateway
 from messaging.publishing import publish
 
-from .events import PaymentFailed, PaymentProcessed, PaymentRefunded
+from .events import PaymentFailed, PaymentProcessed, PaymentRefunded, PaymentVoided
 from .models import Payment, Refund
+
+
+def _reply_charge(payment: Payment, workflow: str) -> None:
+    if payment.was_captured:
+        publish(
+            PaymentProcessed(
+                order_id=payment.order_id,
+                payment_id=payment.id,
+                amount=payment.amount,
+                currency=payment.currency,
+                workflow=workflow,
+            )
+        )
+    else:
+        publish(
+            PaymentFailed(
+                order_id=payment.order_id,
+                reason_code=payment.failure_code,
+                reason=payment.failure_reason,
+                workflow=workflow,
+            )
+        )
 
 
 @transaction.atomic
 def payment_charge(
-    *, order_id: UUID, amount: Decimal, currency: str, card_token: str, card_last4: str
+    *,
+    order_id: UUID,
+    amount: Decimal,
+    currency: str,
+    card_token: str,
+    card_last4: str,
+    workflow: str = "choreography",
+    reply_again: bool = False,
 ) -> Payment:
     """Charge an order's card once; publishes PaymentProcessed or PaymentFailed.
 
     A gateway timeout propagates, so the delivery is retried; the idempotency
     key makes the retry return the first charge instead of taking money twice.
+    Asked again for an order already settled, it only repeats the answer when
+    ``reply_again`` (a command expects a reply every time).
     """
-    existing = Payment.objects.filter(order_id=order_id).first()
+    existing = Payment.objects.select_for_update().filter(order_id=order_id).first()
     if existing is not None:
+        if reply_again:
+            _reply_charge(existing, workflow)
         return existing
-    payment = Payment(order_id=order_id, amount=amount, currency=currency, card_last4=card_last4)
+    # The row goes in before the gateway is called: a concurrent refund or
+    # void of this order waits on it (unique order_id) instead of voiding an
+    # order whose card is being charged.
+    payment = Payment.objects.create(
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        card_last4=card_last4,
+        status=Payment.Status.PROCESSING,
+    )
     try:
         charge = gateway.charge(
             token=card_token, amount=amount, currency=currency, idempotency_key=f"order-{order_id}"
@@ -40,31 +83,49 @@ def payment_charge(
     else:
         payment.status, payment.gateway_charge_id = Payment.Status.CAPTURED, charge.charge_id
     payment.save()
-    if payment.status == Payment.Status.CAPTURED:
-        publish(
-            PaymentProcessed(
-                order_id=order_id, payment_id=payment.id, amount=amount, currency=currency
-            )
-        )
-    else:
-        publish(
-            PaymentFailed(
-                order_id=order_id, reason_code=payment.failure_code, reason=payment.failure_reason
-            )
-        )
+    _reply_charge(payment, workflow)
     return payment
 
 
 @transaction.atomic
-def payment_refund(*, order_id: UUID, reason_code: str, reason: str) -> Refund | None:
+def payment_refund(
+    *,
+    order_id: UUID,
+    reason_code: str,
+    reason: str,
+    workflow: str = "choreography",
+    reply_again: bool = False,
+) -> Refund | None:
     """Give back everything an order's payment captured, at most once.
 
-    Returns None when there is nothing to refund (never captured, or already
-    refunded). Publishes PaymentRefunded.
+    Publishes PaymentRefunded. With nothing captured it returns None; when
+    ``reply_again`` (a command) it then voids the order's payment, so that a
+    charge asked for later is refused, and replies PaymentVoided.
     """
     payment = Payment.objects.select_for_update().filter(order_id=order_id).first()
-    if payment is None or payment.status != Payment.Status.CAPTURED:
+    if payment is not None and payment.status == Payment.Status.CAPTURED:
+        return _refund(payment, reason_code=reason_code, reason=reason, workflow=workflow)
+    if not reply_again:
         return None
+    if payment is None:
+        payment = Payment.objects.create(
+            order_id=order_id,
+            amount=0,
+            currency=settings.SHOP_CURRENCY,
+            card_last4="",
+            status=Payment.Status.VOIDED,
+            failure_code="voided",
+            failure_reason="Voided before any charge",
+        )
+    if payment.status == Payment.Status.REFUNDED:
+        refund = payment.refund
+        _publish_refunded(payment, refund.amount, reason_code, refund.reason, workflow)
+        return refund
+    publish(PaymentVoided(order_id=order_id, reason=reason, workflow=workflow))
+    return None
+
+
+def _refund(payment: Payment, *, reason_code: str, reason: str, workflow: str) -> Refund:
     amount = payment.amount - payment.amount_refunded
     result = gateway.refund(
         charge_id=payment.gateway_charge_id, amount=amount, idempotency_key=f"refund-{payment.id}"
@@ -75,14 +136,21 @@ def payment_refund(*, order_id: UUID, reason_code: str, reason: str) -> Refund |
     payment.amount_refunded += amount
     payment.status = Payment.Status.REFUNDED
     payment.save(update_fields=["amount_refunded", "status", "updated_at"])
+    _publish_refunded(payment, amount, reason_code, reason, workflow)
+    return refund
+
+
+def _publish_refunded(
+    payment: Payment, amount, reason_code: str, reason: str, workflow: str
+) -> None:
     publish(
         PaymentRefunded(
-            order_id=order_id,
+            order_id=payment.order_id,
             payment_id=payment.id,
             amount=amount,
             currency=payment.currency,
             reason_code=reason_code,
             reason=reason,
+            workflow=workflow,
         )
     )
-    return refund

@@ -1,4 +1,4 @@
-"""How shipping reacts to the other apps' events."""
+"""How shipping reacts to the other apps' events, and the commands it takes."""
 
 from inventory.events import InventoryReserved
 from messaging.consumers import handler
@@ -6,6 +6,7 @@ from messaging.messages import Envelope
 from orders.events import OrderPlaced
 
 from . import services
+from .commands import CreateShipment
 
 
 @handler(OrderPlaced)
@@ -14,13 +15,24 @@ def remember_destination(event: OrderPlaced, envelope: Envelope) -> None:
     services.shipment_request_record(
         order_id=event.order_id,
         address=event.shipping_address.model_dump(),
-        lines=[
-            {"sku": line.sku, "name": line.name, "quantity": line.quantity} for line in event.lines
-        ],
+        lines=[{"sku": x.sku, "name": x.name, "quantity": x.quantity} for x in event.lines],
     )
 
 
 @handler(InventoryReserved)
 def ship_reserved_order(event: InventoryReserved, envelope: Envelope) -> None:
-    """Reserved stock means the parcel can go: create its shipment."""
-    services.shipment_create(order_id=event.order_id)
+    """Reserved stock means the parcel can go (the saga asks by command instead)."""
+    if event.workflow == "choreography":
+        services.shipment_create(order_id=event.order_id)
+
+
+@handler(CreateShipment)
+def create_shipment(command: CreateShipment, envelope: Envelope) -> None:
+    """Ship on the saga's request; answers every time it is asked."""
+    services.shipment_create(
+        order_id=command.order_id,
+        address=command.address,
+        lines=[line.model_dump() for line in command.lines],
+        workflow="orchestration",
+        reply_again=True,
+    )

@@ -16,10 +16,17 @@ class ShipmentRequest(models.Model):
 
 
 class Shipment(models.Model):
+    class Status(models.TextChoices):
+        CREATED = "created"
+        # The carrier would not take it; kept so that asking again gets the same answer.
+        REFUSED = "refused"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order_id = models.UUIDField(unique=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CREATED)
+    failure_reason = models.CharField(max_length=200, blank=True)
     carrier = models.CharField(max_length=40)
-    tracking_number = models.CharField(max_length=40, unique=True)
+    tracking_number = models.CharField(max_length=40, unique=True, null=True, blank=True)
     address = models.JSONField()
     lines = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -6,3 +6,4 @@ from . import handlers
 
 subscribe(handlers.remember_destination)
 subscribe(handlers.ship_reserved_order)
+subscribe(handlers.create_shipment)

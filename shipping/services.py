@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
 
 from messaging.consumers import RetryLater
 from messaging.publishing import publish
 
-from .events import ShipmentCreated
+from .events import ShipmentCreated, ShipmentFailed
 from .models import Shipment, ShipmentRequest
 
 CARRIER = "ParcelPost"
@@ -25,26 +26,67 @@ def shipment_request_record(*, order_id: UUID, address: dict, lines: list[dict])
 
 
 @transaction.atomic
-def shipment_create(*, order_id: UUID) -> Shipment:
-    """Create the order's one shipment with a tracking number; publishes ShipmentCreated."""
-    if (existing := Shipment.objects.filter(order_id=order_id).first()) is not None:
+def shipment_create(
+    *,
+    order_id: UUID,
+    address: dict | None = None,
+    lines: list[dict] | None = None,
+    workflow: str = "choreography",
+    reply_again: bool = False,
+) -> Shipment:
+    """Create the order's one shipment with a tracking number.
+
+    The address and lines come with the command (orchestration) or from the
+    order's OrderPlaced (choreography). Publishes ShipmentCreated, or
+    ShipmentFailed when the carrier does not serve the destination; asked
+    again, repeats the answer when ``reply_again``.
+    """
+    existing = Shipment.objects.filter(order_id=order_id).first()
+    if existing is not None:
+        if reply_again:
+            _reply(existing, workflow)
         return existing
-    request = ShipmentRequest.objects.filter(order_id=order_id).first()
-    if request is None:
-        raise RetryLater(f"the address of order {order_id} has not arrived yet")
-    shipment = Shipment.objects.create(
-        order_id=order_id,
-        carrier=CARRIER,
-        tracking_number=f"PP{secrets.randbelow(10**12):012d}",
-        address=request.address,
-        lines=request.lines,
-    )
-    publish(
-        ShipmentCreated(
+    if address is None or lines is None:
+        request = ShipmentRequest.objects.filter(order_id=order_id).first()
+        if request is None:
+            raise RetryLater(f"the address of order {order_id} has not arrived yet")
+        address, lines = request.address, request.lines
+    country = address.get("country", "").upper()
+    if country in settings.SHIPPING_UNSERVED_COUNTRIES:
+        shipment = Shipment.objects.create(
             order_id=order_id,
-            shipment_id=shipment.id,
-            carrier=shipment.carrier,
-            tracking_number=shipment.tracking_number,
+            status=Shipment.Status.REFUSED,
+            failure_reason=f"{CARRIER} does not deliver to {country}",
+            carrier=CARRIER,
+            address=address,
+            lines=lines,
         )
-    )
+    else:
+        shipment = Shipment.objects.create(
+            order_id=order_id,
+            carrier=CARRIER,
+            tracking_number=f"PP{secrets.randbelow(10**12):012d}",
+            address=address,
+            lines=lines,
+        )
+    _reply(shipment, workflow)
     return shipment
+
+
+def _reply(shipment: Shipment, workflow: str) -> None:
+    if shipment.status == Shipment.Status.REFUSED:
+        publish(
+            ShipmentFailed(
+                order_id=shipment.order_id, reason=shipment.failure_reason, workflow=workflow
+            )
+        )
+    else:
+        publish(
+            ShipmentCreated(
+                order_id=shipment.order_id,
+                shipment_id=shipment.id,
+                carrier=shipment.carrier,
+                tracking_number=shipment.tracking_number,
+                workflow=workflow,
+            )
+        )

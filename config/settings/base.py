@@ -176,6 +176,21 @@ SHOP_CURRENCY = os.environ.get("SHOP_CURRENCY", "EUR")
 # its "timeout" test card time out before one succeeds.
 PAYMENT_GATEWAY_LATENCY = env_float("PAYMENT_GATEWAY_LATENCY", 0.3)
 PAYMENT_GATEWAY_TIMEOUTS = env_int("PAYMENT_GATEWAY_TIMEOUTS", 2)
+# Destinations the carrier does not serve: a shipment there fails (and the
+# order is compensated). AQ is Antarctica.
+SHIPPING_UNSERVED_COUNTRIES = env_list("SHIPPING_UNSERVED_COUNTRIES", ["AQ"])
+
+# Orders run by choreography (apps react to events) or orchestration (an
+# order saga sends commands); this is the default, the API and the form can
+# choose per order.
+ORDERS_DEFAULT_WORKFLOW = os.environ.get("ORDERS_DEFAULT_WORKFLOW", "choreography")
+# Each saga step waits this long for its reply, is sent this many times in
+# all, then the saga compensates (or, if compensating, needs attention).
+SAGA_STEP_TIMEOUT = env_float("SAGA_STEP_TIMEOUT", 60.0)
+SAGA_STEP_ATTEMPTS = env_int("SAGA_STEP_ATTEMPTS", 3)
+SAGA_DEADLINE_CHECK_INTERVAL = env_float("SAGA_DEADLINE_CHECK_INTERVAL", 5.0)
+# An order still open after this many seconds is listed as stuck.
+STUCK_ORDER_AGE = env_float("STUCK_ORDER_AGE", 300.0)
 
 # --- Celery ----------------------------------------------------------------
 
@@ -263,6 +278,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "messaging.relay_outbox",
         "schedule": MESSAGING_RELAY_INTERVAL,
         "options": {"queue": "messaging", "expires": MESSAGING_RELAY_INTERVAL * 2},
+    },
+    "orders.saga_check_deadlines": {
+        "task": "orders.saga_check_deadlines",
+        "schedule": SAGA_DEADLINE_CHECK_INTERVAL,
+        "options": {"queue": "orders", "expires": SAGA_DEADLINE_CHECK_INTERVAL * 2},
     },
 }
 

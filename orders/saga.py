@@ -1,0 +1,301 @@
+"""The order saga: orchestration of payment, stock and shipping by commands.
+
+The saga sends one command at a time to the app that handles it and waits
+for its reply: ``ChargePayment`` → ``ReserveInventory`` → ``CreateShipment``.
+When a step fails it compensates in reverse (``ReleaseInventory``, then
+``RefundPayment``) and cancels the order with the reason. Each step has a
+deadline: a step without a reply is sent again, then compensated; a
+compensation that still gets no reply parks the saga as "needs attention".
+
+Every function here locks the saga's row, so two replies handled at once, or
+the same reply twice, are applied one after the other to the state they find.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from inventory.commands import ReleaseInventory, ReserveInventory
+from inventory.events import (
+    InventoryReleased,
+    InventoryReservationFailed,
+    InventoryReserved,
+    ReservedLine,
+)
+from messaging.messages import Command, Envelope, Message
+from messaging.publishing import send
+from payments.commands import ChargePayment, RefundPayment
+from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded, PaymentVoided
+from shipping.commands import CreateShipment, ShipmentLine
+from shipping.events import ShipmentCreated, ShipmentFailed
+
+from . import services
+from .models import Order, OrderSaga, SagaEntry
+
+logger = logging.getLogger(__name__)
+
+Step = OrderSaga.Step
+State = OrderSaga.State
+Kind = SagaEntry.Kind
+
+
+def _command(saga: OrderSaga) -> Command:
+    order = saga.order
+    lines = list(order.lines.order_by("sku"))
+    if saga.step == Step.CHARGE_PAYMENT:
+        return ChargePayment(
+            order_id=order.id,
+            amount=order.total,
+            currency=order.currency,
+            card_token=saga.card_token,
+            card_last4=order.card_last4,
+        )
+    if saga.step == Step.RESERVE_INVENTORY:
+        return ReserveInventory(
+            order_id=order.id,
+            lines=[ReservedLine(sku=line.sku, quantity=line.quantity) for line in lines],
+        )
+    if saga.step == Step.CREATE_SHIPMENT:
+        return CreateShipment(
+            order_id=order.id,
+            address={
+                "name": order.ship_name,
+                "line1": order.ship_line1,
+                "city": order.ship_city,
+                "postal_code": order.ship_postal_code,
+                "country": order.ship_country,
+            },
+            lines=[ShipmentLine(sku=x.sku, name=x.name, quantity=x.quantity) for x in lines],
+        )
+    if saga.step == Step.RELEASE_INVENTORY:
+        return ReleaseInventory(order_id=order.id, reason=saga.failure_reason)
+    if saga.step == Step.REFUND_PAYMENT:
+        return RefundPayment(
+            order_id=order.id, reason_code=saga.failure_code, reason=saga.failure_reason
+        )
+    raise ValueError(f"no command for step {saga.step}")
+
+
+def _note(saga: OrderSaga, kind: str, *, envelope: Envelope | None = None, note: str = "") -> None:
+    SagaEntry.objects.create(
+        saga=saga,
+        kind=kind,
+        step=saga.step,
+        message_type=envelope.type if envelope else "",
+        message_id=envelope.message_id if envelope else None,
+        note=note[:300],
+    )
+
+
+def _send_step(saga: OrderSaga, *, again: bool = False) -> None:
+    """Send the current step's command and start waiting for its reply."""
+    saga.attempts = saga.attempts + 1 if again else 1
+    saga.deadline = timezone.now() + timedelta(seconds=settings.SAGA_STEP_TIMEOUT)
+    envelope = send(_command(saga), correlation_id=str(saga.order_id))
+    _note(saga, Kind.SENT, envelope=envelope, note=f"attempt {saga.attempts}")
+
+
+def _go(saga: OrderSaga, step: str) -> None:
+    saga.step = step
+    if step == Step.RESERVE_INVENTORY:
+        saga.reserve_requested = True
+    _send_step(saga)
+
+
+def _finish(saga: OrderSaga, state: str) -> None:
+    saga.state, saga.step, saga.deadline = state, Step.DONE, None
+
+
+def _compensate(saga: OrderSaga, *, code: str, reason: str) -> None:
+    """Undo what was done, newest first: the reservation, then the payment."""
+    saga.state = State.COMPENSATING
+    saga.failure_code, saga.failure_reason = code, reason[:300]
+    _note(saga, Kind.COMPENSATING, note=reason)
+    _go(saga, Step.RELEASE_INVENTORY if saga.reserve_requested else Step.REFUND_PAYMENT)
+
+
+def saga_start(*, order: Order, card_token: str) -> OrderSaga:
+    """Begin orchestrating a just-placed order (inside its placing transaction)."""
+    saga = OrderSaga.objects.create(order=order, card_token=card_token)
+    _send_step(saga)
+    saga.save()
+    return saga
+
+
+# --- Replies --------------------------------------------------------------
+
+
+def _charged(saga: OrderSaga, reply: PaymentProcessed) -> None:
+    _go(saga, Step.RESERVE_INVENTORY)
+
+
+def _charge_failed(saga: OrderSaga, reply: PaymentFailed) -> None:
+    _finish(saga, State.CANCELLED)
+    services.order_cancel(
+        order_id=saga.order_id,
+        reason_code=reply.reason_code,
+        reason=f"Payment failed: {reply.reason}",
+    )
+
+
+def _reserved(saga: OrderSaga, reply: InventoryReserved) -> None:
+    _go(saga, Step.CREATE_SHIPMENT)
+
+
+def _reservation_failed(saga: OrderSaga, reply: InventoryReservationFailed) -> None:
+    # Nothing was reserved: only the payment needs undoing.
+    saga.reserve_requested = False
+    _compensate(saga, code="out_of_stock", reason=reply.reason)
+
+
+def _shipped(saga: OrderSaga, reply: ShipmentCreated) -> None:
+    _finish(saga, State.COMPLETED)
+    services.order_complete(
+        order_id=saga.order_id, carrier=reply.carrier, tracking_number=reply.tracking_number
+    )
+
+
+def _shipment_failed(saga: OrderSaga, reply: ShipmentFailed) -> None:
+    _compensate(saga, code="shipping_failed", reason=reply.reason)
+
+
+def _released(saga: OrderSaga, reply: InventoryReleased) -> None:
+    _go(saga, Step.REFUND_PAYMENT)
+
+
+def _refunded(saga: OrderSaga, reply: PaymentRefunded | PaymentVoided) -> None:
+    _finish(saga, State.CANCELLED)
+    suffix = " (refunded)" if isinstance(reply, PaymentRefunded) else ""
+    services.order_cancel(
+        order_id=saga.order_id, reason_code=saga.failure_code, reason=saga.failure_reason + suffix
+    )
+
+
+EXPECTED: dict[str, dict[type[Message], Callable]] = {
+    Step.CHARGE_PAYMENT: {PaymentProcessed: _charged, PaymentFailed: _charge_failed},
+    Step.RESERVE_INVENTORY: {
+        InventoryReserved: _reserved,
+        InventoryReservationFailed: _reservation_failed,
+    },
+    Step.CREATE_SHIPMENT: {ShipmentCreated: _shipped, ShipmentFailed: _shipment_failed},
+    Step.RELEASE_INVENTORY: {InventoryReleased: _released},
+    Step.REFUND_PAYMENT: {PaymentRefunded: _refunded, PaymentVoided: _refunded},
+}
+
+
+def _late(saga: OrderSaga, reply: Message, envelope: Envelope) -> None:
+    """A reply the saga no longer waits for: a duplicate, or one that came after it moved on.
+
+    Effects the order must not keep are undone: money captured or stock
+    reserved for an order that is being or has been cancelled.
+    """
+    undoing = saga.state in {State.COMPENSATING, State.CANCELLED, State.NEEDS_ATTENTION}
+    if undoing and isinstance(reply, PaymentProcessed) and saga.step != Step.REFUND_PAYMENT:
+        _note(saga, Kind.LATE, envelope=envelope, note="charged after the saga gave up: refunding")
+        send(
+            RefundPayment(
+                order_id=saga.order_id,
+                reason_code=saga.failure_code or "late_charge",
+                reason=saga.failure_reason or "Charged after the order was cancelled",
+            ),
+            correlation_id=str(saga.order_id),
+        )
+    elif undoing and isinstance(reply, InventoryReserved) and saga.step != Step.RELEASE_INVENTORY:
+        _note(saga, Kind.LATE, envelope=envelope, note="reserved after the saga gave up: releasing")
+        send(
+            ReleaseInventory(
+                order_id=saga.order_id, reason="Reserved after the order was cancelled"
+            ),
+            correlation_id=str(saga.order_id),
+        )
+    elif undoing and isinstance(reply, ShipmentCreated):
+        saga.state = State.NEEDS_ATTENTION
+        _note(
+            saga,
+            Kind.ATTENTION,
+            envelope=envelope,
+            note=f"shipment {reply.tracking_number} was created for a cancelled order",
+        )
+    else:
+        _note(saga, Kind.LATE, envelope=envelope, note="already handled: ignored")
+
+
+@transaction.atomic
+def saga_handle_reply(*, order_id: UUID, reply: Message, envelope: Envelope) -> None:
+    """Move the order's saga on by one reply."""
+    saga = OrderSaga.objects.select_for_update().select_related("order").filter(pk=order_id).first()
+    if saga is None:
+        logger.warning("No saga for order %s; %s ignored", order_id, envelope.type)
+        return
+    react = EXPECTED.get(saga.step, {}).get(type(reply)) if saga.is_active else None
+    if react is None:
+        _late(saga, reply, envelope)
+    else:
+        _note(saga, Kind.RECEIVED, envelope=envelope)
+        react(saga, reply)
+    saga.save()
+
+
+# --- Deadlines and staff ----------------------------------------------------
+
+
+def saga_check_deadlines(*, now=None, limit: int = 200) -> int:
+    """Act on every active saga whose step is overdue; returns how many."""
+    now = now or timezone.now()
+    overdue = list(
+        OrderSaga.objects.filter(
+            state__in=[State.RUNNING, State.COMPENSATING], deadline__lt=now
+        ).values_list("pk", flat=True)[:limit]
+    )
+    for order_id in overdue:
+        _on_deadline(order_id, now)
+    return len(overdue)
+
+
+@transaction.atomic
+def _on_deadline(order_id: UUID, now) -> None:
+    saga = OrderSaga.objects.select_for_update().select_related("order").get(pk=order_id)
+    if not saga.is_active or saga.deadline is None or saga.deadline >= now:
+        return  # a reply came meanwhile
+    _note(saga, Kind.TIMED_OUT, note=f"no reply after attempt {saga.attempts}")
+    if saga.attempts < settings.SAGA_STEP_ATTEMPTS:
+        _send_step(saga, again=True)
+    elif saga.state == State.RUNNING:
+        _compensate(saga, code="timeout", reason=f"No reply to {saga.get_step_display()} in time")
+    else:
+        saga.state, saga.deadline = State.NEEDS_ATTENTION, None
+        _note(saga, Kind.ATTENTION, note=f"compensation {saga.step} got no reply")
+    saga.save()
+
+
+@transaction.atomic
+def saga_retry_step(*, order_id: UUID, by: str) -> bool:
+    """Staff: send the current step again (a parked compensation resumes)."""
+    saga = OrderSaga.objects.select_for_update().select_related("order").get(pk=order_id)
+    if saga.step == Step.DONE:
+        return False
+    if saga.state == State.NEEDS_ATTENTION:
+        saga.state = State.COMPENSATING
+    _note(saga, Kind.STAFF, note=f"{by} retried {saga.step}")
+    _send_step(saga)
+    saga.save()
+    return True
+
+
+@transaction.atomic
+def saga_compensate(*, order_id: UUID, by: str) -> bool:
+    """Staff: give up on a running order and undo what it did."""
+    saga = OrderSaga.objects.select_for_update().select_related("order").get(pk=order_id)
+    if saga.state != State.RUNNING:
+        return False
+    _note(saga, Kind.STAFF, note=f"{by} asked to compensate")
+    _compensate(saga, code="staff", reason=f"Cancelled by staff ({by})")
+    saga.save()
+    return True
