@@ -78,6 +78,7 @@ class ShipmentOut(Schema):
 
 
 class TimelineEntryOut(Schema):
+    kind: Literal["event", "command"]
     type: str
     version: int
     occurred_at: datetime

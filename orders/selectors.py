@@ -96,6 +96,7 @@ def order_as_dict(*, order: Order) -> dict:
         ),
         "timeline": [
             {
+                "kind": message.kind,
                 "type": message.type,
                 "version": message.version,
                 "occurred_at": message.occurred_at.isoformat(),

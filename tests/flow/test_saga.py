@@ -1,0 +1,162 @@
+"""The order saga's deadlines, late and duplicate replies, and staff actions, on real workers."""
+
+from contextlib import contextmanager
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from config.celery import app
+from gateway.models import Charge
+from messaging.models import OutboxMessage
+from messaging.publishing import publish
+from orders.models import Order, OrderSaga, SagaEntry
+from orders.saga import saga_check_deadlines
+from payments.events import PaymentProcessed
+from payments.models import Payment
+from tests.conftest import wait_for
+from tests.flow.conftest import order_body, wait_until_closed
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+@contextmanager
+def consumer_paused(worker, queue: str):
+    """Hold one app's worker off its queue: its commands wait, unanswered."""
+    app.control.cancel_consumer(queue, destination=[worker.hostname], reply=True)
+    try:
+        yield
+    finally:
+        app.control.add_consumer(queue, destination=[worker.hostname], reply=True)
+
+
+def place(client, **body) -> Order:
+    response = client.post(
+        "/api/orders/",
+        order_body(workflow="orchestration", **body),
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    return Order.objects.get(pk=response.json()["id"])
+
+
+def history(order: Order) -> list[tuple[str, str]]:
+    return list(SagaEntry.objects.filter(saga_id=order.pk).values_list("kind", "message_type"))
+
+
+def commands_sent(order: Order, command: str) -> int:
+    return OutboxMessage.objects.filter(correlation_id=str(order.pk), type=command).count()
+
+
+@override_settings(SAGA_STEP_TIMEOUT=0.5, SAGA_STEP_ATTEMPTS=2)
+def test_a_step_without_reply_is_retried_then_compensated_and_a_late_charge_refunded(
+    client, stock, app_workers
+):
+    sku = stock(on_hand=3, price="11.00")
+    with consumer_paused(app_workers["payments"], "payments"):
+        # Given payments does not answer
+        order = place(client, items=[(sku, 1)])
+
+        # When the deadline passes twice (celery beat runs this check)
+        wait_for(lambda: saga_check_deadlines(now=timezone.now()) or None, what="a first timeout")
+        wait_for(lambda: saga_check_deadlines(now=timezone.now()) or None, what="a second timeout")
+
+        # Then the charge was asked for twice, then the saga compensates
+        saga = OrderSaga.objects.get(pk=order.pk)
+        assert (saga.state, saga.step, saga.failure_code) == (
+            "compensating",
+            "refund_payment",
+            "timeout",
+        )
+        assert commands_sent(order, "ChargePayment") == 2
+        assert commands_sent(order, "RefundPayment") == 1
+
+    # When payments comes back, it charges (late), answers twice, then refunds
+    order = wait_until_closed(order.pk)
+    assert order.status == "cancelled"
+    assert order.cancel_reason_code == "timeout"
+    assert order.cancel_reason == "No reply to Charge Payment in time (refunded)"
+    payment = Payment.objects.get(order_id=order.pk)
+    assert (payment.status, payment.amount, payment.amount_refunded) == (
+        "refunded", Decimal("11.00"), Decimal("11.00"),
+    )  # fmt: skip
+    charge = Charge.objects.get(charge_id=payment.gateway_charge_id)
+    assert charge.refunded == charge.amount
+    wait_for(
+        lambda: ("late", "PaymentProcessed") in history(order),
+        what="the late charge to be recognised",
+    )
+    kinds = [kind for kind, _ in history(order)]
+    assert kinds.count("timed_out") == 2
+    assert OrderSaga.objects.get(pk=order.pk).state == "cancelled"
+
+
+def test_a_duplicate_reply_changes_nothing(client, stock, app_workers):
+    sku = stock(on_hand=2, price="8.00")
+    order = wait_until_closed(place(client, items=[(sku, 1)]).pk)
+    assert order.status == "completed"
+    payment = Payment.objects.get(order_id=order.pk)
+
+    # When payments' reply arrives once more (a new message saying the same)
+    with transaction.atomic():
+        publish(
+            PaymentProcessed(
+                order_id=order.pk,
+                payment_id=payment.id,
+                amount=payment.amount,
+                currency=payment.currency,
+                workflow="orchestration",
+            ),
+            correlation_id=str(order.pk),
+        )
+
+    # Then the saga notes it and sends nothing more
+    wait_for(
+        lambda: history(order).count(("late", "PaymentProcessed")) == 1,
+        what="the duplicate to be noted",
+    )
+    assert commands_sent(order, "ReserveInventory") == 1
+    order.refresh_from_db()
+    assert order.status == "completed"
+    assert OrderSaga.objects.get(pk=order.pk).state == "completed"
+
+
+def test_staff_compensate_a_running_saga_from_the_admin(admin_client, client, stock, app_workers):
+    sku = stock(on_hand=2, price="9.00")
+    with consumer_paused(app_workers["payments"], "payments"):
+        order = place(client, items=[(sku, 1)])
+
+        response = admin_client.post(
+            "/admin/orders/ordersaga/",
+            {"action": "compensate", "_selected_action": [str(order.pk)]},
+            follow=True,
+        )
+        assert "1 compensating" in response.content.decode()
+        # Asking twice does nothing more
+        admin_client.post(
+            "/admin/orders/ordersaga/",
+            {"action": "compensate", "_selected_action": [str(order.pk)]},
+        )
+        assert commands_sent(order, "RefundPayment") == 1
+
+    order = wait_until_closed(order.pk)
+    assert (order.status, order.cancel_reason_code) == ("cancelled", "staff")
+    payment = Payment.objects.get(order_id=order.pk)
+    assert payment.amount_refunded == payment.amount == Decimal("9.00")
+
+
+@override_settings(STUCK_ORDER_AGE=0)
+def test_stuck_orders_page_lists_open_orders_and_what_they_wait_on(
+    admin_client, client, stock, app_workers
+):
+    sku = stock(on_hand=2)
+    with consumer_paused(app_workers["payments"], "payments"):
+        order = place(client, items=[(sku, 1)])
+
+        assert client.get("/staff/stuck-orders/").status_code == 302  # staff only
+        page = admin_client.get("/staff/stuck-orders/").content.decode()
+        assert str(order.pk) in page
+        assert "saga: Charge Payment (Running)" in page
+    wait_until_closed(order.pk)
