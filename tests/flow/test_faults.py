@@ -1,0 +1,79 @@
+"""A worker killed in the middle of a step: the work is redelivered and takes effect once."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from gateway.models import Charge
+from orders.models import Order, SagaEntry
+from payments.models import Payment
+from tests.conftest import WorkerProcess, wait_for
+from tests.flow.conftest import order_body, wait_until_closed
+from tests.flow.test_saga import consumer_paused
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def pool_children(worker: WorkerProcess) -> list[int]:
+    found = subprocess.run(
+        [shutil.which("pgrep") or "pgrep", "-P", str(worker.process.pid)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+@pytest.mark.parametrize("workflow", ["choreography", "orchestration"])
+def test_killing_the_payments_worker_mid_charge_charges_once(client, stock, app_workers, workflow):
+    sku = stock(on_hand=2, price="13.00")
+    regular = app_workers["payments"]
+    # A second payments worker whose gateway calls take long enough to be killed in one.
+    slow = WorkerProcess(
+        f"slow-payments-{workflow}",
+        ["payments"],
+        {**regular.env, "PAYMENT_GATEWAY_LATENCY": "30"},
+        concurrency=1,
+    )
+    try:
+        slow.wait_ready()
+        with consumer_paused(regular, "payments"):
+            response = client.post(
+                "/api/orders/",
+                order_body(items=[(sku, 1)], workflow=workflow),
+                content_type="application/json",
+            )
+            order_id = response.json()["id"]
+            wait_for(
+                lambda: any(
+                    "received" in line and "payments.charge" in line for line in slow.lines
+                ),
+                what="the slow worker to take the charge",
+            )
+            time.sleep(0.5)  # well inside its 30 s gateway call
+            children = pool_children(slow)
+            assert children, slow.log()
+            for pid in children:
+                os.kill(pid, signal.SIGKILL)
+            wait_for(
+                lambda: any("WorkerLostError" in line or "signal 9" in line for line in slow.lines),
+                what="the worker to notice its lost child",
+            )
+            slow.stop()
+    finally:
+        slow.stop()
+
+    # The regular worker gets the redelivered charge and the order goes on
+    order = wait_until_closed(order_id)
+    assert order.status == "completed"
+    assert Payment.objects.filter(order_id=order_id).count() == 1
+    assert Charge.objects.filter(idempotency_key=f"order-{order_id}").count() == 1
+    assert Charge.objects.get(idempotency_key=f"order-{order_id}").status == "succeeded"
+    if workflow == "orchestration":
+        sent = SagaEntry.objects.filter(saga_id=order_id, kind="sent", message_type="ChargePayment")
+        assert sent.count() == 1  # redelivered by the broker, not resent by the saga
+    assert Order.objects.get(pk=order_id).amount_charged == order.total
