@@ -4,7 +4,9 @@ Producer processes and workers write to one SQLite file at once; every event
 crosses processes through the file-system transport and is handled.
 """
 
+import contextlib
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from tests.conftest import ROOT
 
 class EmbeddedStack:
     def __init__(self, folder: Path):
+        self.folder = folder
         self.database = folder / "db.sqlite3"
         self.env = {
             **{
@@ -31,19 +34,29 @@ class EmbeddedStack:
             "CELERY_BROKER_URL": "filesystem://",
             "VAR_DIR": str(folder),
         }
-        self.processes: list[subprocess.Popen] = []
+        self.processes: list[tuple[subprocess.Popen, Path]] = []
 
     def start(self, *args: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=self.env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.processes.append(process)
+        # Output goes to a file, and each process leads a group of its own, so
+        # that stopping it stops its pool children too and nothing waits on a
+        # pipe an orphan still holds.
+        log = self.folder / f"process-{len(self.processes)}.log"
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                [sys.executable, *args], cwd=ROOT, env=self.env, text=True,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.processes.append((process, log))
         return process
 
+    def output(self, process: subprocess.Popen) -> str:
+        return next(log.read_text() for p, log in self.processes if p is process)
+
+    def wait(self, process: subprocess.Popen, timeout: float = 180) -> None:
+        assert process.wait(timeout=timeout) == 0, self.output(process)
+
     def run(self, *args: str, timeout: float = 180) -> None:
-        process = self.start(*args)
-        assert process.wait(timeout=timeout) == 0, process.stdout.read()
+        self.wait(self.start(*args), timeout=timeout)
 
     def shell(self, code: str) -> subprocess.Popen:
         return self.start("manage.py", "shell", "--verbosity", "0", "-c", code)
@@ -61,17 +74,21 @@ class EmbeddedStack:
         return value
 
     def stop(self) -> str:
-        output = []
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
+        for process, _ in self.processes:
+            _signal_group(process, signal.SIGTERM)
+        for process, _ in self.processes:
             try:
-                out, _ = process.communicate(timeout=30)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
-                out, _ = process.communicate()
-            output.append(out or "")
-        return "\n".join(output)
+                _signal_group(process, signal.SIGKILL)
+                process.wait(timeout=30)
+            _signal_group(process, signal.SIGKILL)  # any pool child left behind
+        return "\n".join(log.read_text() for _, log in self.processes)
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
 
 
 @pytest.fixture
@@ -80,7 +97,8 @@ def embedded(tmp_path):
     stack.run("manage.py", "migrate", "--noinput", "-v", "0")
     stack.run("manage.py", "migrate", "--noinput", "-v", "0", "--database", "gateway")
     yield stack
-    assert "database is locked" not in stack.stop()
+    locked = [line for line in stack.stop().splitlines() if "database is locked" in line]
+    assert not locked, "\n".join(locked[:20])
 
 
 def test_events_cross_processes_on_sqlite_and_the_filesystem_broker(embedded):
@@ -94,7 +112,7 @@ def test_events_cross_processes_on_sqlite_and_the_filesystem_broker(embedded):
         for n in range(2)
     ]
     for producer in producers:
-        assert producer.wait(timeout=180) == 0, producer.stdout.read()
+        embedded.wait(producer)
 
     expected = 2 * per_producer
     handlers = ("record_ping", "echo_ping", "record_echo")
@@ -138,7 +156,7 @@ def test_stock_never_goes_negative_on_sqlite(embedded):
     )
     producers = [embedded.shell(place) for _ in range(2)]
     for producer in producers:
-        assert producer.wait(timeout=180) == 0, producer.stdout.read()
+        embedded.wait(producer)
 
     embedded.wait_until(
         lambda: (
