@@ -129,6 +129,14 @@ def charge(*, token: str, amount: Decimal, currency: str, idempotency_key: str) 
     return ChargeResult(record.charge_id, record.amount, record.currency)
 
 
+def charge_lookup(*, idempotency_key: str) -> ChargeResult | None:
+    """The charge made under this key, if one succeeded (a processor's "retrieve")."""
+    record = Charge.objects.filter(
+        idempotency_key=idempotency_key, status=Charge.Status.SUCCEEDED
+    ).first()
+    return ChargeResult(record.charge_id, record.amount, record.currency) if record else None
+
+
 def refund(*, charge_id: str, amount: Decimal, idempotency_key: str) -> RefundResult:
     """Give back money from a charge, never more than it captured."""
     _take_time()

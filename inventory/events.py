@@ -50,3 +50,11 @@ class InventoryReleased(Event):
     lines: list[ReservedLine]
     # Added in place (optional): which workflow the order runs under.
     workflow: str = "choreography"
+
+
+class InventoryReleaseFailed(Event):
+    """The reserved units already shipped: they cannot go back to the shelf."""
+
+    order_id: UUID
+    reason: str
+    workflow: str = "choreography"

@@ -14,6 +14,7 @@ from messaging.publishing import publish
 
 from .events import (
     InventoryReleased,
+    InventoryReleaseFailed,
     InventoryReservationFailed,
     InventoryReserved,
     ProductUpdated,
@@ -182,7 +183,17 @@ def stock_release(
         )
         publish(InventoryReleased(order_id=order_id, lines=[], workflow=workflow))
         return
-    if reservation.status != Reservation.Status.RESERVED:
+    if reservation.status == Reservation.Status.SHIPPED:
+        if reply_again:
+            publish(
+                InventoryReleaseFailed(
+                    order_id=order_id,
+                    reason="the reserved units have already shipped",
+                    workflow=workflow,
+                )
+            )
+        return
+    if reservation.status == Reservation.Status.RELEASED:
         if reply_again:
             publish(InventoryReleased(order_id=order_id, lines=[], workflow=workflow))
         return

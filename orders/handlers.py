@@ -2,6 +2,7 @@
 
 from inventory.events import (
     InventoryReleased,
+    InventoryReleaseFailed,
     InventoryReservationFailed,
     InventoryReserved,
     ProductUpdated,
@@ -9,7 +10,12 @@ from inventory.events import (
 from messaging.consumers import handler
 from messaging.messages import Envelope
 from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded, PaymentVoided
-from shipping.events import ShipmentCreated, ShipmentFailed
+from shipping.events import (
+    ShipmentCancelFailed,
+    ShipmentCancelled,
+    ShipmentCreated,
+    ShipmentFailed,
+)
 
 from . import saga, services
 
@@ -70,8 +76,11 @@ def complete_shipped(event: ShipmentCreated, envelope: Envelope) -> None:
     InventoryReserved,
     InventoryReservationFailed,
     InventoryReleased,
+    InventoryReleaseFailed,
     ShipmentCreated,
     ShipmentFailed,
+    ShipmentCancelled,
+    ShipmentCancelFailed,
 )
 def advance_saga(reply, envelope: Envelope) -> None:
     """A reply to one of the order saga's commands moves the saga on."""

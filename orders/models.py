@@ -103,6 +103,7 @@ class OrderSaga(models.Model):
         CHARGE_PAYMENT = "charge_payment"
         RESERVE_INVENTORY = "reserve_inventory"
         CREATE_SHIPMENT = "create_shipment"
+        CANCEL_SHIPMENT = "cancel_shipment"
         RELEASE_INVENTORY = "release_inventory"
         REFUND_PAYMENT = "refund_payment"
         DONE = "done"
@@ -118,8 +119,10 @@ class OrderSaga(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     deadline = models.DateTimeField(null=True, blank=True, db_index=True)
     card_token = models.CharField(max_length=40)
-    # Whether a reservation was asked for, so compensation must release it.
+    # Whether a reservation or a shipment was asked for, so compensation
+    # must undo it.
     reserve_requested = models.BooleanField(default=False)
+    ship_requested = models.BooleanField(default=False)
     failure_code = models.CharField(max_length=30, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from inventory.commands import ReleaseInventory, ReserveInventory
 from inventory.events import (
     InventoryReleased,
+    InventoryReleaseFailed,
     InventoryReservationFailed,
     InventoryReserved,
     ReservedLine,
@@ -33,8 +34,13 @@ from messaging.messages import Command, Envelope, Message
 from messaging.publishing import send
 from payments.commands import ChargePayment, RefundPayment
 from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded, PaymentVoided
-from shipping.commands import CreateShipment, ShipmentLine
-from shipping.events import ShipmentCreated, ShipmentFailed
+from shipping.commands import CancelShipment, CreateShipment, ShipmentLine
+from shipping.events import (
+    ShipmentCancelFailed,
+    ShipmentCancelled,
+    ShipmentCreated,
+    ShipmentFailed,
+)
 
 from . import services
 from .models import Order, OrderSaga, SagaEntry
@@ -74,6 +80,8 @@ def _command(saga: OrderSaga) -> Command:
             },
             lines=[ShipmentLine(sku=x.sku, name=x.name, quantity=x.quantity) for x in lines],
         )
+    if saga.step == Step.CANCEL_SHIPMENT:
+        return CancelShipment(order_id=order.id, reason=saga.failure_reason)
     if saga.step == Step.RELEASE_INVENTORY:
         return ReleaseInventory(order_id=order.id, reason=saga.failure_reason)
     if saga.step == Step.REFUND_PAYMENT:
@@ -106,7 +114,20 @@ def _go(saga: OrderSaga, step: str) -> None:
     saga.step = step
     if step == Step.RESERVE_INVENTORY:
         saga.reserve_requested = True
+    if step == Step.CREATE_SHIPMENT:
+        saga.ship_requested = True
     _send_step(saga)
+
+
+def _next_compensation(saga: OrderSaga, after: str | None = None) -> str:
+    """The next undo step, newest effect first: shipment, reservation, payment."""
+    chain = [
+        (Step.CANCEL_SHIPMENT, saga.ship_requested),
+        (Step.RELEASE_INVENTORY, saga.reserve_requested),
+        (Step.REFUND_PAYMENT, True),
+    ]
+    steps = [step for step, needed in chain if needed]
+    return steps[steps.index(after) + 1] if after in steps else steps[0]
 
 
 def _finish(saga: OrderSaga, state: str) -> None:
@@ -114,11 +135,17 @@ def _finish(saga: OrderSaga, state: str) -> None:
 
 
 def _compensate(saga: OrderSaga, *, code: str, reason: str) -> None:
-    """Undo what was done, newest first: the reservation, then the payment."""
+    """Undo what was done, newest first: the shipment, the reservation, then the payment."""
     saga.state = State.COMPENSATING
     saga.failure_code, saga.failure_reason = code, reason[:300]
     _note(saga, Kind.COMPENSATING, note=reason)
-    _go(saga, Step.RELEASE_INVENTORY if saga.reserve_requested else Step.REFUND_PAYMENT)
+    _go(saga, _next_compensation(saga))
+
+
+def _park(saga: OrderSaga, reason: str, envelope: Envelope | None = None) -> None:
+    """Stop and wait for a person: the saga cannot undo this by itself."""
+    saga.state, saga.deadline = State.NEEDS_ATTENTION, None
+    _note(saga, Kind.ATTENTION, envelope=envelope, note=reason)
 
 
 def saga_start(*, order: Order, card_token: str) -> OrderSaga:
@@ -163,11 +190,32 @@ def _shipped(saga: OrderSaga, reply: ShipmentCreated) -> None:
 
 
 def _shipment_failed(saga: OrderSaga, reply: ShipmentFailed) -> None:
+    # The carrier refused it: there is no shipment to cancel.
+    saga.ship_requested = False
     _compensate(saga, code="shipping_failed", reason=reply.reason)
 
 
+def _shipment_cancelled(saga: OrderSaga, reply: ShipmentCancelled) -> None:
+    _go(saga, _next_compensation(saga, after=Step.CANCEL_SHIPMENT))
+
+
+def _shipped_after_all(saga: OrderSaga, reply: ShipmentCancelFailed) -> None:
+    # The parcel left before the cancel arrived, and nothing else has been
+    # undone yet: going forward is the better end, so the order completes.
+    _note(saga, Kind.COMPENSATING, note=f"{reply.reason}: completing the order instead")
+    saga.failure_code = saga.failure_reason = ""
+    _finish(saga, State.COMPLETED)
+    services.order_complete(
+        order_id=saga.order_id, carrier=reply.carrier, tracking_number=reply.tracking_number
+    )
+
+
+def _cannot_undo(saga: OrderSaga, reply: InventoryReleaseFailed) -> None:
+    _park(saga, f"cannot {saga.get_step_display().lower()}: {reply.reason}")
+
+
 def _released(saga: OrderSaga, reply: InventoryReleased) -> None:
-    _go(saga, Step.REFUND_PAYMENT)
+    _go(saga, _next_compensation(saga, after=Step.RELEASE_INVENTORY))
 
 
 def _refunded(saga: OrderSaga, reply: PaymentRefunded | PaymentVoided) -> None:
@@ -185,7 +233,11 @@ EXPECTED: dict[str, dict[type[Message], Callable]] = {
         InventoryReservationFailed: _reservation_failed,
     },
     Step.CREATE_SHIPMENT: {ShipmentCreated: _shipped, ShipmentFailed: _shipment_failed},
-    Step.RELEASE_INVENTORY: {InventoryReleased: _released},
+    Step.CANCEL_SHIPMENT: {
+        ShipmentCancelled: _shipment_cancelled,
+        ShipmentCancelFailed: _shipped_after_all,
+    },
+    Step.RELEASE_INVENTORY: {InventoryReleased: _released, InventoryReleaseFailed: _cannot_undo},
     Step.REFUND_PAYMENT: {PaymentRefunded: _refunded, PaymentVoided: _refunded},
 }
 
@@ -194,37 +246,24 @@ def _late(saga: OrderSaga, reply: Message, envelope: Envelope) -> None:
     """A reply the saga no longer waits for: a duplicate, or one that came after it moved on.
 
     Effects the order must not keep are undone: money captured or stock
-    reserved for an order that is being or has been cancelled.
+    reserved after the saga finished cancelling resumes its compensation, so
+    the undoing is tracked (deadline, attention) like any other step.
     """
-    undoing = saga.state in {State.COMPENSATING, State.CANCELLED, State.NEEDS_ATTENTION}
-    if undoing and isinstance(reply, PaymentProcessed) and saga.step != Step.REFUND_PAYMENT:
-        _note(saga, Kind.LATE, envelope=envelope, note="charged after the saga gave up: refunding")
-        send(
-            RefundPayment(
-                order_id=saga.order_id,
-                reason_code=saga.failure_code or "late_charge",
-                reason=saga.failure_reason or "Charged after the order was cancelled",
-            ),
-            correlation_id=str(saga.order_id),
-        )
-    elif undoing and isinstance(reply, InventoryReserved) and saga.step != Step.RELEASE_INVENTORY:
-        _note(saga, Kind.LATE, envelope=envelope, note="reserved after the saga gave up: releasing")
-        send(
-            ReleaseInventory(
-                order_id=saga.order_id, reason="Reserved after the order was cancelled"
-            ),
-            correlation_id=str(saga.order_id),
-        )
-    elif undoing and isinstance(reply, ShipmentCreated):
-        saga.state = State.NEEDS_ATTENTION
-        _note(
-            saga,
-            Kind.ATTENTION,
-            envelope=envelope,
-            note=f"shipment {reply.tracking_number} was created for a cancelled order",
-        )
+    cancelled = saga.state == State.CANCELLED
+    if cancelled and isinstance(reply, PaymentProcessed):
+        _note(saga, Kind.LATE, envelope=envelope, note="charged after cancelling: refunding")
+        saga.state = State.COMPENSATING
+        _go(saga, Step.REFUND_PAYMENT)
+    elif cancelled and isinstance(reply, InventoryReserved):
+        _note(saga, Kind.LATE, envelope=envelope, note="reserved after cancelling: releasing")
+        saga.state, saga.reserve_requested = State.COMPENSATING, True
+        _go(saga, Step.RELEASE_INVENTORY)
+    elif isinstance(reply, ShipmentCreated) and saga.step == Step.CANCEL_SHIPMENT:
+        _note(saga, Kind.LATE, envelope=envelope, note="the cancel's reply will decide")
+    elif saga.state != State.RUNNING and isinstance(reply, ShipmentCreated):
+        _park(saga, f"shipment {reply.tracking_number} was created for a cancelled order", envelope)
     else:
-        _note(saga, Kind.LATE, envelope=envelope, note="already handled: ignored")
+        _note(saga, Kind.LATE, envelope=envelope, note="already handled or undone next: ignored")
 
 
 @transaction.atomic
@@ -234,8 +273,11 @@ def saga_handle_reply(*, order_id: UUID, reply: Message, envelope: Envelope) -> 
     if saga is None:
         logger.warning("No saga for order %s; %s ignored", order_id, envelope.type)
         return
-    react = EXPECTED.get(saga.step, {}).get(type(reply)) if saga.is_active else None
-    if react is None:
+    react = EXPECTED.get(saga.step, {}).get(type(reply))
+    if react is not None and saga.state == State.NEEDS_ATTENTION:
+        # The reply a parked compensation waited for came after all.
+        saga.state = State.COMPENSATING
+    if react is None or not saga.is_active:
         _late(saga, reply, envelope)
     else:
         _note(saga, Kind.RECEIVED, envelope=envelope)
@@ -270,8 +312,7 @@ def _on_deadline(order_id: UUID, now) -> None:
     elif saga.state == State.RUNNING:
         _compensate(saga, code="timeout", reason=f"No reply to {saga.get_step_display()} in time")
     else:
-        saga.state, saga.deadline = State.NEEDS_ATTENTION, None
-        _note(saga, Kind.ATTENTION, note=f"compensation {saga.step} got no reply")
+        _park(saga, f"compensation {saga.step} got no reply")
     saga.save()
 
 

@@ -170,7 +170,9 @@ def _cancel(order: Order, *, reason_code: str, reason: str) -> None:
 @transaction.atomic
 def order_mark_paid(*, order_id: UUID, amount: Decimal) -> Order:
     order = _locked(order_id)
-    order.payment_status, order.amount_charged = "captured", amount
+    order.amount_charged = amount
+    if order.payment_status in {"pending", "failed"}:
+        order.payment_status = "captured"
     _advance(order, Order.Status.PAID)
     order.save()
     return order
@@ -186,7 +188,8 @@ def _is_choreographed(order: Order) -> bool:
 def order_mark_payment_failed(*, order_id: UUID, reason_code: str, reason: str) -> Order:
     """The card was not charged: the order ends here."""
     order = _locked(order_id)
-    order.payment_status = "failed"
+    if order.payment_status == "pending":
+        order.payment_status = "failed"
     if _is_choreographed(order) and not order.is_closed:
         _cancel(order, reason_code=reason_code, reason=f"Payment failed: {reason}")
     order.save()
@@ -203,9 +206,14 @@ def order_mark_reserved(*, order_id: UUID) -> Order:
 
 @transaction.atomic
 def order_mark_refunded(*, order_id: UUID, amount: Decimal, reason_code: str, reason: str) -> Order:
-    """Money went back to the customer; an order still open is cancelled for that reason."""
+    """Money went back to the customer; an order still open is cancelled for that reason.
+
+    A payment is refunded at most once, in full, but the news of it may come
+    more than once (a saga asking again gets the same answer): the amount is
+    set, not added.
+    """
     order = _locked(order_id)
-    order.amount_refunded += amount
+    order.amount_refunded = amount
     order.payment_status = "refunded"
     if _is_choreographed(order) and not order.is_closed:
         _cancel(order, reason_code=reason_code, reason=f"{reason} (refunded)")

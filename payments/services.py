@@ -107,6 +107,18 @@ def payment_refund(
         return _refund(payment, reason_code=reason_code, reason=reason, workflow=workflow)
     if not reply_again:
         return None
+    if payment is None and (charged := gateway.charge_lookup(idempotency_key=f"order-{order_id}")):
+        # The card was charged but our record of it was lost (the worker died
+        # between the gateway's answer and our commit): refund that charge.
+        payment = Payment.objects.create(
+            order_id=order_id,
+            amount=charged.amount,
+            currency=charged.currency,
+            card_last4="",
+            status=Payment.Status.CAPTURED,
+            gateway_charge_id=charged.charge_id,
+        )
+        return _refund(payment, reason_code=reason_code, reason=reason, workflow=workflow)
     if payment is None:
         payment = Payment.objects.create(
             order_id=order_id,

@@ -19,3 +19,10 @@ class CreateShipment(Command):
     order_id: UUID
     address: dict[str, str]
     lines: list[ShipmentLine]
+
+
+class CancelShipment(Command):
+    """Replies ShipmentCancelled, or ShipmentCancelFailed if it already left."""
+
+    order_id: UUID
+    reason: str

@@ -18,3 +18,20 @@ class ShipmentFailed(Event):
     order_id: UUID
     reason: str
     workflow: str = "choreography"
+
+
+class ShipmentCancelled(Event):
+    """No shipment will be made for the order: one asked for later is refused."""
+
+    order_id: UUID
+    workflow: str = "choreography"
+
+
+class ShipmentCancelFailed(Event):
+    """The shipment already left: it cannot be cancelled."""
+
+    order_id: UUID
+    reason: str
+    carrier: str = ""
+    tracking_number: str = ""
+    workflow: str = "choreography"

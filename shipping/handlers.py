@@ -6,7 +6,7 @@ from messaging.messages import Envelope
 from orders.events import OrderPlaced
 
 from . import services
-from .commands import CreateShipment
+from .commands import CancelShipment, CreateShipment
 
 
 @handler(OrderPlaced)
@@ -36,3 +36,9 @@ def create_shipment(command: CreateShipment, envelope: Envelope) -> None:
         workflow="orchestration",
         reply_again=True,
     )
+
+
+@handler(CancelShipment)
+def cancel_shipment(command: CancelShipment, envelope: Envelope) -> None:
+    """Compensation: no parcel for this order (answers every time it is asked)."""
+    services.shipment_cancel(order_id=command.order_id, reason=command.reason)

@@ -20,6 +20,8 @@ class Shipment(models.Model):
         CREATED = "created"
         # The carrier would not take it; kept so that asking again gets the same answer.
         REFUSED = "refused"
+        # Cancelled by the order saga before it was made: a later request is refused.
+        CANCELLED = "cancelled"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order_id = models.UUIDField(unique=True)

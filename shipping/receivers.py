@@ -7,3 +7,4 @@ from . import handlers
 subscribe(handlers.remember_destination)
 subscribe(handlers.ship_reserved_order)
 subscribe(handlers.create_shipment)
+subscribe(handlers.cancel_shipment)

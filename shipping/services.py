@@ -11,7 +11,7 @@ from django.db import transaction
 from messaging.consumers import RetryLater
 from messaging.publishing import publish
 
-from .events import ShipmentCreated, ShipmentFailed
+from .events import ShipmentCancelFailed, ShipmentCancelled, ShipmentCreated, ShipmentFailed
 from .models import Shipment, ShipmentRequest
 
 CARRIER = "ParcelPost"
@@ -73,8 +73,47 @@ def shipment_create(
     return shipment
 
 
+@transaction.atomic
+def shipment_cancel(*, order_id: UUID, reason: str, workflow: str = "orchestration") -> None:
+    """Make sure no shipment goes out for the order (compensation).
+
+    Publishes ShipmentCancelled, or ShipmentCancelFailed if it already left.
+    """
+    shipment = Shipment.objects.select_for_update().filter(order_id=order_id).first()
+    if shipment is None:
+        request = ShipmentRequest.objects.filter(order_id=order_id).first()
+        Shipment.objects.create(
+            order_id=order_id,
+            status=Shipment.Status.CANCELLED,
+            failure_reason=reason[:200],
+            carrier=CARRIER,
+            address=request.address if request else {},
+            lines=request.lines if request else [],
+        )
+    elif shipment.status == Shipment.Status.CREATED:
+        publish(
+            ShipmentCancelFailed(
+                order_id=order_id,
+                reason=f"shipment {shipment.tracking_number} has already left",
+                carrier=shipment.carrier,
+                tracking_number=shipment.tracking_number,
+                workflow=workflow,
+            )
+        )
+        return
+    publish(ShipmentCancelled(order_id=order_id, workflow=workflow))
+
+
 def _reply(shipment: Shipment, workflow: str) -> None:
-    if shipment.status == Shipment.Status.REFUSED:
+    if shipment.status == Shipment.Status.CANCELLED:
+        publish(
+            ShipmentFailed(
+                order_id=shipment.order_id,
+                reason="The shipment was cancelled with its order",
+                workflow=workflow,
+            )
+        )
+    elif shipment.status == Shipment.Status.REFUSED:
         publish(
             ShipmentFailed(
                 order_id=shipment.order_id, reason=shipment.failure_reason, workflow=workflow

@@ -1,9 +1,11 @@
 """The order saga's deadlines, late and duplicate replies, and staff actions, on real workers."""
 
 from contextlib import contextmanager
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -160,3 +162,58 @@ def test_stuck_orders_page_lists_open_orders_and_what_they_wait_on(
         assert str(order.pk) in page
         assert "saga: Charge Payment (Running)" in page
     wait_until_closed(order.pk)
+
+
+@override_settings(SAGA_STEP_TIMEOUT=0.5, SAGA_STEP_ATTEMPTS=1)
+def test_a_shipment_made_after_its_step_timed_out_completes_the_order(client, stock, app_workers):
+    sku = stock(on_hand=2, price="5.00")
+    with consumer_paused(app_workers["shipping"], "shipping"):
+        order = place(client, items=[(sku, 1)])
+        wait_for(
+            lambda: OrderSaga.objects.filter(pk=order.pk, step="create_shipment").exists(),
+            what="the saga to reach the shipping step",
+        )
+        # The shipping step times out (its deadline was set by the orders
+        # worker, so the check looks from a moment past it): the saga starts
+        # undoing, shipment first
+        later = timezone.now() + timedelta(seconds=settings.SAGA_STEP_TIMEOUT + 60)
+        assert saga_check_deadlines(now=later) == 1
+        saga = OrderSaga.objects.get(pk=order.pk)
+        assert (saga.state, saga.step) == ("compensating", "cancel_shipment")
+
+    # Shipping comes back: it makes the parcel it was asked for first, so
+    # the cancel fails and the saga goes forward instead of backward
+    order = wait_until_closed(order.pk)
+    assert order.status == "completed"
+    assert order.tracking_number
+    saga = OrderSaga.objects.get(pk=order.pk)
+    assert (saga.state, saga.step) == ("completed", "done")
+    assert commands_sent(order, "ReleaseInventory") == 0
+    assert commands_sent(order, "RefundPayment") == 0
+    payment = Payment.objects.get(order_id=order.pk)
+    assert (payment.status, payment.amount_refunded) == ("captured", 0)
+
+
+@override_settings(SAGA_STEP_TIMEOUT=0.5, SAGA_STEP_ATTEMPTS=1)
+def test_a_parked_compensation_resumes_when_its_reply_comes(
+    admin_client, client, stock, app_workers
+):
+    sku = stock(on_hand=2, price="7.00")
+    with consumer_paused(app_workers["payments"], "payments"):
+        order = place(client, items=[(sku, 1)])
+        admin_client.post(
+            "/admin/orders/ordersaga/",
+            {"action": "compensate", "_selected_action": [str(order.pk)]},
+        )
+        # The refund gets no reply in time either: the saga parks, visibly
+        wait_for(lambda: saga_check_deadlines(now=timezone.now()) or None, what="the timeout")
+        saga = OrderSaga.objects.get(pk=order.pk)
+        assert (saga.state, saga.step) == ("needs_attention", "refund_payment")
+        assert ("attention", "") in history(order)
+
+    # Payments comes back: charges (late), then refunds; the saga finishes
+    order = wait_until_closed(order.pk)
+    assert (order.status, order.cancel_reason_code) == ("cancelled", "staff")
+    assert OrderSaga.objects.get(pk=order.pk).state == "cancelled"
+    payment = Payment.objects.get(order_id=order.pk)
+    assert payment.amount_refunded == payment.amount == Decimal("7.00")
