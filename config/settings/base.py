@@ -125,26 +125,41 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    # The web server, the workers and beat write to one file at once: WAL lets
-    # readers run beside the writer, IMMEDIATE takes the write lock when a
-    # transaction starts (so it waits instead of failing half-way), and the
-    # timeout is how long it waits for that lock.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": env_int("SQLITE_BUSY_TIMEOUT", 30),
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+
+
+def sqlite_tuned(database: dict) -> dict:
+    """SQLite set up for several processes writing at once.
+
+    The web server, the workers and beat write to one file at once: WAL lets
+    readers run beside the writer, IMMEDIATE takes the write lock when a
+    transaction starts (so it waits instead of failing half-way), and the
+    timeout is how long it waits for that lock.
+    """
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        return database
+    Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        **database,
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_int("SQLITE_BUSY_TIMEOUT", 30),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
     }
+
+
+DATABASES["default"] = sqlite_tuned(DATABASES["default"])
 
 # The simulated card gateway keeps its own records on a connection of its own,
 # so what it did survives when the caller's transaction rolls back, as a real
 # processor's would. It shares the database on PostgreSQL and has a file of
 # its own on SQLite (whose one writer at a time would otherwise wait on itself).
 if "GATEWAY_DATABASE_URL" in os.environ:
-    DATABASES["gateway"] = dj_database_url.parse(
-        os.environ["GATEWAY_DATABASE_URL"], conn_max_age=env_int("DB_CONN_MAX_AGE", 60)
+    DATABASES["gateway"] = sqlite_tuned(
+        dj_database_url.parse(
+            os.environ["GATEWAY_DATABASE_URL"], conn_max_age=env_int("DB_CONN_MAX_AGE", 60)
+        )
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["gateway"] = {
@@ -203,6 +218,8 @@ BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for folder in ("messages", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    # kombu's transport, made safe for several processes (messaging/filesystem.py).
+    CELERY_BROKER_TRANSPORT = "messaging.filesystem:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "messages"),
         "data_folder_out": str(BROKER_DIR / "messages"),

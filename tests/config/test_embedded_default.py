@@ -65,11 +65,19 @@ class EmbeddedStack:
         with sqlite3.connect(self.database, timeout=30) as db:
             return db.execute(sql).fetchall()
 
-    def wait_until(self, predicate, what: str, timeout: float = 180):
+    def wait_until(self, predicate, what: str, timeout: float = 120):
         deadline = time.monotonic() + timeout
         while not (value := predicate()):
             if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {what}")
+                statuses = self.query("SELECT status, COUNT(*) FROM orders_order GROUP BY status")
+                statuses += self.query(
+                    "SELECT reason, handler, COUNT(*) FROM messaging_deadletter GROUP BY 1, 2"
+                )
+                worker_log = self.processes[2][1].read_text().splitlines()[-25:]
+                pytest.fail(
+                    f"timed out waiting for {what}; orders by status: {statuses}\n"
+                    + "\n".join(worker_log)
+                )
             time.sleep(0.5)
         return value
 
@@ -132,16 +140,16 @@ def test_events_cross_processes_on_sqlite_and_the_filesystem_broker(embedded):
 
 
 def test_stock_never_goes_negative_on_sqlite(embedded):
-    orders, units = 30, 5
+    orders, units, producers = 100, 10, 4
     embedded.start("-m", "celery", "-A", "config", "worker", "-c", "2")
     embedded.run(
         "manage.py", "shell", "--verbosity", "0", "-c",
         "from decimal import Decimal\nfrom inventory.services import product_save\n"
-        f"product_save(sku='LAST-5', name='Last five', price=Decimal('5.00'), on_hand={units})",
+        f"product_save(sku='LAST-10', name='Last ten', price=Decimal('5.00'), on_hand={units})",
     )  # fmt: skip
     embedded.wait_until(
         lambda: (
-            embedded.query("SELECT available FROM orders_catalogitem WHERE sku='LAST-5'")
+            embedded.query("SELECT available FROM orders_catalogitem WHERE sku='LAST-10'")
             == [(units,)]
         ),
         what="the product in the storefront's catalog",
@@ -150,12 +158,11 @@ def test_stock_never_goes_negative_on_sqlite(embedded):
         "from orders.services import OrderItem, order_place\n"
         "address = dict(name='A', line1='1 Road', city='Paris', postal_code='75001',"
         " country='FR')\n"
-        f"for _ in range({orders // 2}):\n"
-        "    order_place(email='a@example.com', items=[OrderItem('LAST-5', 1)],"
+        f"for _ in range({orders // producers}):\n"
+        "    order_place(email='a@example.com', items=[OrderItem('LAST-10', 1)],"
         " shipping_address=address, card_number='4242424242424242')"
     )
-    producers = [embedded.shell(place) for _ in range(2)]
-    for producer in producers:
+    for producer in [embedded.shell(place) for _ in range(producers)]:
         embedded.wait(producer)
 
     embedded.wait_until(
@@ -170,5 +177,5 @@ def test_stock_never_goes_negative_on_sqlite(embedded):
     statuses = dict(embedded.query("SELECT status, COUNT(*) FROM orders_order GROUP BY status"))
     assert statuses == {"completed": units, "cancelled": orders - units}
     assert embedded.query(
-        "SELECT on_hand, reserved, shipped FROM inventory_product WHERE sku='LAST-5'"
+        "SELECT on_hand, reserved, shipped FROM inventory_product WHERE sku='LAST-10'"
     ) == [(0, 0, units)]

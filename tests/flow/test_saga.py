@@ -1,21 +1,25 @@
 """The order saga's deadlines, late and duplicate replies, and staff actions, on real workers."""
 
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.test import override_settings
 from django.utils import timezone
 
 from config.celery import app
 from gateway.models import Charge
+from messaging.messages import Envelope
 from messaging.models import OutboxMessage
 from messaging.publishing import publish
 from orders.models import Order, OrderSaga, SagaEntry
-from orders.saga import saga_check_deadlines
+from orders.saga import saga_check_deadlines, saga_handle_reply
 from payments.events import PaymentProcessed
 from payments.models import Payment
 from tests.conftest import wait_for
@@ -217,3 +221,45 @@ def test_a_parked_compensation_resumes_when_its_reply_comes(
     assert OrderSaga.objects.get(pk=order.pk).state == "cancelled"
     payment = Payment.objects.get(order_id=order.pk)
     assert payment.amount_refunded == payment.amount == Decimal("7.00")
+
+
+def test_two_replies_handled_at_once_move_the_saga_once(client, stock, app_workers):
+    sku = stock(on_hand=2, price="4.00")
+    with consumer_paused(app_workers["payments"], "payments"):
+        order = place(client, items=[(sku, 1)])
+        reply = PaymentProcessed(
+            order_id=order.pk,
+            payment_id=uuid.uuid4(),
+            amount=order.total,
+            currency=order.currency,
+            workflow="orchestration",
+        )
+        barrier = threading.Barrier(2)
+
+        def handle() -> None:
+            envelope = Envelope(
+                message_id=uuid.uuid4(),
+                kind="event",
+                type="PaymentProcessed",
+                version=1,
+                occurred_at=timezone.now(),
+                correlation_id=str(order.pk),
+                payload=reply.model_dump(mode="json"),
+            )
+            try:
+                barrier.wait(timeout=10)
+                saga_handle_reply(order_id=order.pk, reply=reply, envelope=envelope)
+            finally:
+                connections.close_all()
+
+        # When the same reply is handled twice at the same moment
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for future in [pool.submit(handle), pool.submit(handle)]:
+                future.result()
+
+        # Then the saga moved on once: one reservation asked for, one reply
+        # taken, the other recognised as already handled
+        assert commands_sent(order, "ReserveInventory") == 1
+        kinds = [kind for kind, message in history(order) if message == "PaymentProcessed"]
+        assert sorted(kinds) == ["late", "received"]
+    wait_until_closed(order.pk)

@@ -1,0 +1,31 @@
+"""kombu's file-system transport, with each message written whole before it can be read.
+
+kombu writes a message file in place, so a consumer polling the folder can
+take it while it is still being written, read half of it (or nothing) and
+lose the message. Here a message is written under a name no consumer looks
+for and renamed into place once complete: a rename is atomic, so a consumer
+sees a whole message or none.
+"""
+
+import os
+import uuid
+from time import monotonic
+
+from kombu.transport import filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
+
+
+class Channel(filesystem.Channel):
+    def _put(self, queue, payload, **kwargs):
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        # Consumers take files named "<prefix>.<queue>.msg": ".part" is not one.
+        partial = f"{final}.part"
+        with open(partial, "wb") as file:
+            file.write(str_to_bytes(dumps(payload)))
+        os.replace(partial, final)
+
+
+class Transport(filesystem.Transport):
+    Channel = Channel
