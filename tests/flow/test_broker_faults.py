@@ -1,0 +1,96 @@
+"""The broker goes away under load: orders are still taken, and every one completes once.
+
+RabbitMQ is stopped (`rabbitmqctl stop_app`) while orders are placed, or has
+all its connections closed (`rabbitmqctl close_all_connections`). The web
+keeps answering (events wait in the outbox), workers reconnect by themselves,
+and the relay sends what could not be sent.
+"""
+
+import shutil
+import subprocess
+
+import pytest
+from django.db.models import Count
+
+from gateway.models import Charge
+from messaging.publishing import outbox_relay
+from orders.models import Order
+from payments.models import Payment
+from shipping.models import Shipment
+from tests.conftest import require, wait_for
+from tests.flow.conftest import order_body
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(
+        [shutil.which("rabbitmqctl") or "rabbitmqctl", *args],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+def place(client, sku: str, workflow: str) -> str:
+    response = client.post(
+        "/api/orders/",
+        order_body(items=[(sku, 1)], workflow=workflow),
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
+
+
+def all_complete_once(ids: list[str]) -> None:
+    """Relay while waiting (beat would), then check every order completed with each effect once."""
+
+    def done() -> bool:
+        outbox_relay(grace_seconds=0)
+        return Order.objects.filter(pk__in=ids, status="completed").count() == len(ids)
+
+    wait_for(done, timeout=120, what="every order to complete")
+    assert Payment.objects.filter(order_id__in=ids).count() == len(ids)
+    assert Charge.objects.filter(idempotency_key__in=[f"order-{i}" for i in ids]).count() == len(
+        ids
+    )
+    doubles = Shipment.objects.filter(order_id__in=ids).values("order_id").annotate(n=Count("id"))
+    assert {row["n"] for row in doubles} == {1}
+    assert doubles.count() == len(ids)
+
+
+@pytest.fixture
+def broker_control(rabbitmq):
+    require(shutil.which("rabbitmqctl") is not None, "rabbitmqctl")
+    yield
+    # Whatever happened, leave the broker running for the tests after this one.
+    rabbitmqctl("start_app")
+    rabbitmqctl("await_startup", "--timeout", "120")
+
+
+@pytest.mark.parametrize("workflow", ["choreography", "orchestration"])
+def test_orders_taken_while_the_broker_is_stopped_complete_when_it_returns(
+    client, stock, app_workers, broker_control, workflow
+):
+    sku = stock(on_hand=20)
+    ids = [place(client, sku, workflow) for _ in range(3)]
+
+    rabbitmqctl("stop_app")
+    try:
+        # The web keeps taking orders: their events wait in the outbox
+        ids += [place(client, sku, workflow) for _ in range(4)]
+    finally:
+        rabbitmqctl("start_app")
+        rabbitmqctl("await_startup", "--timeout", "120")
+
+    all_complete_once(ids)
+
+
+def test_orders_complete_once_when_every_broker_connection_is_closed(
+    client, stock, app_workers, broker_control
+):
+    sku = stock(on_hand=20)
+    ids = [place(client, sku, "choreography") for _ in range(5)]
+
+    rabbitmqctl("close_all_connections", "fault injection by the test suite")
+    ids += [place(client, sku, "choreography") for _ in range(5)]
+
+    all_complete_once(ids)
