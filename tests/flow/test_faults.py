@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+from django.db import connection
 
 from gateway.models import Charge
 from orders.models import Order, SagaEntry
@@ -77,3 +78,56 @@ def test_killing_the_payments_worker_mid_charge_charges_once(client, stock, app_
         sent = SagaEntry.objects.filter(saga_id=order_id, kind="sent", message_type="ChargePayment")
         assert sent.count() == 1  # redelivered by the broker, not resent by the saga
     assert Order.objects.get(pk=order_id).amount_charged == order.total
+
+
+def test_a_database_connection_cut_mid_charge_writes_nothing_partial_and_retries(
+    client, stock, app_workers
+):
+    sku = stock(on_hand=2, price="17.00")
+    regular = app_workers["payments"]
+    slow = WorkerProcess(
+        "slow-payments-db",
+        ["payments"],
+        {**regular.env, "PAYMENT_GATEWAY_LATENCY": "3"},
+        concurrency=1,
+    )
+    try:
+        slow.wait_ready()
+        with consumer_paused(regular, "payments"):
+            response = client.post(
+                "/api/orders/", order_body(items=[(sku, 1)]), content_type="application/json"
+            )
+            order_id = response.json()["id"]
+            # The charge's transaction is open (its payment row written, not
+            # committed) while the gateway takes its time: cut that connection.
+            backend = wait_for(
+                lambda: _open_transaction_writing("payments_payment"),
+                what="the charging transaction",
+            )
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+            # Then the delivery fails, is retried, and the order goes on
+            order = wait_until_closed(order_id)
+    finally:
+        slow.stop()
+
+    assert order.status == "completed"
+    assert Payment.objects.filter(order_id=order_id).count() == 1
+    charge = Charge.objects.get(idempotency_key=f"order-{order_id}")
+    assert (charge.status, charge.amount) == ("succeeded", order.total)
+    assert any("retrying" in line for line in slow.lines), slow.log()
+
+
+def _open_transaction_writing(table: str) -> int | None:
+    """The PostgreSQL backend of another session that wrote to this table and has not committed."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT DISTINCT l.pid FROM pg_locks l
+            JOIN pg_class c ON c.oid = l.relation
+            WHERE c.relname = %s AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()
+            """,
+            [table],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
