@@ -31,7 +31,6 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ["id", "email", "tracking_number"]
     date_hierarchy = "created_at"
     inlines = [OrderLineInline]
-    readonly_fields = ["timeline"]
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Order._meta.fields] + ["timeline"]

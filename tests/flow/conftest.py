@@ -4,6 +4,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from inventory import services as inventory
 from orders.models import CatalogItem, Order
@@ -54,3 +55,31 @@ def wait_until_closed(order_id: str, timeout: float = 60) -> Order:
         timeout=timeout,
         what=f"order {order_id} to complete or be cancelled",
     )
+
+
+@pytest.fixture
+def storefront_catalog(db):
+    """Two products in the storefront's catalog: one in stock, one sold out."""
+    now = timezone.now()
+    CatalogItem.objects.create(
+        sku="MUG-1", name="Mug", price="12.50", currency="EUR", available=5, as_of=now
+    )
+    CatalogItem.objects.create(
+        sku="PEN-2", name="Pen", price="3.00", currency="EUR", available=0, as_of=now
+    )
+
+
+def form_data(**overrides) -> dict:
+    data = {
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "line1": "12 St James's Square",
+        "city": "London",
+        "postal_code": "SW1Y 4JH",
+        "country": "GB",
+        "card_number": "4242 4242 4242 4242",
+        "qty_MUG-1": "2",
+        "qty_PEN-2": "0",
+    }
+    data.update(overrides)
+    return data

@@ -1,0 +1,51 @@
+"""Every admin list and change page renders for staff, with the order's timeline."""
+
+import pytest
+from django.urls import reverse
+
+from messaging.models import DeadLetter, OutboxMessage
+from orders.models import Order
+from tests.flow.conftest import form_data
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+MODELS = [
+    "orders.order", "orders.ordersaga", "orders.catalogitem", "payments.payment",
+    "inventory.product", "inventory.reservation", "shipping.shipment",
+    "notifications.sentemail", "messaging.outboxmessage", "messaging.inboxrecord",
+    "messaging.deadletter", "gateway.charge", "django_celery_results.taskresult",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_admin_lists_render(admin_client, model):
+    app_label, model_name = model.split(".")
+    assert (
+        admin_client.get(reverse(f"admin:{app_label}_{model_name}_changelist")).status_code == 200
+    )
+
+
+def test_an_orders_admin_page_shows_its_lines_and_event_timeline(
+    admin_client, client, storefront_catalog
+):
+    client.post("/", form_data(workflow="orchestration"))
+    order = Order.objects.get()
+    DeadLetter.objects.create(
+        reason="malformed",
+        error="e",
+        first_failed_at=order.created_at,
+        last_failed_at=order.created_at,
+    )
+
+    page = admin_client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    assert "MUG-1" in page and "OrderPlaced" in page and "ChargePayment" in page
+    saga_page = admin_client.get(reverse("admin:orders_ordersaga_change", args=[order.pk]))
+    assert "Command sent" in saga_page.content.decode()
+    message = OutboxMessage.objects.first()
+    assert (
+        admin_client.get(
+            reverse("admin:messaging_outboxmessage_change", args=[message.pk])
+        ).status_code
+        == 200
+    )
+    assert client.get(reverse("admin:orders_order_changelist")).status_code == 302
