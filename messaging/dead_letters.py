@@ -63,11 +63,21 @@ def dead_letter_record(
     )
 
 
-def dead_letter_record_raw(*, message, reason: str, error: str) -> DeadLetter:
-    """Keep a broker message that never reached a handler (undecodable, unknown task...)."""
+def dead_letter_record_raw(
+    *, message, reason: str, error: str, read_envelope: bool = True
+) -> DeadLetter:
+    """Keep a broker message that never reached a handler (undecodable, unknown task...).
+
+    Without ``read_envelope`` (an oversized body) only the body's first
+    MAX_BODY_CHARS are kept, as text.
+    """
     headers = dict(message.headers or {})
     raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-    envelope = _envelope_in_task_body(raw) if message.content_type == "application/json" else None
+    envelope = (
+        _envelope_in_task_body(raw)
+        if read_envelope and message.content_type == "application/json"
+        else None
+    )
     return dead_letter_record(
         reason=reason,
         error=error,

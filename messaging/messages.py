@@ -35,6 +35,12 @@ class InvalidPayload(MessageError):
     reason = "invalid_payload"
 
 
+class MessageTooLarge(MessageError):
+    """Larger than MESSAGING_MAX_MESSAGE_BYTES: refused when published, dead-lettered unread."""
+
+    reason = "oversized"
+
+
 class Message(BaseModel):
     """Base of events and commands: an immutable, schema-checked payload."""
 

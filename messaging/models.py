@@ -93,6 +93,7 @@ class DeadLetter(models.Model):
         PERMANENT_ERROR = "permanent_error", "Handler failed permanently"
         RETRIES_EXHAUSTED = "retries_exhausted", "Handler failed after all retries"
         RETRY_FAILED = "retry_failed", "Retry could not be scheduled"
+        OVERSIZED = "oversized", "Message larger than the limit"
 
     message_id = models.UUIDField(null=True, blank=True, db_index=True)
     message_type = models.CharField(max_length=100, blank=True)

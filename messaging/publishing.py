@@ -11,6 +11,7 @@ marked dispatched; otherwise the relay sends it again later.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from contextlib import nullcontext
@@ -23,7 +24,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from .consumers import Dispatch, current_envelope, handlers_for
-from .messages import Command, Envelope, Event, Message, MessageError, registry
+from .messages import (
+    Command,
+    Envelope,
+    Event,
+    Message,
+    MessageError,
+    MessageTooLarge,
+    registry,
+)
 from .models import OutboxMessage
 from .signals import message_committed
 
@@ -65,6 +74,7 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
         causation_id=cause.message_id if cause else None,
         payload=message.model_dump(mode="json"),
     )
+    _check_size(envelope)
     with transaction.atomic():
         row = OutboxMessage.objects.create(
             message_id=envelope.message_id,
@@ -78,6 +88,17 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
         )
         transaction.on_commit(lambda: outbox_dispatch(row=row), robust=True)
     return envelope
+
+
+def _check_size(envelope: Envelope) -> None:
+    # Refused here, in the producer's transaction, rather than left to poison
+    # a queue: the caller gets the error and nothing is recorded.
+    size = len(json.dumps(envelope.to_wire(), separators=(",", ":")).encode())
+    if size > settings.MESSAGING_MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(
+            f"{envelope.type} v{envelope.version} is {size} bytes, more than the "
+            f"{settings.MESSAGING_MAX_MESSAGE_BYTES} bytes MESSAGING_MAX_MESSAGE_BYTES allows"
+        )
 
 
 def outbox_dispatch(*, row: OutboxMessage) -> bool:

@@ -10,6 +10,7 @@ import logging
 import time
 
 from celery.worker.consumer import Consumer as CeleryConsumer
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from kombu.exceptions import ContentDisallowed
 
@@ -24,6 +25,17 @@ class Consumer(CeleryConsumer):
         on_task_received = super().create_task_handler(*args, **kwargs)
 
         def on_task_received_or_dead_letter(message):
+            size, limit = len(message.body or b""), settings.MESSAGING_MAX_MESSAGE_BYTES
+            if size > limit:
+                # Not even decoded: a huge body costs memory and time in
+                # every step that reads it.
+                error = (
+                    f"a body of {size} bytes, more than the {limit} bytes "
+                    "MESSAGING_MAX_MESSAGE_BYTES allows"
+                )
+                if self._kept(message, DeadLetter.Reason.OVERSIZED, error, read_envelope=False):
+                    message.reject_log_error(logger, self.connection_errors)
+                return None
             # A body of the wrong shape (not [args, kwargs, embed]) makes
             # Celery fail while building the request, which would otherwise
             # stop the worker and leave the message to stop the next one.
@@ -59,13 +71,15 @@ class Consumer(CeleryConsumer):
         if self._kept(message, reason, f"{type(exc).__name__}: {exc}"):
             super().on_invalid_task(body, message, exc)
 
-    def _kept(self, message, reason: str, error: str) -> bool:
+    def _kept(self, message, reason: str, error: str, *, read_envelope: bool = True) -> bool:
         """Record the dead letter; if that fails, give the message back to the broker."""
         # The consumer's own process is not cleaned up between tasks by
         # Celery: drop a connection the database has closed meanwhile.
         close_old_connections()
         try:
-            dead_letter_record_raw(message=message, reason=reason, error=error)
+            dead_letter_record_raw(
+                message=message, reason=reason, error=error, read_envelope=read_envelope
+            )
         except DatabaseError:
             logger.exception("Could not record a dead letter (%s); requeueing the message", reason)
             close_old_connections()

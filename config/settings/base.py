@@ -283,6 +283,9 @@ MESSAGING_RETRY_BACKOFF = env_float("MESSAGING_RETRY_BACKOFF", 2.0)
 MESSAGING_RETRY_BACKOFF_MAX = env_float("MESSAGING_RETRY_BACKOFF_MAX", 300.0)
 # Seconds to wait for the broker's confirm of one publish.
 MESSAGING_CONFIRM_TIMEOUT = env_float("MESSAGING_CONFIRM_TIMEOUT", 5.0)
+# The largest message, in bytes: a larger one is refused when published and,
+# if one arrives anyway, dead-lettered without being read.
+MESSAGING_MAX_MESSAGE_BYTES = env_int("MESSAGING_MAX_MESSAGE_BYTES", 256 * 1024)
 # The relay sends what the after-commit dispatch did not: every
 # MESSAGING_RELAY_INTERVAL seconds it takes up to MESSAGING_RELAY_BATCH
 # messages older than MESSAGING_RELAY_GRACE seconds that are still pending.

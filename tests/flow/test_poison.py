@@ -4,6 +4,7 @@ import pickle
 import uuid
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from messaging.models import DeadLetter
@@ -66,6 +67,16 @@ def poison_for(task: str) -> dict[str, tuple[dict, str]]:
                 body=task_body(envelope("OrderPlaced", 99, {})), content_type=json_type, task=task
             ),
             "unknown_message",
+        ),
+        "oversized": (
+            dict(
+                body=task_body(
+                    envelope("OrderPlaced", 1, {"note": "x" * settings.MESSAGING_MAX_MESSAGE_BYTES})
+                ),
+                content_type=json_type,
+                task=task,
+            ),
+            "oversized",
         ),
         "invalid payload": (
             dict(

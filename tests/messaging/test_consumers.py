@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 from django.test import override_settings
 
 from messaging.consumers import Handler, handlers_for, retry_delay, subscribe
@@ -50,6 +51,21 @@ def test_sending_a_command_nobody_handles_fails_and_writes_nothing():
     with pytest.raises(NoHandler, match="NobodyListens"):
         send(NobodyListens(probe_id="p"))
     assert not OutboxMessage.objects.exists()
+
+
+@pytest.mark.django_db
+@override_settings(MESSAGING_MAX_MESSAGE_BYTES=1024)
+def test_a_message_over_the_size_limit_is_refused_and_rolls_the_producer_back():
+    from messaging.messages import MessageTooLarge
+    from messaging.models import OutboxMessage
+
+    with pytest.raises(MessageTooLarge, match="more than the 1024 bytes"), transaction.atomic():
+        publish(ProbePinged(probe_id="small"))
+        publish(ProbePinged(probe_id="big", note="x" * 1024))
+    assert not OutboxMessage.objects.exists()
+
+    publish(ProbePinged(probe_id="fits", note="x" * 500))
+    assert OutboxMessage.objects.get().payload["probe_id"] == "fits"
 
 
 @pytest.mark.django_db
