@@ -6,4 +6,8 @@ class ProbeConfig(AppConfig):
     label = "probe"
 
     def ready(self) -> None:
+        from tests.support import faults
+
         from . import receivers  # noqa: F401
+
+        faults.install()
