@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.utils import timezone
 
-from .models import Charge, Refund
+from .models import Charge, Outage, Refund
 
 
 @admin.register(Charge)
@@ -28,3 +29,17 @@ class RefundAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Outage)
+class OutageAdmin(admin.ModelAdmin):
+    """Start a drill by adding an outage; end it with the action."""
+
+    list_display = ["started_at", "ended_at", "refused_calls", "note"]
+    fields = ["note"]
+    actions = ["end_outage"]
+
+    @admin.action(description="End the selected outages")
+    def end_outage(self, request, queryset):
+        ended = queryset.filter(ended_at__isnull=True).update(ended_at=timezone.now())
+        self.message_user(request, f"{ended} outage(s) ended; the gateway accepts calls again.")

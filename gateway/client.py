@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from .models import CardToken, Charge, Refund
+from .models import CardToken, Charge, Outage, Refund
 from .routers import GATEWAY_DB
 
 DECLINED_CARDS = {
@@ -39,6 +39,10 @@ class CardDeclined(GatewayError):
 
 class GatewayTimeout(Exception):
     """The gateway did not answer in time; the same request may succeed later."""
+
+
+class GatewayUnavailable(Exception):
+    """The gateway could not be reached at all; nothing was done."""
 
 
 class InvalidCardNumber(ValueError):
@@ -91,9 +95,11 @@ def tokenize(*, card_number: str) -> CardTokenResult:
 def charge(*, token: str, amount: Decimal, currency: str, idempotency_key: str) -> ChargeResult:
     """Capture money from a tokenized card.
 
-    Raises CardDeclined (final), GatewayTimeout (try again with the same key)
-    or GatewayError (the request itself is wrong).
+    Raises CardDeclined (final), GatewayTimeout (try again with the same key),
+    GatewayUnavailable (nothing done; try again later) or GatewayError (the
+    request itself is wrong).
     """
+    _connect()
     _take_time()
     with transaction.atomic(using=GATEWAY_DB):
         record, _ = Charge.objects.select_for_update().get_or_create(
@@ -131,6 +137,7 @@ def charge(*, token: str, amount: Decimal, currency: str, idempotency_key: str) 
 
 def charge_lookup(*, idempotency_key: str) -> ChargeResult | None:
     """The charge made under this key, if one succeeded (a processor's "retrieve")."""
+    _connect()
     record = Charge.objects.filter(
         idempotency_key=idempotency_key, status=Charge.Status.SUCCEEDED
     ).first()
@@ -139,6 +146,7 @@ def charge_lookup(*, idempotency_key: str) -> ChargeResult | None:
 
 def refund(*, charge_id: str, amount: Decimal, idempotency_key: str) -> RefundResult:
     """Give back money from a charge, never more than it captured."""
+    _connect()
     _take_time()
     with transaction.atomic(using=GATEWAY_DB):
         existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
@@ -166,6 +174,12 @@ def _card(token: str) -> str:
     if found is None:
         raise GatewayError(f"unknown card token {token}")
     return found
+
+
+def _connect() -> None:
+    # The simulated network: during an outage the connection is refused.
+    if Outage.objects.filter(ended_at__isnull=True).update(refused_calls=F("refused_calls") + 1):
+        raise GatewayUnavailable("could not connect to the card gateway: connection refused")
 
 
 def _take_time() -> None:

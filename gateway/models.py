@@ -45,3 +45,28 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"{self.refund_id} {self.amount}"
+
+
+class Outage(models.Model):
+    """While an outage is on, the gateway's charging API refuses every connection.
+
+    For drills and tests: start one in the admin, end it there too. Card
+    tokenization is a separate service of the processor and stays up.
+    """
+
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    refused_calls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"outage from {self.started_at:%Y-%m-%d %H:%M:%S}" + (
+            f" to {self.ended_at:%H:%M:%S}" if self.ended_at else " (on)"
+        )
+
+    @property
+    def is_on(self) -> bool:
+        return self.ended_at is None

@@ -68,6 +68,19 @@ class RetryLater(Exception):
     """
 
 
+class DependencyUnavailable(Exception):
+    """Raised by a handler when something it needs is down (its circuit breaker is open).
+
+    The delivery tries again after ``retry_in`` seconds (plus jitter) without
+    using up its retries: an outage longer than the retry budget must not
+    turn every message behind it into a dead letter.
+    """
+
+    def __init__(self, message: str, *, retry_in: float):
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
 class Handler:
     """A function that reacts to messages, with the Celery task that delivers them to it."""
 
@@ -225,7 +238,7 @@ def handle_delivery(*, task, handler: Handler, args: tuple, kwargs: dict) -> str
     """Run one delivery of a message to a handler; returns what became of it."""
     data = kwargs.get("envelope")
     try:
-        if args or set(kwargs) - {"envelope", "first_failed_at"}:
+        if args or set(kwargs) - {"envelope", "first_failed_at", "deferrals"}:
             raise MessageError(
                 f"unexpected task arguments: {len(args)} positional, keywords {sorted(kwargs)}"
             )
@@ -237,14 +250,17 @@ def handle_delivery(*, task, handler: Handler, args: tuple, kwargs: dict) -> str
             )
     except MessageError as exc:
         return _dead_letter(task, handler, kwargs, reason=exc.reason, error=str(exc))
-    if task.request.retries > settings.MESSAGING_MAX_RETRIES:
+    deferrals = kwargs.get("deferrals") or 0
+    # Deliveries put off while a dependency was down do not count.
+    attempts = task.request.retries - deferrals
+    if attempts > settings.MESSAGING_MAX_RETRIES:
         # Only a worker that died handling it brings a message here.
         return _dead_letter(
             task,
             handler,
             kwargs,
             reason=DeadLetter.Reason.RETRIES_EXHAUSTED,
-            error=f"gave up after {task.request.retries} deliveries: the worker died handling it",
+            error=f"gave up after {attempts} deliveries: the worker died handling it",
         )
 
     try:
@@ -262,8 +278,14 @@ def handle_delivery(*, task, handler: Handler, args: tuple, kwargs: dict) -> str
         return _dead_letter(
             task, handler, kwargs, reason=DeadLetter.Reason.PERMANENT_ERROR, error=_describe(exc)
         )
+    except DependencyUnavailable as exc:
+        countdown = exc.retry_in * random.uniform(1, 1.5)
+        logger.warning(
+            "%s put off %s for %.2fs: %s", handler.name, envelope.message_id, countdown, exc
+        )
+        return _retry(task, handler, kwargs, exc, countdown=countdown, deferrals=deferrals + 1)
     except Exception as exc:
-        retries = task.request.retries
+        retries = attempts
         if retries >= settings.MESSAGING_MAX_RETRIES:
             return _dead_letter(
                 task,
@@ -281,23 +303,28 @@ def handle_delivery(*, task, handler: Handler, args: tuple, kwargs: dict) -> str
             countdown,
             _describe(exc),
         )
-        first_failed_at = kwargs.get("first_failed_at") or timezone.now().isoformat()
-        try:
-            raise task.retry(
-                exc=exc,
-                countdown=countdown,
-                kwargs={"envelope": data, "first_failed_at": first_failed_at},
-                confirm_timeout=settings.MESSAGING_CONFIRM_TIMEOUT,
-            ) from exc
-        except Retry:
-            raise
-        except Exception as publish_error:
-            error = (
-                f"{_describe(exc)}; its retry could not be published: {_describe(publish_error)}"
-            )
-            return _dead_letter(
-                task, handler, kwargs, reason=DeadLetter.Reason.RETRY_FAILED, error=error
-            )
+        return _retry(task, handler, kwargs, exc, countdown=countdown, deferrals=deferrals)
+
+
+def _retry(task, handler: Handler, kwargs: dict, exc: Exception, *, countdown, deferrals) -> str:
+    first_failed_at = kwargs.get("first_failed_at") or timezone.now().isoformat()
+    retry_kwargs = {"envelope": kwargs.get("envelope"), "first_failed_at": first_failed_at}
+    if deferrals:
+        retry_kwargs["deferrals"] = deferrals
+    try:
+        raise task.retry(
+            exc=exc,
+            countdown=countdown,
+            kwargs=retry_kwargs,
+            confirm_timeout=settings.MESSAGING_CONFIRM_TIMEOUT,
+        ) from exc
+    except Retry:
+        raise
+    except Exception as publish_error:
+        error = f"{_describe(exc)}; its retry could not be published: {_describe(publish_error)}"
+        return _dead_letter(
+            task, handler, kwargs, reason=DeadLetter.Reason.RETRY_FAILED, error=error
+        )
 
 
 def _describe(exc: BaseException) -> str:

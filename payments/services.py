@@ -11,6 +11,7 @@ from django.db import transaction
 from gateway import client as gateway
 from messaging.publishing import publish
 
+from . import breaker
 from .events import PaymentFailed, PaymentProcessed, PaymentRefunded, PaymentVoided
 from .models import Payment, Refund
 
@@ -71,8 +72,12 @@ def payment_charge(
         status=Payment.Status.PROCESSING,
     )
     try:
-        charge = gateway.charge(
-            token=card_token, amount=amount, currency=currency, idempotency_key=f"order-{order_id}"
+        charge = breaker.call(
+            gateway.charge,
+            token=card_token,
+            amount=amount,
+            currency=currency,
+            idempotency_key=f"order-{order_id}",
         )
     except gateway.CardDeclined as declined:
         payment.status, payment.failure_code = Payment.Status.FAILED, declined.code
@@ -107,7 +112,9 @@ def payment_refund(
         return _refund(payment, reason_code=reason_code, reason=reason, workflow=workflow)
     if not reply_again:
         return None
-    if payment is None and (charged := gateway.charge_lookup(idempotency_key=f"order-{order_id}")):
+    if payment is None and (
+        charged := breaker.call(gateway.charge_lookup, idempotency_key=f"order-{order_id}")
+    ):
         # The card was charged but our record of it was lost (the worker died
         # between the gateway's answer and our commit): refund that charge.
         payment = Payment.objects.create(
@@ -139,8 +146,11 @@ def payment_refund(
 
 def _refund(payment: Payment, *, reason_code: str, reason: str, workflow: str) -> Refund:
     amount = payment.amount - payment.amount_refunded
-    result = gateway.refund(
-        charge_id=payment.gateway_charge_id, amount=amount, idempotency_key=f"refund-{payment.id}"
+    result = breaker.call(
+        gateway.refund,
+        charge_id=payment.gateway_charge_id,
+        amount=amount,
+        idempotency_key=f"refund-{payment.id}",
     )
     refund = Refund.objects.create(
         payment=payment, amount=amount, reason=reason[:300], gateway_refund_id=result.refund_id

@@ -191,6 +191,16 @@ SHOP_CURRENCY = os.environ.get("SHOP_CURRENCY", "EUR")
 # its "timeout" test card time out before one succeeds.
 PAYMENT_GATEWAY_LATENCY = env_float("PAYMENT_GATEWAY_LATENCY", 0.3)
 PAYMENT_GATEWAY_TIMEOUTS = env_int("PAYMENT_GATEWAY_TIMEOUTS", 2)
+# The circuit breaker in front of the gateway (payments/breaker.py): it opens
+# after this many failed calls in a row and tries again this many seconds
+# later. Its state is shared through Redis when a URL is set; otherwise each
+# worker process keeps its own.
+PAYMENT_GATEWAY_BREAKER_FAILURES = env_int("PAYMENT_GATEWAY_BREAKER_FAILURES", 5)
+PAYMENT_GATEWAY_BREAKER_RESET = env_float("PAYMENT_GATEWAY_BREAKER_RESET", 30.0)
+PAYMENT_GATEWAY_BREAKER_REDIS_URL = os.environ.get(
+    "PAYMENT_GATEWAY_BREAKER_REDIS_URL", os.environ.get("REDIS_URL", "")
+)
+PAYMENT_GATEWAY_BREAKER_NAMESPACE = os.environ.get("PAYMENT_GATEWAY_BREAKER_NAMESPACE", "eventshop")
 # Destinations the carrier does not serve: a shipment there fails (and the
 # order is compensated). AQ is Antarctica.
 SHIPPING_UNSERVED_COUNTRIES = env_list("SHIPPING_UNSERVED_COUNTRIES", ["AQ"])

@@ -22,6 +22,10 @@ def _is_listening(host: str, port: int) -> bool:
 if "DATABASE_URL" not in os.environ and (os.environ.get("CI") or _is_listening("127.0.0.1", 5432)):
     os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/test"
 os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# The gateway's circuit breaker shared through Redis, quick to try again.
+if os.environ.get("CI") or _is_listening("127.0.0.1", 6379):
+    os.environ.setdefault("PAYMENT_GATEWAY_BREAKER_REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ.setdefault("PAYMENT_GATEWAY_BREAKER_RESET", "1")
 # Fast retries so the tests see the whole backoff-then-dead-letter cycle.
 os.environ.setdefault("MESSAGING_MAX_RETRIES", "3")
 os.environ.setdefault("MESSAGING_RETRY_BACKOFF", "0.2")
