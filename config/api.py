@@ -1,8 +1,12 @@
 """The JSON API: one NinjaAPI, each app contributing its router."""
 
+import json
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import NinjaAPI
-from ninja.errors import ValidationError
+from ninja.errors import HttpError, ValidationError
 
 from inventory.api import router as inventory_router
 from orders.api import router as orders_router
@@ -27,4 +31,25 @@ def validation_failed(request: HttpRequest, exc: ValidationError):
         errors.setdefault(".".join(location) or "body", []).append(error.get("msg", "is invalid"))
     return api.create_response(
         request, {"detail": "The request is invalid.", "errors": errors}, status=422
+    )
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError):
+    """Say why a body could not be read (ninja says only "Cannot parse request body")."""
+    detail, cause = str(exc), exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, ValueError):
+        if isinstance(cause, json.JSONDecodeError):
+            cause = f"{cause.msg} at character {cause.pos + 1}"
+        detail = f"The request body is not valid JSON: {cause}."
+    return api.create_response(request, {"detail": detail}, status=exc.status_code)
+
+
+@api.exception_handler(RequestDataTooBig)
+def body_too_large(request: HttpRequest, exc: RequestDataTooBig):
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return api.create_response(
+        request,
+        {"detail": f"The request body is larger than the {limit} bytes this API accepts."},
+        status=413,
     )

@@ -1,7 +1,10 @@
+from functools import wraps
 from uuid import UUID
 
+from django.http import JsonResponse
 from django.urls import reverse
 from ninja import Router, Status
+from ninja.decorators import decorate_view
 
 from . import selectors, services
 from .schemas import ErrorOut, OrderAccepted, OrderIn, OrderOut
@@ -9,13 +12,38 @@ from .schemas import ErrorOut, OrderAccepted, OrderIn, OrderOut
 router = Router(tags=["orders"])
 
 
+def json_body_required(run):
+    """Refuse a body that is not declared as JSON (a form post, text) before reading it."""
+
+    @wraps(run)
+    def checked(request, *args, **kwargs):
+        content_type = request.content_type or ""
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            sent = f"this request's is {content_type}" if content_type else "this request has none"
+            detail = f"Send the order as JSON, with Content-Type: application/json ({sent})."
+            return JsonResponse({"detail": detail}, status=415)
+        return run(request, *args, **kwargs)
+
+    return checked
+
+
 @router.post(
     "/orders/",
-    response={202: OrderAccepted, 422: ErrorOut},
+    response={
+        202: OrderAccepted,
+        400: ErrorOut,
+        413: ErrorOut,
+        415: ErrorOut,
+        422: ErrorOut,
+    },
     summary="Place an order",
     description="Answers once the order is committed and its OrderPlaced event is "
-    "handed to the broker; payment, stock and shipping follow asynchronously.",
+    "handed to the broker; payment, stock and shipping follow asynchronously. "
+    "A body that is not JSON is refused with 400 (415 when not sent as JSON, 413 "
+    "when too large); one that is JSON but invalid with 422, naming each field "
+    "that is wrong and why.",
 )
+@decorate_view(json_body_required)
 def order_create(request, payload: OrderIn):
     try:
         order = services.order_place(
@@ -33,7 +61,7 @@ def order_create(request, payload: OrderIn):
 
 @router.get(
     "/orders/{order_id}/",
-    response={200: OrderOut, 404: ErrorOut},
+    response={200: OrderOut, 404: ErrorOut, 422: ErrorOut},
     url_name="order_detail",
     summary="An order's status, payment, shipment and event timeline",
 )

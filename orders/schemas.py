@@ -1,13 +1,89 @@
 """The JSON API's request and response shapes (also its OpenAPI document)."""
 
+import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import ConfigDict, Field, StrictInt, field_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic_core import PydanticCustomError
+
+# Control characters (Unicode category Cc, e.g. NUL, tab, line breaks) belong
+# in no name, address or SKU, and PostgreSQL cannot store NUL at all.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_PRINTABLE = r"[^\x00-\x1F\x7F-\x9F]"
+# What the OpenAPI document states: printable text, not only spaces
+# (leading and trailing spaces are stripped).
+TEXT_PATTERN = rf"^{_PRINTABLE}*[^\s\x00-\x1F\x7F-\x9F]{_PRINTABLE}*$"
+
+COUNTRY_PATTERN = r"^[A-Za-z]{2}$"
+COUNTRY_MESSAGE = "Enter a two-letter country code, e.g. FR."
+
+# 12 to 19 digits, a single space or dash allowed between two of them.
+CARD_NUMBER_PATTERN = r"^[0-9](?:[ -]?[0-9]){11,18}$"
+CARD_NUMBER_MESSAGE = (
+    "Enter a card number of 12 to 19 digits; a single space or dash may separate them."
+)
+
+MAX_LINES = 50
+MAX_QUANTITY = 100
+
+
+def control_character_problem(value: str) -> str | None:
+    """Which control character the text holds and where, in words; None when it holds none."""
+    found = CONTROL_CHARACTER.search(value)
+    if found is None:
+        return None
+    return (
+        f"Remove the control character U+{ord(found.group()):04X} (character "
+        f"{found.start() + 1}); only printable text is accepted."
+    )
+
+
+def _printable(value: str) -> str:
+    problem = control_character_problem(value)
+    if problem:
+        raise PydanticCustomError("control_character", problem)
+    return value
+
+
+def text(max_length: int):
+    """One line of printable text, 1 to max_length characters: what the model's column holds."""
+    return Annotated[
+        str,
+        Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": TEXT_PATTERN}),
+        AfterValidator(_printable),
+    ]
+
+
+def _country(value: str) -> str:
+    if not re.fullmatch(COUNTRY_PATTERN, value):
+        raise PydanticCustomError("country", COUNTRY_MESSAGE)
+    return value
+
+
+def _card_number(value: str) -> str:
+    if not re.fullmatch(CARD_NUMBER_PATTERN, value):
+        raise PydanticCustomError("card_number", CARD_NUMBER_MESSAGE)
+    return value
+
+
+def _whole_number(value: object) -> object:
+    """1.0 is the integer 1 in JSON (and JSON Schema); "1" and true stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _email(value: str) -> str:
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        raise PydanticCustomError("email", "Enter a valid email address.") from None
+    return value
 
 
 class StrictSchema(Schema):
@@ -15,35 +91,46 @@ class StrictSchema(Schema):
 
 
 class AddressIn(StrictSchema):
-    name: str = Field(min_length=1, max_length=200)
-    line1: str = Field(min_length=1, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    postal_code: str = Field(min_length=1, max_length=20)
-    country: str = Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166 two-letter code")
+    name: text(200)
+    line1: text(200)
+    city: text(100)
+    postal_code: text(20)
+    country: Annotated[
+        str,
+        Field(
+            min_length=2,
+            max_length=2,
+            description="ISO 3166 two-letter code",
+            json_schema_extra={"pattern": COUNTRY_PATTERN},
+        ),
+        AfterValidator(_country),
+    ]
 
 
 class ItemIn(StrictSchema):
-    sku: str = Field(min_length=1, max_length=40)
-    quantity: StrictInt = Field(ge=1, le=100)
+    sku: text(40)
+    quantity: Annotated[StrictInt, BeforeValidator(_whole_number)] = Field(ge=1, le=MAX_QUANTITY)
 
 
 class OrderIn(StrictSchema):
-    email: str = Field(max_length=254)
-    items: list[ItemIn] = Field(min_length=1, max_length=50)
+    email: Annotated[
+        str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_email)
+    ]
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_LINES)
     shipping_address: AddressIn
-    card_number: str = Field(min_length=12, max_length=23, examples=["4242424242424242"])
+    card_number: Annotated[
+        str,
+        Field(
+            min_length=12,
+            max_length=23,
+            examples=["4242424242424242"],
+            json_schema_extra={"pattern": CARD_NUMBER_PATTERN},
+        ),
+        AfterValidator(_card_number),
+    ]
     workflow: Literal["choreography", "orchestration"] | None = Field(
         None, description="How the order is run; the shop's default when left out"
     )
-
-    @field_validator("email")
-    @classmethod
-    def email_is_valid(cls, value: str) -> str:
-        try:
-            validate_email(value)
-        except DjangoValidationError:
-            raise ValueError("Enter a valid email address.") from None
-        return value
 
 
 class OrderAccepted(Schema):

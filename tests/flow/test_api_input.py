@@ -7,9 +7,12 @@ import pytest
 from gateway.models import CardToken
 from messaging.models import OutboxMessage
 from orders.models import CatalogItem, Order
-from tests.flow.conftest import order_body
+from tests.flow.conftest import ADDRESS, order_body
 
 pytestmark = pytest.mark.django_db(databases="__all__")
+
+# The longest address the order's email column holds: 64 + 1 + 189 = 254 characters.
+LONGEST_EMAIL = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com"
 
 
 @pytest.fixture
@@ -53,7 +56,50 @@ def assert_nothing_written():
             "items.0.quantity",
             "less than or equal to 100",
         ),
+        (
+            {"items": [{"sku": "MUG-1", "quantity": 2**63}]},
+            "items.0.quantity",
+            "less than or equal to 100",
+        ),
         ({"items": [{"sku": "MUG-1", "quantity": "2"}]}, "items.0.quantity", "valid integer"),
+        ({"items": [{"sku": "MUG-1", "quantity": 1.5}]}, "items.0.quantity", "valid integer"),
+        ({"items": [{"sku": "MUG-1", "quantity": True}]}, "items.0.quantity", "valid integer"),
+        ({"items": [{"sku": "MUG-1", "quantity": 1}] * 51}, "items", "at most 50 items"),
+        ({"items": [{"sku": "M" * 41, "quantity": 1}]}, "items.0.sku", "at most 40 characters"),
+        ({"items": [{"sku": "MUG\x001", "quantity": 1}]}, "items.0.sku", "U+0000"),
+        ({"email": "x" + LONGEST_EMAIL}, "email", "at most 254 characters"),
+        (
+            {"shipping_address": {**ADDRESS, "name": "é" * 201}},
+            "shipping_address.name",
+            "at most 200 characters",
+        ),
+        (
+            {"shipping_address": {**ADDRESS, "postal_code": "1" * 21}},
+            "shipping_address.postal_code",
+            "at most 20 characters",
+        ),
+        (
+            {"shipping_address": {**ADDRESS, "name": "Ada\x00Lovelace"}},
+            "shipping_address.name",
+            "Remove the control character U+0000 (character 4)",
+        ),
+        (
+            {"shipping_address": {**ADDRESS, "city": "Lon\ndon"}},
+            "shipping_address.city",
+            "control character U+000A",
+        ),
+        (
+            {"shipping_address": {**ADDRESS, "line1": "   "}},
+            "shipping_address.line1",
+            "at least 1 character",
+        ),
+        (
+            {"shipping_address": {**ADDRESS, "country": "ÉÉ"}},
+            "shipping_address.country",
+            "Enter a two-letter country code",
+        ),
+        ({"card_number": "4242 4242 4242 424²"}, "card_number", "12 to 19 digits"),
+        ({"card_number": "４２４２４２４２４２４２４２４２"}, "card_number", "12 to 19 digits"),
         ({"items": [{"sku": "MUG-1"}]}, "items.0.quantity", "Field required"),
         ({"shipping_address": {"name": "A"}}, "shipping_address.line1", "Field required"),
         ({"card_number": "12"}, "card_number", "at least 12 characters"),
@@ -87,22 +133,105 @@ def test_unknown_product_and_invalid_card_are_rejected_together(client, catalog)
     assert_nothing_written()
 
 
-@pytest.mark.parametrize("body", ['{"email": ', "null", "[1, 2]", "not json at all"])
-def test_malformed_json_is_rejected(client, catalog, body):
+def test_the_longest_values_the_columns_hold_are_stored_whole(client, catalog):
+    """Unicode at every length limit: accepted and stored as sent, never a database error."""
+    address = {
+        "name": "😀" * 200,
+        "line1": "Rue de l'Église " + "é" * 184,
+        "city": "東京" * 50,
+        "postal_code": "Ω" * 20,
+        "country": "fr",
+    }
+    body = order_body(items=[(catalog, 2)], email=LONGEST_EMAIL, shipping_address=address)
+
     response = post(client, body)
 
-    assert response.status_code in (400, 422)
-    assert response.json()["detail"]
+    assert response.status_code == 202, response.content
+    order = Order.objects.get(pk=response.json()["id"])
+    stored = (order.email, order.ship_name, order.ship_line1, order.ship_city)
+    assert stored == (LONGEST_EMAIL, address["name"], address["line1"], address["city"])
+    assert (order.ship_postal_code, order.ship_country) == ("Ω" * 20, "FR")
+
+
+def test_a_whole_number_written_as_a_float_is_that_quantity(client, catalog):
+    response = post(client, order_body(items=[(catalog, 2.0)]))
+
+    assert response.status_code == 202, response.content
+    assert Order.objects.get().lines.get().quantity == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"email": ', "not valid JSON: Expecting value at character 11"),
+        ("not json at all", "not valid JSON: Expecting value at character 1"),
+        ('{"email": "a@example.com",}', "not valid JSON: Expecting property name"),
+        (b"\xff\xfe{}", "not valid JSON"),
+    ],
+)
+def test_malformed_json_is_rejected_with_where_it_breaks(client, catalog, body, reason):
+    response = post(client, body)
+
+    assert response.status_code == 400
+    assert reason in response.json()["detail"]
     assert_nothing_written()
 
 
-def test_oversized_body_is_rejected(client, catalog, settings):
+@pytest.mark.parametrize("body", ["null", "[1, 2]", '"an order"', "42"])
+def test_json_that_is_not_an_object_is_rejected(client, catalog, body):
+    response = post(client, body)
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == {
+        "body": ["Input should be a valid dictionary or object to extract fields from"]
+    }
+    assert_nothing_written()
+
+
+def test_oversized_body_is_rejected_with_the_limit(client, catalog, settings):
     body = order_body(items=[(catalog, 1)], email="a@example.com")
     body["shipping_address"]["line1"] = "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
 
     response = post(client, body)
 
-    assert response.status_code in (400, 413)
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": f"The request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} "
+        "bytes this API accepts."
+    }
+    assert_nothing_written()
+
+
+def test_thousands_of_lines_are_refused_whole(client, catalog):
+    response = post(client, order_body(items=[(catalog, 1)] * 10_000))
+
+    assert response.status_code == 422
+    assert response.json()["errors"] == {
+        "items": ["List should have at most 50 items after validation, not 10000"]
+    }
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "named"),
+    [
+        (
+            "application/x-www-form-urlencoded",
+            "this request's is application/x-www-form-urlencoded",
+        ),
+        ("text/plain", "this request's is text/plain"),
+        ("", "this request has none"),
+    ],
+)
+def test_a_body_not_sent_as_json_is_refused(client, catalog, content_type, named):
+    body = json.dumps(order_body(items=[(catalog, 1)]))
+
+    response = client.post("/api/orders/", body, content_type=content_type)
+
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": f"Send the order as JSON, with Content-Type: application/json ({named})."
+    }
     assert_nothing_written()
 
 
@@ -115,4 +244,6 @@ def test_openapi_document_describes_the_api(client):
     document = client.get("/api/openapi.json").json()
     assert {"/api/orders/", "/api/orders/{order_id}/", "/api/products/"} <= set(document["paths"])
     post_order = document["paths"]["/api/orders/"]["post"]
-    assert {"202", "422"} <= set(post_order["responses"])
+    assert set(post_order["responses"]) == {"202", "400", "413", "415", "422"}
+    get_order = document["paths"]["/api/orders/{order_id}/"]["get"]
+    assert set(get_order["responses"]) == {"200", "404", "422"}
