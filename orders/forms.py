@@ -1,26 +1,44 @@
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from .models import CatalogItem, Order
+from .schemas import (
+    CARD_NUMBER_MESSAGE,
+    CARD_NUMBER_PATTERN,
+    COUNTRY_MESSAGE,
+    MAX_QUANTITY,
+    control_character_problem,
+)
+
+
+def printable(value: str) -> None:
+    """No control characters (a NUL, a tab, a line break) in a name or an address."""
+    problem = control_character_problem(value)
+    if problem:
+        raise ValidationError(problem, code="control_character")
 
 
 class OrderForm(forms.Form):
     """The storefront's order form: a quantity per product, where it goes, how to pay."""
 
-    email = forms.EmailField()
-    name = forms.CharField(max_length=200)
-    line1 = forms.CharField(label="Address", max_length=200)
-    city = forms.CharField(max_length=100)
-    postal_code = forms.CharField(max_length=20)
+    # The lengths are the order's columns: longer input is refused here, not by the database.
+    email = forms.EmailField(max_length=254)
+    name = forms.CharField(max_length=200, validators=[printable])
+    line1 = forms.CharField(label="Address", max_length=200, validators=[printable])
+    city = forms.CharField(max_length=100, validators=[printable])
+    postal_code = forms.CharField(max_length=20, validators=[printable])
     country = forms.RegexField(
         regex=r"^[A-Za-z]{2}$",
         max_length=2,
         help_text="Two-letter code, e.g. FR",
-        error_messages={"invalid": "Enter a two-letter country code, e.g. FR."},
+        error_messages={"invalid": COUNTRY_MESSAGE},
     )
-    card_number = forms.CharField(
+    card_number = forms.RegexField(
+        regex=CARD_NUMBER_PATTERN,
         max_length=23,
         help_text="Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined",
+        error_messages={"invalid": CARD_NUMBER_MESSAGE},
     )
 
     workflow = forms.ChoiceField(
@@ -38,7 +56,11 @@ class OrderForm(forms.Form):
         self.products = products
         for product in products:
             self.fields[self.quantity_field(product.sku)] = forms.IntegerField(
-                label=product.name, min_value=0, max_value=100, required=False, initial=0
+                label=product.name,
+                min_value=0,
+                max_value=MAX_QUANTITY,
+                required=False,
+                initial=0,
             )
 
     @staticmethod

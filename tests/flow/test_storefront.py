@@ -3,10 +3,16 @@
 import re
 
 import pytest
-from django.test import Client
+from django.middleware.csrf import get_token
+from django.test import Client, RequestFactory
 
+from gateway.models import CardToken
+from messaging.models import OutboxMessage
 from orders.models import Order
 from tests.flow.conftest import form_data
+
+# The longest address the order's email column holds: 254 characters.
+LONGEST_EMAIL = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com"
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -36,6 +42,20 @@ def test_a_valid_order_lands_on_its_own_unguessable_page(client, storefront_cata
         ({"qty_MUG-1": "-1"}, "greater than or equal to 0"),
         ({"qty_MUG-1": "0"}, "Choose a quantity for at least one product."),
         ({"name": ""}, "This field is required."),
+        ({"qty_MUG-1": str(2**63)}, "Ensure this value is less than or equal to 100."),
+        ({"qty_MUG-1": "1.5"}, "Enter a whole number."),
+        ({"qty_MUG-1": "9" * 5000}, "Enter a whole number."),
+        ({"qty_MUG-1": "two"}, "Enter a whole number."),
+        ({"email": "x" + LONGEST_EMAIL}, "Ensure this value has at most 254 characters"),
+        ({"name": "é" * 201}, "Ensure this value has at most 200 characters (it has 201)."),
+        ({"postal_code": "1" * 21}, "Ensure this value has at most 20 characters"),
+        ({"name": "Ada\x00"}, "Null characters are not allowed."),
+        ({"city": "Lon\tdon"}, "Remove the control character U+0009 (character 4)"),
+        ({"card_number": "4242 4242 4242 424²"}, "Enter a card number of 12 to 19 digits"),
+        (
+            {"card_number": "４２４２４２４２４２４２４２４２"},
+            "Enter a card number of 12 to 19 digits",
+        ),
     ],
 )
 def test_form_errors_are_shown_per_field_and_nothing_is_written(
@@ -45,6 +65,38 @@ def test_form_errors_are_shown_per_field_and_nothing_is_written(
 
     assert response.status_code == 400
     assert message in response.content.decode()
+    assert not Order.objects.exists()
+    assert not OutboxMessage.objects.exists()
+    assert not CardToken.objects.exists()
+
+
+def test_the_longest_values_the_columns_hold_are_stored_whole(client, storefront_catalog):
+    """Unicode at every length limit: accepted and stored as typed, never a database error."""
+    typed = {
+        "email": LONGEST_EMAIL,
+        "name": "😀" * 200,
+        "city": "東京" * 50,
+        "postal_code": "Ω" * 20,
+    }
+
+    response = client.post("/", form_data(**typed))
+
+    assert response.status_code == 302
+    order = Order.objects.get()
+    stored = (order.email, order.ship_name, order.ship_city, order.ship_postal_code)
+    assert stored == (typed["email"], typed["name"], typed["city"], typed["postal_code"])
+
+
+def test_an_oversized_form_is_refused_and_nothing_is_written(storefront_catalog, settings):
+    """Refused by Django before the form is read, with the CSRF check on as in production."""
+    browser = Client(enforce_csrf_checks=True)
+    token = get_token(RequestFactory().get("/"))
+    browser.cookies[settings.CSRF_COOKIE_NAME] = token
+    data = form_data(csrfmiddlewaretoken=token, line1="x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+    response = browser.post("/", data)
+
+    assert response.status_code == 400
     assert not Order.objects.exists()
 
 
