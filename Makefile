@@ -40,3 +40,9 @@ worker: install
 
 clean:
 	rm -rf $(VENV) var staticfiles
+
+## The benchmark: writes docs/benchmarks.md and .json (make bench ARGS="--quick").
+## Uses the `bench` vhost and database unless CELERY_BROKER_URL / DATABASE_URL say otherwise.
+.PHONY: bench
+bench: install
+	python -m bench $(ARGS)

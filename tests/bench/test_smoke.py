@@ -1,0 +1,66 @@
+"""The benchmark still runs: every scenario, at tiny sizes, writes a sane report.
+
+Nothing here times or asserts performance (CI does not benchmark); it only
+keeps ``python -m bench`` from rotting as the apps change. It needs
+PostgreSQL and RabbitMQ, like the delivery tests, and runs the benchmark as
+its own process against the test database, starting and stopping its own
+workers.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.db import connection
+
+from tests.conftest import ROOT, _database_url, require
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SCENARIOS = ["ours", "orchestration", "naive", "celery", "kombu"]
+
+
+def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
+    require(connection.vendor == "postgresql", "PostgreSQL")
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": rabbitmq,
+    }
+    for name in ("DJANGO_SETTINGS_MODULE", "GATEWAY_DATABASE_URL", "BENCH_EXPERIMENTS"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+
+    report = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert report["machine"]["cores"] >= 1
+    assert all(report["versions"][k] for k in ("python", "django", "celery", "rabbitmq"))
+    assert report["graph"]["deliveries_per_order"] > 0
+    summary = report["summary"]
+    for scenario in SCENARIOS:
+        figures = summary["scenarios"][scenario]
+        assert figures["all_complete"], scenario
+        assert figures["orders_per_s"] > 0, scenario
+        assert figures["cpu_ms_per_order"] > 0, scenario
+        assert figures["latency"]["50"]["p99_ms"] > 0, scenario
+    assert summary["scenarios"]["ours"]["inbox_rows_per_order"] > 0
+    assert summary["scenarios"]["naive"]["inbox_rows_per_order"] == 0
+    for key in ("throughput_ours_over_naive", "throughput_ours_over_celery"):
+        assert summary["ratios"][key] > 0
+    assert summary["web"]["closed"]["rps"] > 0
+    assert summary["web"]["closed"]["errors"] == summary["web"]["open"]["errors"] == 0
+    assert summary["recovery"]["left_pending"] == 0
+    assert all(r["dispatched"] == r["pending_before"] for r in report["runs"]["recovery"])
+    probe = summary["memory"]["probe_worker"]
+    assert probe["handled"] == probe["messages"]
+    assert probe["start_mb"] > 0
+    assert {t["status"] for t in summary["targets"]} <= {"PASS", "MISS"}
+
+    text = (tmp_path / "benchmarks.md").read_text()
+    for heading in ("Targets", "Order flow side by side", "Web", "Recovery", "Memory"):
+        assert f"## {heading}" in text
