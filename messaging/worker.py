@@ -1,5 +1,8 @@
 """The worker's message consumer, extended so poison messages become dead letters.
 
+It also leaves out the worker-heartbeat events, so that a silent broker is
+noticed (see Consumer.Blueprint).
+
 Celery drops (acks or rejects without requeue) a message it cannot decode,
 whose content type it does not accept, or whose task it does not know. That
 keeps the queue moving, and this subclass makes sure each one is also kept as
@@ -21,6 +24,15 @@ logger = logging.getLogger(__name__)
 
 
 class Consumer(CeleryConsumer):
+    class Blueprint(CeleryConsumer.Blueprint):
+        # No worker-heartbeat events (the ones Flower shows). Their producer
+        # publishes from the worker's event loop and, when the broker goes
+        # silent, sits there reconnecting: the loop can then no longer see
+        # the missed AMQP heartbeats that tell it the connection is dead.
+        default_steps = [
+            step for step in CeleryConsumer.Blueprint.default_steps if not step.endswith(":Heart")
+        ]
+
     def create_task_handler(self, *args, **kwargs):
         on_task_received = super().create_task_handler(*args, **kwargs)
 

@@ -239,7 +239,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 elif CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
     # Every publish waits for the broker's confirm: a message the broker did
     # not take raises at the publisher instead of vanishing.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    # A silent broker (hung, or the network dropping packets) must not hang
+    # anyone: every blocking socket read or write to it, a confirm awaited
+    # included, gives up after MESSAGING_BROKER_SOCKET_TIMEOUT seconds.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "confirm_publish": True,
+        "read_timeout": env_float("MESSAGING_BROKER_SOCKET_TIMEOUT", 10.0),
+        "write_timeout": env_float("MESSAGING_BROKER_SOCKET_TIMEOUT", 10.0),
+    }
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
 CELERY_BROKER_HEARTBEAT = env_int("CELERY_BROKER_HEARTBEAT", 30)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

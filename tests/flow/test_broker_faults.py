@@ -6,19 +6,25 @@ keeps answering (events wait in the outbox), workers reconnect by themselves,
 and the relay sends what could not be sent.
 """
 
+import contextlib
 import shutil
 import subprocess
+import time
+from urllib.parse import urlsplit
 
 import pytest
 from django.db.models import Count
 
 from gateway.models import Charge
+from messaging.models import OutboxMessage
 from messaging.publishing import outbox_relay
 from orders.models import Order
 from payments.models import Payment
 from shipping.models import Shipment
-from tests.conftest import require, wait_for
+from tests.conftest import APP_QUEUES, WorkerProcess, require, wait_for
 from tests.flow.conftest import order_body
+from tests.flow.test_saga import consumer_paused
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -94,3 +100,72 @@ def test_orders_complete_once_when_every_broker_connection_is_closed(
     ids += [place(client, sku, "choreography") for _ in range(5)]
 
     all_complete_once(ids)
+
+
+HEARTBEAT = 2
+
+
+@pytest.fixture
+def silent_broker_worker(rabbitmq, app_workers):
+    """One worker for every app queue that reaches RabbitMQ through a proxy, heartbeat 2 s.
+
+    The regular workers are held off the queues meanwhile, so this one does all the work.
+    """
+    parts = urlsplit(rabbitmq)
+    proxy = TcpProxy((parts.hostname, parts.port or 5672))
+    proxy.start()
+    proxied = parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}")
+    env = {
+        **app_workers["orders"].env,
+        "CELERY_BROKER_URL": proxied.geturl(),
+        "CELERY_BROKER_HEARTBEAT": str(HEARTBEAT),
+    }
+    with contextlib.ExitStack() as paused:
+        for queue in APP_QUEUES:
+            paused.enter_context(consumer_paused(app_workers[queue], queue))
+        worker = WorkerProcess("silent-broker", APP_QUEUES, env, concurrency=2)
+        try:
+            worker.wait_ready()
+            yield worker, proxy
+        finally:
+            proxy.thaw()
+            worker.stop()
+            proxy.stop()
+
+
+def test_a_silent_broker_hangs_nobody_and_every_order_completes_once_it_answers(
+    client, stock, broker_proxy, silent_broker_worker
+):
+    """The broker stops answering (its TCP connections stay open, nothing comes back)."""
+    worker, worker_proxy = silent_broker_worker
+    sku = stock(on_hand=20)
+    ids = [place(client, sku, workflow) for workflow in ("choreography", "orchestration")]
+    wait_for(
+        lambda: Order.objects.filter(pk__in=ids, status="completed").count() == 2,
+        what="the first orders to complete through the proxied worker",
+    )
+
+    broker_proxy.freeze()
+    worker_proxy.freeze()
+    waits = []
+    try:
+        for workflow in ("choreography", "orchestration", "choreography"):
+            started = time.monotonic()
+            ids.append(place(client, sku, workflow))
+            waits.append(time.monotonic() - started)
+        # The web answered each order after a bounded wait; their events wait in the outbox.
+        assert max(waits) < 20, waits
+        pending = OutboxMessage.objects.filter(correlation_id__in=ids[2:], dispatched_at=None)
+        assert pending.filter(type="OrderPlaced").count() == 3
+        # The worker notices the silence through missed heartbeats instead of hanging on.
+        wait_for(
+            lambda: any("Too many heartbeats missed" in line for line in worker.lines),
+            timeout=HEARTBEAT * 10,
+            what="the worker to notice the silent broker",
+        )
+    finally:
+        broker_proxy.thaw()
+        worker_proxy.thaw()
+
+    all_complete_once(ids)
+    print(f"silent broker: the web waited {', '.join(f'{w:.1f}s' for w in waits)}")

@@ -19,6 +19,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def start(self) -> None:
         listener = socket.socket()
@@ -27,6 +29,13 @@ class TcpProxy:
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def freeze(self) -> None:
+        """Go silent: connections stay open, but no byte passes either way (a hung broker)."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     def stop(self) -> None:
         """Refuse new connections and cut every open one."""
@@ -62,7 +71,10 @@ class TcpProxy:
 
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
         try:
-            while chunk := source.recv(65536):
+            while self._flowing.wait() and (chunk := source.recv(65536)):
+                # Frozen between recv and send, the bytes wait here like a
+                # packet a stalled peer never read.
+                self._flowing.wait()
                 target.sendall(chunk)
         except OSError:
             pass
