@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -86,8 +87,34 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
             causation_id=envelope.causation_id,
             payload=envelope.payload,
         )
-        transaction.on_commit(lambda: outbox_dispatch(row=row), robust=True)
+        transaction.on_commit(lambda: _dispatch_after_commit(row), robust=True)
     return envelope
+
+
+# Until when (time.monotonic()) this process leaves committed messages to the
+# relay, because a dispatch just failed.
+_dispatch_paused_until = 0.0
+
+
+def _dispatch_after_commit(row: OutboxMessage) -> None:
+    """Dispatch at once, unless the broker failed this process moments ago.
+
+    While the broker is down or silent every dispatch would wait for its
+    timeouts; for MESSAGING_DISPATCH_PAUSE seconds after a failure the
+    producer does not wait at all and the relay sends the message instead.
+    """
+    global _dispatch_paused_until
+    if time.monotonic() < _dispatch_paused_until:
+        logger.info("Broker failed moments ago; %s %s left to the relay", row.type, row.message_id)
+        return
+    if not outbox_dispatch(row=row):
+        _dispatch_paused_until = time.monotonic() + settings.MESSAGING_DISPATCH_PAUSE
+
+
+def dispatch_pause_reset() -> None:
+    """Dispatch the next committed message at once again (tests; a process that knows better)."""
+    global _dispatch_paused_until
+    _dispatch_paused_until = 0.0
 
 
 def _check_size(envelope: Envelope) -> None:

@@ -257,6 +257,14 @@ def wait_until_quiet(names: list[str], timeout: float = 60) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _dispatch_not_paused():
+    """A broker failure in one test must not leave the next one's messages to the relay."""
+    from messaging.publishing import dispatch_pause_reset
+
+    dispatch_pause_reset()
+
+
+@pytest.fixture(autouse=True)
 def _workers_settle(request):
     """After a test that used workers, let them finish before the database is flushed."""
     used = [f for f in ("workers", "app_workers") if f in request.fixturenames]

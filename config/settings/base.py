@@ -300,6 +300,9 @@ MESSAGING_RETRY_BACKOFF = env_float("MESSAGING_RETRY_BACKOFF", 2.0)
 MESSAGING_RETRY_BACKOFF_MAX = env_float("MESSAGING_RETRY_BACKOFF_MAX", 300.0)
 # Seconds to wait for the broker's confirm of one publish.
 MESSAGING_CONFIRM_TIMEOUT = env_float("MESSAGING_CONFIRM_TIMEOUT", 5.0)
+# After a dispatch failed, committed messages are left to the relay for this
+# many seconds instead of each waiting for the broker's timeouts.
+MESSAGING_DISPATCH_PAUSE = env_float("MESSAGING_DISPATCH_PAUSE", 5.0)
 # The largest message, in bytes: a larger one is refused when published and,
 # if one arrives anyway, dead-lettered without being read.
 MESSAGING_MAX_MESSAGE_BYTES = env_int("MESSAGING_MAX_MESSAGE_BYTES", 256 * 1024)
