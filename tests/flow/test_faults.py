@@ -11,9 +11,11 @@ from django.db import connection
 
 from gateway.models import Charge
 from orders.models import Order, SagaEntry
+from orders.services import OrderItem, order_place
 from payments.models import Payment
 from tests.conftest import WorkerProcess, wait_for
-from tests.flow.conftest import order_body, wait_until_closed
+from tests.flow.conftest import ADDRESS, order_body, wait_until_closed
+from tests.flow.invariants import assert_books_balance, wait_until_all_closed
 from tests.flow.test_saga import consumer_paused
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -131,3 +133,47 @@ def _open_transaction_writing(table: str) -> int | None:
         )
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+def test_killing_a_worker_main_process_with_prefetched_messages_loses_and_doubles_nothing(
+    stock, app_workers
+):
+    sku = stock(on_hand=10, price="11.00")
+    regular = app_workers["payments"]
+    # One pool process busy in a slow charge, the others waiting in its prefetch buffer.
+    doomed = WorkerProcess(
+        "doomed-payments",
+        ["payments"],
+        {**regular.env, "PAYMENT_GATEWAY_LATENCY": "2"},
+        concurrency=1,
+    )
+    try:
+        doomed.wait_ready()
+        with consumer_paused(regular, "payments"):
+            ids = [
+                order_place(
+                    email="kill@example.com",
+                    items=[OrderItem(sku, 1)],
+                    shipping_address=dict(ADDRESS),
+                    card_number="4242424242424242",
+                    workflow=workflow,
+                ).pk
+                for workflow in ["choreography", "orchestration"] * 3
+            ]
+            wait_for(
+                lambda: (
+                    sum(" received" in line and "payments." in line for line in doomed.lines) >= 3
+                ),
+                what="the doomed worker to take several charges",
+            )
+            # kill -9 of the main process only: its pool child is orphaned
+            # and may still finish the charge it was in.
+            os.kill(doomed.process.pid, signal.SIGKILL)
+            doomed.process.wait(timeout=10)
+        # The regular worker gets every unacknowledged message back
+        wait_until_all_closed(ids)
+    finally:
+        doomed.stop()
+
+    tally = assert_books_balance(ids, {sku: 10})
+    assert tally.completed == len(ids)
