@@ -1,22 +1,30 @@
 """A worker killed in the middle of a step: the work is redelivered and takes effect once."""
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from django.db import connection
 
 from gateway.models import Charge
+from messaging.models import OutboxMessage
+from messaging.publishing import outbox_relay
 from orders.models import Order, SagaEntry
 from orders.services import OrderItem, order_place
 from payments.models import Payment
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import ROOT, WorkerProcess, wait_for
 from tests.flow.conftest import ADDRESS, order_body, wait_until_closed
 from tests.flow.invariants import assert_books_balance, wait_until_all_closed
 from tests.flow.test_saga import consumer_paused
+from tests.support import faults
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -177,3 +185,51 @@ def test_killing_a_worker_main_process_with_prefetched_messages_loses_and_double
 
     tally = assert_books_balance(ids, {sku: 10})
     assert tally.completed == len(ids)
+
+
+def test_a_web_process_killed_between_commit_and_dispatch_loses_no_order(stock, app_workers):
+    sku = stock(on_hand=3, price="12.00")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**app_workers["orders"].env, faults.DIE_BEFORE_DISPATCH_ENV: "1"}
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _listening(port), what="gunicorn to listen")
+        body = order_body(items=[(sku, 1)], email="killed-web@example.com")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/orders/",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        # The web worker dies right after its commit: the customer gets no answer
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            urllib.request.urlopen(request, timeout=30)  # noqa: S310 (our own http URL)
+    finally:
+        os.killpg(web.pid, signal.SIGKILL)
+        web.wait()
+
+    # but the order and its event were committed,
+    order = Order.objects.get(email="killed-web@example.com")
+    event = OutboxMessage.objects.get(correlation_id=str(order.pk), type="OrderPlaced")
+    assert event.dispatched_at is None
+
+    # and the relay (beat runs it every few seconds) delivers it: the order completes once.
+    def relayed_and_completed() -> bool:
+        outbox_relay(grace_seconds=0)
+        return Order.objects.filter(pk=order.pk, status="completed").exists()
+
+    wait_for(relayed_and_completed, what="the relayed order to complete")
+    assert_books_balance([order.pk], {sku: 3})
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

@@ -8,6 +8,8 @@ settings' probe app, never in production code.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,8 +38,29 @@ def injected(name: str) -> Iterator[None]:
         flag.unlink(missing_ok=True)
 
 
+# Set in one process's environment (not a flag file: only that process dies).
+DIE_BEFORE_DISPATCH_ENV = "FAULT_DIE_BEFORE_DISPATCH"
+
+
 def install() -> None:
-    """A duplicating publisher: while the flag is up, every message is enqueued twice."""
+    """Install the hooks of every fault; each does nothing until its fault is injected."""
+    _install_duplicating_publisher()
+    if os.environ.get(DIE_BEFORE_DISPATCH_ENV):
+        _install_death_before_dispatch()
+
+
+def _install_death_before_dispatch() -> None:
+    """The process is killed (SIGKILL) after its commit, before the message reaches the broker."""
+    from messaging import publishing
+
+    def die(row) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    publishing._dispatch_after_commit = die
+
+
+def _install_duplicating_publisher() -> None:
+    """While the flag is up, every message is enqueued twice."""
     from messaging.consumers import Handler
 
     enqueue = Handler.enqueue
