@@ -1,4 +1,4 @@
-"""A worker killed in the middle of a step: the work is redelivered and takes effect once."""
+"""Processes killed mid-work (a worker mid-step, the web after commit): nothing lost or doubled."""
 
 import json
 import os
