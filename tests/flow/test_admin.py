@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db(databases="__all__")
 MODELS = [
     "orders.order", "orders.ordersaga", "orders.catalogitem", "payments.payment",
     "inventory.product", "inventory.reservation", "shipping.shipment",
-    "notifications.sentemail", "messaging.outboxmessage", "messaging.inboxrecord",
+    "notifications.sentemail", "messaging.outboxmessage", "messaging.inboxrecord", "gateway.outage",
     "messaging.deadletter", "gateway.charge", "django_celery_results.taskresult",
 ]  # fmt: skip
 
