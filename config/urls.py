@@ -8,3 +8,5 @@ urlpatterns = [
     path("api/", api.urls),
     path("", include("orders.urls")),
 ]
+
+handler400 = "orders.views.bad_request"

@@ -71,7 +71,8 @@ class RefundResult:
 def card_number_normalize(card_number: str) -> str:
     """Digits only, checked for length and the Luhn checksum."""
     digits = "".join(ch for ch in card_number if ch not in " -")
-    if not digits.isdigit() or not 12 <= len(digits) <= 19:
+    # ASCII digits only: str.isdigit() also takes "²" and full-width digits.
+    if not (digits.isascii() and digits.isdigit()) or not 12 <= len(digits) <= 19:
         raise InvalidCardNumber("Enter a card number of 12 to 19 digits.")
     total = 0
     for index, digit in enumerate(int(d) for d in reversed(digits)):

@@ -3,6 +3,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -66,3 +67,13 @@ def stuck_orders(request: HttpRequest) -> HttpResponse:
         "orders/stuck_orders.html",
         {"rows": selectors.stuck_orders(older_than=age), "age": age},
     )
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The site's 400 page: says why, in words a customer can act on."""
+    if isinstance(exception, RequestDataTooBig):
+        limit_kb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
+        reason = f"What you sent is larger than the {limit_kb} KB a form may carry: shorten it."
+    else:
+        reason = "The request was malformed. Reload the page and try again."
+    return render(request, "orders/bad_request.html", {"reason": reason}, status=400)

@@ -97,6 +97,7 @@ def test_an_oversized_form_is_refused_and_nothing_is_written(storefront_catalog,
     response = browser.post("/", data)
 
     assert response.status_code == 400
+    assert "larger than the 2560 KB a form may carry" in response.content.decode()
     assert not Order.objects.exists()
 
 
