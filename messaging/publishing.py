@@ -105,10 +105,14 @@ def _dispatch_after_commit(row: OutboxMessage) -> None:
     """
     global _dispatch_paused_until
     if time.monotonic() < _dispatch_paused_until:
-        logger.info("Broker failed moments ago; %s %s left to the relay", row.type, row.message_id)
+        logger.debug("Dispatch paused; %s %s left to the relay", row.type, row.message_id)
         return
     if not outbox_dispatch(row=row):
         _dispatch_paused_until = time.monotonic() + settings.MESSAGING_DISPATCH_PAUSE
+        logger.warning(
+            "Committed messages go to the relay for the next %ss, not to the broker at once",
+            settings.MESSAGING_DISPATCH_PAUSE,
+        )
 
 
 def dispatch_pause_reset() -> None:

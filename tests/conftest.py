@@ -112,6 +112,13 @@ class WorkerProcess:
     def hostname(self) -> str:
         return f"{self.name}@{socket.gethostname()}"
 
+    def pool_children(self) -> list[int]:
+        found = subprocess.run(
+            [shutil.which("pgrep") or "pgrep", "-P", str(self.process.pid)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return [int(pid) for pid in found.stdout.split()]
+
     def log(self) -> str:
         return "\n".join(self.lines[-200:])
 

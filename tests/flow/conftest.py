@@ -1,5 +1,7 @@
 """Fixtures for the order flow: a catalog of its own per test, orders placed through the API."""
 
+import shutil
+import subprocess
 import uuid
 from decimal import Decimal
 
@@ -8,7 +10,7 @@ from django.utils import timezone
 
 from inventory import services as inventory
 from orders.models import CatalogItem, Order
-from tests.conftest import wait_for
+from tests.conftest import require, wait_for
 
 VALID_CARD = "4242 4242 4242 4242"
 ADDRESS = {
@@ -83,3 +85,19 @@ def form_data(**overrides) -> dict:
     }
     data.update(overrides)
     return data
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(
+        [shutil.which("rabbitmqctl") or "rabbitmqctl", *args],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def broker_control(rabbitmq):
+    """For tests that stop the broker: whatever happens, it runs again afterwards."""
+    require(shutil.which("rabbitmqctl") is not None, "rabbitmqctl")
+    yield
+    rabbitmqctl("start_app")
+    rabbitmqctl("await_startup", "--timeout", "120")

@@ -7,8 +7,6 @@ and the relay sends what could not be sent.
 """
 
 import contextlib
-import shutil
-import subprocess
 import time
 from urllib.parse import urlsplit
 
@@ -21,19 +19,12 @@ from messaging.publishing import outbox_relay
 from orders.models import Order
 from payments.models import Payment
 from shipping.models import Shipment
-from tests.conftest import APP_QUEUES, WorkerProcess, require, wait_for
-from tests.flow.conftest import order_body
+from tests.conftest import APP_QUEUES, WorkerProcess, wait_for
+from tests.flow.conftest import order_body, rabbitmqctl
 from tests.flow.test_saga import consumer_paused
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(
-        [shutil.which("rabbitmqctl") or "rabbitmqctl", *args],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
 
 
 def place(client, sku: str, workflow: str) -> str:
@@ -61,15 +52,6 @@ def all_complete_once(ids: list[str]) -> None:
     doubles = Shipment.objects.filter(order_id__in=ids).values("order_id").annotate(n=Count("id"))
     assert {row["n"] for row in doubles} == {1}
     assert doubles.count() == len(ids)
-
-
-@pytest.fixture
-def broker_control(rabbitmq):
-    require(shutil.which("rabbitmqctl") is not None, "rabbitmqctl")
-    yield
-    # Whatever happened, leave the broker running for the tests after this one.
-    rabbitmqctl("start_app")
-    rabbitmqctl("await_startup", "--timeout", "120")
 
 
 @pytest.mark.parametrize("workflow", ["choreography", "orchestration"])

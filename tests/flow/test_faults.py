@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,16 +26,6 @@ from tests.flow.test_saga import consumer_paused
 from tests.support import faults
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-def pool_children(worker: WorkerProcess) -> list[int]:
-    found = subprocess.run(
-        [shutil.which("pgrep") or "pgrep", "-P", str(worker.process.pid)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return [int(pid) for pid in found.stdout.split()]
 
 
 @pytest.mark.parametrize("workflow", ["choreography", "orchestration"])
@@ -66,7 +55,7 @@ def test_killing_the_payments_worker_mid_charge_charges_once(client, stock, app_
                 what="the slow worker to take the charge",
             )
             time.sleep(0.5)  # well inside its 30 s gateway call
-            children = pool_children(slow)
+            children = slow.pool_children()
             assert children, slow.log()
             for pid in children:
                 os.kill(pid, signal.SIGKILL)

@@ -27,6 +27,10 @@ def active(name: str) -> bool:
     return _flag(name).exists()
 
 
+def clear(name: str) -> None:
+    _flag(name).unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def injected(name: str) -> Iterator[None]:
     flag = _flag(name)
@@ -35,7 +39,7 @@ def injected(name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        flag.unlink(missing_ok=True)
+        clear(name)
 
 
 # Set in one process's environment (not a flag file: only that process dies).
