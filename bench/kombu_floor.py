@@ -54,8 +54,10 @@ def connect() -> Connection:
 def serve(app: str) -> None:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    with connect() as conn:
-        producer = publisher(conn)
+    # Publishing waits for confirms on a connection of its own: waiting on the
+    # consuming connection would deliver the next message inside the wait.
+    with Connection(broker_url()) as conn, connect() as publishing:
+        producer = publisher(publishing)
 
         def on_message(body, message) -> None:
             node = body["node"]
