@@ -1,12 +1,18 @@
 """The broker goes away under load: orders are still taken, and every one completes once.
 
-RabbitMQ is stopped (`rabbitmqctl stop_app`) while orders are placed, or has
-all its connections closed (`rabbitmqctl close_all_connections`). The web
+RabbitMQ is stopped (`rabbitmqctl stop_app`) while orders are placed, has
+all its connections closed (`rabbitmqctl close_all_connections`), or goes
+silent (its process stopped with SIGSTOP, or its connections frozen). The web
 keeps answering (events wait in the outbox), workers reconnect by themselves,
 and the relay sends what could not be sent.
 """
 
 import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -19,7 +25,7 @@ from messaging.publishing import outbox_relay
 from orders.models import Order
 from payments.models import Payment
 from shipping.models import Shipment
-from tests.conftest import APP_QUEUES, WorkerProcess, wait_for
+from tests.conftest import APP_QUEUES, WorkerProcess, require, wait_for
 from tests.flow.conftest import order_body, rabbitmqctl
 from tests.flow.test_saga import consumer_paused
 from tests.support.tcp_proxy import TcpProxy
@@ -115,10 +121,45 @@ def silent_broker_worker(rabbitmq, app_workers):
             proxy.stop()
 
 
+def rabbitmq_pid() -> int | None:
+    found = subprocess.run(
+        [shutil.which("pgrep") or "pgrep", "-f", "beam.smp.*rabbit"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    pids = found.stdout.split()
+    return int(pids[0]) if len(pids) == 1 else None
+
+
+@contextlib.contextmanager
+def silenced(how: str, proxies: list[TcpProxy]):
+    """Make the broker silent: its connections stay open and nothing comes back."""
+    if how == "frozen connections":
+        for proxy in proxies:
+            proxy.freeze()
+        try:
+            yield
+        finally:
+            for proxy in proxies:
+                proxy.thaw()
+        return
+    pid = rabbitmq_pid()
+    require(pid is not None, "a local RabbitMQ process to stop")
+    os.kill(pid, signal.SIGSTOP)
+    # Should this process die meanwhile, the broker still wakes up.
+    safety = threading.Timer(120, os.kill, (pid, signal.SIGCONT))
+    safety.start()
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        safety.cancel()
+
+
+@pytest.mark.parametrize("how", ["frozen connections", "SIGSTOP"])
 def test_a_silent_broker_hangs_nobody_and_every_order_completes_once_it_answers(
-    client, stock, broker_proxy, silent_broker_worker
+    client, stock, broker_proxy, silent_broker_worker, how
 ):
-    """The broker stops answering (its TCP connections stay open, nothing comes back)."""
+    """The broker stops answering: its TCP connections stay open, nothing comes back."""
     worker, worker_proxy = silent_broker_worker
     sku = stock(on_hand=20)
     ids = [place(client, sku, workflow) for workflow in ("choreography", "orchestration")]
@@ -127,10 +168,8 @@ def test_a_silent_broker_hangs_nobody_and_every_order_completes_once_it_answers(
         what="the first orders to complete through the proxied worker",
     )
 
-    broker_proxy.freeze()
-    worker_proxy.freeze()
     waits = []
-    try:
+    with silenced(how, [broker_proxy, worker_proxy]):
         for workflow in ("choreography", "orchestration", "choreography"):
             started = time.monotonic()
             ids.append(place(client, sku, workflow))
@@ -148,9 +187,6 @@ def test_a_silent_broker_hangs_nobody_and_every_order_completes_once_it_answers(
             timeout=HEARTBEAT * 10,
             what="the worker to notice the silent broker",
         )
-    finally:
-        broker_proxy.thaw()
-        worker_proxy.thaw()
 
     all_complete_once(ids)
-    print(f"silent broker: the web waited {', '.join(f'{w:.1f}s' for w in waits)}")
+    print(f"silent broker ({how}): the web waited {', '.join(f'{w:.1f}s' for w in waits)}")
