@@ -55,6 +55,8 @@ def twin(handler_name: str):
             autoretry_for=(Exception,),
             retry_backoff=True,
             max_retries=5,
+            # The same Celery settings as our handlers: no result row per delivery.
+            ignore_result=True,
         )(fn)
         TWINS[handler_name] = task
         return task
@@ -312,7 +314,10 @@ ROUTES: dict[type[Event], list] = {}
 
 
 def routes() -> dict[type[Event], list]:
-    """Each event class → the naive twins of the handlers our apps subscribe to it.
+    """Each event class → (our handler, its naive twin) for each handler our apps subscribe.
+
+    The handler comes along for its ``when`` filter: the baseline makes the
+    same hops as our flow, no more.
 
     Raises ImproperlyConfigured when one of our apps subscribes a handler to
     an event that has no twin here, so the baseline cannot silently drift
@@ -329,7 +334,7 @@ def routes() -> dict[type[Event], list]:
             if handler.name not in TWINS:
                 missing.append(f"{handler.name} <- {message_class.message_type}")
                 continue
-            table.setdefault(message_class, []).append(TWINS[handler.name])
+            table.setdefault(message_class, []).append((handler, TWINS[handler.name]))
     if missing:
         raise ImproperlyConfigured(
             "the naive baseline has no twin for: " + ", ".join(sorted(missing))
@@ -341,8 +346,9 @@ def naive_publish(event: Event, *, correlation_id: str | None = None) -> None:
     """``publish`` as a user would write it: delay_on_commit to each subscriber."""
     payload = event.model_dump(mode="json")
     payload["occurred_at"] = timezone.now().isoformat()
-    for task in ROUTES.get(type(event), ()):
-        task.delay_on_commit(payload)
+    for handler, task in ROUTES.get(type(event), ()):
+        if handler.wants(event):
+            task.delay_on_commit(payload)
 
 
 def install() -> None:

@@ -21,11 +21,14 @@ def remember_order_lines(event: OrderPlaced, envelope: Envelope) -> None:
     )
 
 
-@handler(PaymentProcessed)
+def choreographed(event) -> bool:
+    return event.workflow == CHOREOGRAPHY
+
+
+@handler(PaymentProcessed, when=choreographed)
 def reserve_stock(event: PaymentProcessed, envelope: Envelope) -> None:
     """A paid order gets its stock, all lines or none (the saga asks by command instead)."""
-    if event.workflow == CHOREOGRAPHY:
-        services.stock_reserve(order_id=event.order_id)
+    services.stock_reserve(order_id=event.order_id)
 
 
 @handler(ShipmentCreated)
@@ -34,11 +37,10 @@ def ship_stock(event: ShipmentCreated, envelope: Envelope) -> None:
     services.stock_ship(order_id=event.order_id)
 
 
-@handler(ShipmentFailed)
+@handler(ShipmentFailed, when=choreographed)
 def release_unshippable(event: ShipmentFailed, envelope: Envelope) -> None:
     """An order that cannot ship gives its stock back."""
-    if event.workflow == CHOREOGRAPHY:
-        services.stock_release(order_id=event.order_id)
+    services.stock_release(order_id=event.order_id)
 
 
 @handler(OrderCancelled)

@@ -85,12 +85,18 @@ class Handler:
     """A function that reacts to messages, with the Celery task that delivers them to it."""
 
     def __init__(
-        self, fn: Callable, message_classes: tuple[type[Message], ...], queue: str, name: str
+        self,
+        fn: Callable,
+        message_classes: tuple[type[Message], ...],
+        queue: str,
+        name: str,
+        when: Callable[[Message], bool] | None = None,
     ):
         self.fn = fn
         self.message_classes = message_classes
         self.queue = queue
         self.name = name
+        self.when = when
 
         def deliver(task, *args, **kwargs) -> str:
             return handle_delivery(task=task, handler=self, args=args, kwargs=kwargs)
@@ -106,6 +112,9 @@ class Handler:
             retry_on_worker_lost=True,
             default_retry_delay=settings.MESSAGING_RETRY_BACKOFF,
             max_retries=None,
+            # The inbox records what took effect and the dead letters what
+            # failed: a result row per delivery would only cost a write.
+            ignore_result=True,
             typing=False,
         )(deliver)
 
@@ -114,6 +123,10 @@ class Handler:
 
     def __call__(self, message: Message, envelope: Envelope) -> None:
         self.fn(message, envelope)
+
+    def wants(self, message: Message) -> bool:
+        """Whether this handler takes this message at all (its ``when`` filter)."""
+        return self.when is None or self.when(message)
 
     def enqueue(self, envelope: Envelope) -> None:
         """Put the envelope on this handler's queue; returns once the broker confirmed it."""
@@ -129,9 +142,16 @@ _subscriptions: dict[type[Message], list[Handler]] = {}
 
 
 def handler(
-    *message_classes: type[Message], queue: str | None = None
+    *message_classes: type[Message],
+    queue: str | None = None,
+    when: Callable[[Message], bool] | None = None,
 ) -> Callable[[Callable], Handler]:
-    """Declare a handler of the given messages, consumed from its app's queue."""
+    """Declare a handler of the given messages, consumed from its app's queue.
+
+    ``when`` filters by content: a message it returns False for is never
+    put on this handler's queue (the producer checks it), and is skipped
+    should one arrive anyway (a redrive of an older message, say).
+    """
     if not message_classes:
         raise TypeError("handler() needs at least one message class")
 
@@ -142,7 +162,7 @@ def handler(
         name = f"{app_config.label}.{fn.__name__}"
         if name in _handlers and _handlers[name].fn.__qualname__ != fn.__qualname__:
             raise ImproperlyConfigured(f"two handlers are named {name}")
-        declared = Handler(fn, message_classes, queue or app_config.label, name)
+        declared = Handler(fn, message_classes, queue or app_config.label, name, when)
         _handlers[name] = declared
         return declared
 
@@ -180,6 +200,13 @@ class Dispatch:
 
     def __init__(self) -> None:
         self.failure: Exception | None = None
+        self._message: Message | None = None
+
+    def message(self, envelope: Envelope) -> Message:
+        """The payload read once, for the subscribers' ``when`` filters."""
+        if self._message is None:
+            self._message = registry.read(envelope)
+        return self._message
 
 
 def _receiver_for(handler: Handler) -> Callable[..., None]:
@@ -187,6 +214,8 @@ def _receiver_for(handler: Handler) -> Callable[..., None]:
         if dispatch.failure is not None:
             return
         try:
+            if handler.when is not None and not handler.wants(dispatch.message(envelope)):
+                return
             handler.enqueue(envelope)
         except Exception as exc:
             dispatch.failure = exc
@@ -263,6 +292,8 @@ def handle_delivery(*, task, handler: Handler, args: tuple, kwargs: dict) -> str
             error=f"gave up after {attempts} deliveries: the worker died handling it",
         )
 
+    if not handler.wants(message):
+        return "not for this handler"
     try:
         with transaction.atomic():
             if not inbox_claim(message_id=envelope.message_id, handler_name=handler.name):

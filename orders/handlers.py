@@ -81,8 +81,8 @@ def complete_shipped(event: ShipmentCreated, envelope: Envelope) -> None:
     ShipmentFailed,
     ShipmentCancelled,
     ShipmentCancelFailed,
+    when=lambda reply: reply.workflow == "orchestration",
 )
 def advance_saga(reply, envelope: Envelope) -> None:
     """A reply to one of the order saga's commands moves the saga on."""
-    if reply.workflow == "orchestration":
-        saga.saga_handle_reply(order_id=reply.order_id, reply=reply, envelope=envelope)
+    saga.saga_handle_reply(order_id=reply.order_id, reply=reply, envelope=envelope)

@@ -12,11 +12,13 @@ from .commands import ChargePayment, RefundPayment
 CHOREOGRAPHY = "choreography"
 
 
-@handler(OrderPlaced)
+def choreographed(event) -> bool:
+    return event.workflow == CHOREOGRAPHY
+
+
+@handler(OrderPlaced, when=choreographed)
 def charge_for_order(event: OrderPlaced, envelope: Envelope) -> None:
     """Charge the card of a newly placed order (the saga sends ChargePayment instead)."""
-    if event.workflow != CHOREOGRAPHY:
-        return
     services.payment_charge(
         order_id=event.order_id,
         amount=event.total,
@@ -26,22 +28,20 @@ def charge_for_order(event: OrderPlaced, envelope: Envelope) -> None:
     )
 
 
-@handler(InventoryReservationFailed)
+@handler(InventoryReservationFailed, when=choreographed)
 def refund_when_out_of_stock(event: InventoryReservationFailed, envelope: Envelope) -> None:
     """No stock for a paid order: the customer gets the money back."""
-    if event.workflow == CHOREOGRAPHY:
-        services.payment_refund(
-            order_id=event.order_id, reason_code="out_of_stock", reason=event.reason
-        )
+    services.payment_refund(
+        order_id=event.order_id, reason_code="out_of_stock", reason=event.reason
+    )
 
 
-@handler(ShipmentFailed)
+@handler(ShipmentFailed, when=choreographed)
 def refund_when_unshippable(event: ShipmentFailed, envelope: Envelope) -> None:
     """The order cannot be shipped: the customer gets the money back."""
-    if event.workflow == CHOREOGRAPHY:
-        services.payment_refund(
-            order_id=event.order_id, reason_code="shipping_failed", reason=event.reason
-        )
+    services.payment_refund(
+        order_id=event.order_id, reason_code="shipping_failed", reason=event.reason
+    )
 
 
 @handler(OrderCancelled)

@@ -19,11 +19,10 @@ def remember_destination(event: OrderPlaced, envelope: Envelope) -> None:
     )
 
 
-@handler(InventoryReserved)
+@handler(InventoryReserved, when=lambda event: event.workflow == "choreography")
 def ship_reserved_order(event: InventoryReserved, envelope: Envelope) -> None:
     """Reserved stock means the parcel can go (the saga asks by command instead)."""
-    if event.workflow == "choreography":
-        services.shipment_create(order_id=event.order_id)
+    services.shipment_create(order_id=event.order_id)
 
 
 @handler(CreateShipment)

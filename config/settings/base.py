@@ -290,6 +290,14 @@ CELERY_TASK_DEFAULT_EXCHANGE = "messaging"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "messaging"
 
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Workers keep their database connections from one task to the next (Celery's
+# Django fixup would otherwise close them after every task) and, as Django
+# does between requests, close one that broke or is older than
+# DB_CONN_MAX_AGE before and after each task (config/celery.py).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
+# Handlers store no result (the inbox and the dead letters say what became of
+# each message); a failure of any other task is still kept.
+CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 
 # --- Messaging backbone ----------------------------------------------------
 

@@ -1,3 +1,5 @@
+from celery import current_task
+
 from messaging.consumers import handler
 from messaging.messages import Envelope
 from messaging.publishing import publish
@@ -13,6 +15,7 @@ def _effect(name: str, probe_id: str, envelope: Envelope) -> None:
         message_id=envelope.message_id,
         correlation_id=envelope.correlation_id,
         causation_id=envelope.causation_id,
+        worker=current_task.request.hostname or "",
     )
 
 

@@ -9,6 +9,8 @@ class ProbeEffect(models.Model):
     message_id = models.UUIDField()
     correlation_id = models.CharField(max_length=100)
     causation_id = models.UUIDField(null=True)
+    # The worker (celery hostname) whose process ran the handler.
+    worker = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
