@@ -146,11 +146,18 @@ def outbox_dispatch(*, row: OutboxMessage) -> bool:
         return _dispatch_failed(
             row, envelope, f"{type(dispatch.failure).__name__}: {dispatch.failure}"
         )
-    OutboxMessage.objects.filter(pk=row.pk, dispatched_at__isnull=True).update(
-        dispatched_at=timezone.now(),
-        dispatch_attempts=F("dispatch_attempts") + 1,
-        last_dispatch_error="",
-    )
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Should a database crash lose this mark, the relay sends the
+            # message again and the inbox absorbs the copy: no need to wait
+            # for the disk here.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        OutboxMessage.objects.filter(pk=row.pk, dispatched_at__isnull=True).update(
+            dispatched_at=timezone.now(),
+            dispatch_attempts=F("dispatch_attempts") + 1,
+            last_dispatch_error="",
+        )
     return True
 
 
