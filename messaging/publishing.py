@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import pipelined
 from .consumers import Dispatch, current_envelope, handlers_for
 from .messages import (
     Command,
@@ -146,6 +147,11 @@ def outbox_dispatch(*, row: OutboxMessage) -> bool:
         return _dispatch_failed(
             row, envelope, f"{type(dispatch.failure).__name__}: {dispatch.failure}"
         )
+    _mark_dispatched([row.pk])
+    return True
+
+
+def _mark_dispatched(pks: list[int]) -> None:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # Should a database crash lose this mark, the relay sends the
@@ -153,12 +159,11 @@ def outbox_dispatch(*, row: OutboxMessage) -> bool:
             # for the disk here.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        OutboxMessage.objects.filter(pk=row.pk, dispatched_at__isnull=True).update(
+        OutboxMessage.objects.filter(pk__in=pks, dispatched_at__isnull=True).update(
             dispatched_at=timezone.now(),
             dispatch_attempts=F("dispatch_attempts") + 1,
             last_dispatch_error="",
         )
-    return True
 
 
 def _dispatch_failed(row: OutboxMessage, envelope: Envelope, error: str) -> bool:
@@ -175,6 +180,45 @@ def _dispatch_failed(row: OutboxMessage, envelope: Envelope, error: str) -> bool
 
 
 RELAY_FAILURES_BEFORE_STOPPING = 3
+# Messages the relay sends before it waits for their confirms (RabbitMQ).
+RELAY_CONFIRM_CHUNK = 100
+
+
+def _relay_pipelined(rows: list[OutboxMessage]) -> tuple[int, int]:
+    """Send rows in chunks, each confirmed as a whole; returns (dispatched, failed).
+
+    After a chunk fails the rest wait for the next run: the broker is then
+    most likely unreachable.
+    """
+    dispatched = failed = 0
+    sendable: list[tuple[OutboxMessage, Envelope]] = []
+    try:
+        with pipelined.ConfirmedPublisher() as publisher:
+            for start in range(0, len(rows), RELAY_CONFIRM_CHUNK):
+                sendable = []
+                for row in rows[start : start + RELAY_CONFIRM_CHUNK]:
+                    envelope = row.to_envelope()
+                    try:
+                        registry.get(envelope.type, envelope.version)
+                    except MessageError as exc:
+                        # Its class was removed or renamed since it was recorded.
+                        _dispatch_failed(row, envelope, str(exc))
+                        failed += 1
+                        continue
+                    sendable.append((row, envelope))
+                publisher.send(envelope for _, envelope in sendable)
+                _mark_dispatched([row.pk for row, _ in sendable])
+                dispatched += len(sendable)
+                sendable = []
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        unsent = [row.pk for row, _ in sendable] or [row.pk for row in rows[dispatched + failed :]]
+        logger.warning("Relay: %s messages not confirmed, sent later: %s", len(unsent), error)
+        OutboxMessage.objects.filter(pk__in=unsent).update(
+            dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=error[:2000]
+        )
+        failed += len(unsent)
+    return dispatched, failed
 
 
 @dataclass(frozen=True)
@@ -208,13 +252,17 @@ def outbox_relay(
     with transaction.atomic() if locking else nullcontext():
         if locking:
             pending = pending.select_for_update(skip_locked=True)
-        for row in list(pending[:batch_size]):
-            if outbox_dispatch(row=row):
-                dispatched, in_a_row = dispatched + 1, 0
-                continue
-            failed, in_a_row = failed + 1, in_a_row + 1
-            if in_a_row >= RELAY_FAILURES_BEFORE_STOPPING:
-                break
+        rows = list(pending[:batch_size])
+        if pipelined.supported():
+            dispatched, failed = _relay_pipelined(rows)
+        else:
+            for row in rows:
+                if outbox_dispatch(row=row):
+                    dispatched, in_a_row = dispatched + 1, 0
+                    continue
+                failed, in_a_row = failed + 1, in_a_row + 1
+                if in_a_row >= RELAY_FAILURES_BEFORE_STOPPING:
+                    break
     if dispatched or failed:
         logger.info("Outbox relay: %s dispatched, %s failed", dispatched, failed)
     return RelayResult(dispatched=dispatched, failed=failed)

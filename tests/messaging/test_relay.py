@@ -69,3 +69,28 @@ def test_celery_beat_runs_the_relay(workers):
     finally:
         beat.terminate()
         beat.wait(timeout=20)
+
+
+def test_relay_with_the_broker_unreachable_records_the_failure_and_sends_later(
+    workers, broker_proxy
+):
+    probe_ids = [new_probe_id() for _ in range(3)]
+    rows = [committed_but_never_dispatched(p, age_seconds=30) for p in probe_ids]
+
+    broker_proxy.stop()
+    try:
+        result = outbox_relay(grace_seconds=0)
+    finally:
+        broker_proxy.start()
+
+    assert result.dispatched == 0
+    assert result.failed == 3
+    for row in rows:
+        row.refresh_from_db()
+        assert row.dispatched_at is None
+        assert row.dispatch_attempts == 1
+        assert row.last_dispatch_error
+
+    assert outbox_relay(grace_seconds=0).dispatched == 3
+    for probe_id in probe_ids:
+        wait_for(lambda p=probe_id: effects(p, "record_ping").exists(), what="the relayed event")
