@@ -872,18 +872,7 @@ def build_backlog(count: int) -> None:
             version=message.message_version, occurred_at=then, correlation_id=str(message_id),
             causation_id=None, payload=message.model_dump(mode="json"),
         )  # fmt: skip
-        rows.append(
-            OutboxMessage(
-                message_id=envelope.message_id,
-                kind=envelope.kind,
-                type=envelope.type,
-                version=envelope.version,
-                occurred_at=envelope.occurred_at,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.causation_id,
-                payload=envelope.payload,
-            )
-        )
+        rows.append(OutboxMessage.from_envelope(envelope))
     OutboxMessage.objects.bulk_create(rows, batch_size=1000)
 
 

@@ -48,6 +48,20 @@ class OutboxMessage(models.Model):
     def is_dispatched(self) -> bool:
         return self.dispatched_at is not None
 
+    @classmethod
+    def from_envelope(cls, envelope: Envelope) -> "OutboxMessage":
+        """An unsaved row holding this envelope."""
+        return cls(
+            message_id=envelope.message_id,
+            kind=envelope.kind,
+            type=envelope.type,
+            version=envelope.version,
+            occurred_at=envelope.occurred_at,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.causation_id,
+            payload=envelope.payload,
+        )
+
     def to_envelope(self) -> Envelope:
         return Envelope(
             message_id=self.message_id,

@@ -78,16 +78,8 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
     )
     _check_size(envelope)
     with transaction.atomic():
-        row = OutboxMessage.objects.create(
-            message_id=envelope.message_id,
-            kind=envelope.kind,
-            type=envelope.type,
-            version=envelope.version,
-            occurred_at=envelope.occurred_at,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.causation_id,
-            payload=envelope.payload,
-        )
+        row = OutboxMessage.from_envelope(envelope)
+        row.save(force_insert=True)
         transaction.on_commit(lambda: _dispatch_after_commit(row), robust=True)
     return envelope
 

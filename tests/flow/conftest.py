@@ -40,6 +40,30 @@ def stock(app_workers):
     return create
 
 
+def place_orders(
+    sku: str,
+    *,
+    workflows: list[str],
+    email: str,
+    quantity: int = 1,
+    card_number: str = VALID_CARD,
+    country: str = ADDRESS["country"],
+) -> list:
+    """One order per workflow given, placed through the service; their ids."""
+    from orders.services import OrderItem, order_place
+
+    return [
+        order_place(
+            email=email,
+            items=[OrderItem(sku, quantity)],
+            shipping_address=dict(ADDRESS, country=country),
+            card_number=card_number,
+            workflow=workflow,
+        ).pk
+        for workflow in workflows
+    ]
+
+
 def order_body(*, items: list[tuple[str, int]], card_number: str = VALID_CARD, **overrides) -> dict:
     body = {
         "email": "ada@example.com",

@@ -8,8 +8,7 @@ the happy path and every compensation.
 
 import pytest
 
-from orders.services import OrderItem, order_place
-from tests.flow.conftest import ADDRESS
+from tests.flow.conftest import place_orders
 from tests.flow.invariants import assert_books_balance, wait_until_all_closed
 from tests.support import faults
 
@@ -38,15 +37,17 @@ def test_every_message_delivered_twice_takes_effect_once(app_workers, stock):
     ]
     with faults.injected(faults.DUPLICATE_PUBLISH):
         ids = [
-            order_place(
-                email="twice@example.com",
-                items=[OrderItem(sku, quantity)],
-                shipping_address=dict(ADDRESS, country=country),
-                card_number=card,
-                workflow=workflow,
-            ).pk
+            order_id
             for workflow in ("choreography", "orchestration")
             for card, quantity, country in cases
+            for order_id in place_orders(
+                sku,
+                workflows=[workflow],
+                email="twice@example.com",
+                card_number=card,
+                quantity=quantity,
+                country=country,
+            )
         ]
         wait_until_all_closed(ids)
 

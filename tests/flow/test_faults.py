@@ -17,10 +17,9 @@ from gateway.models import Charge
 from messaging.models import OutboxMessage
 from messaging.publishing import outbox_relay
 from orders.models import Order, SagaEntry
-from orders.services import OrderItem, order_place
 from payments.models import Payment
 from tests.conftest import ROOT, WorkerProcess, wait_for
-from tests.flow.conftest import ADDRESS, order_body, wait_until_closed
+from tests.flow.conftest import order_body, place_orders, wait_until_closed
 from tests.flow.invariants import assert_books_balance, wait_until_all_closed
 from tests.flow.test_saga import consumer_paused
 from tests.support import faults
@@ -147,16 +146,9 @@ def test_killing_a_worker_main_process_with_prefetched_messages_loses_and_double
     try:
         doomed.wait_ready()
         with consumer_paused(regular, "payments"):
-            ids = [
-                order_place(
-                    email="kill@example.com",
-                    items=[OrderItem(sku, 1)],
-                    shipping_address=dict(ADDRESS),
-                    card_number="4242424242424242",
-                    workflow=workflow,
-                ).pk
-                for workflow in ["choreography", "orchestration"] * 3
-            ]
+            ids = place_orders(
+                sku, workflows=["choreography", "orchestration"] * 3, email="kill@example.com"
+            )
             wait_for(
                 lambda: (
                     sum(" received" in line and "payments." in line for line in doomed.lines) >= 3

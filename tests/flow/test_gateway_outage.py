@@ -15,10 +15,9 @@ from django.utils import timezone
 from gateway.models import Outage
 from messaging.models import DeadLetter
 from orders.models import Order
-from orders.services import OrderItem, order_place
 from payments import breaker
 from tests.conftest import require, wait_for
-from tests.flow.conftest import ADDRESS
+from tests.flow.conftest import place_orders
 from tests.flow.invariants import assert_books_balance, wait_until_all_closed
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -37,16 +36,9 @@ def shared_breaker():
 def test_orders_wait_out_a_gateway_outage_and_then_all_end(app_workers, stock, shared_breaker):
     sku = stock(on_hand=10, price="9.00")
     outage = Outage.objects.create(note="test drill")
-    ids = [
-        order_place(
-            email="outage@example.com",
-            items=[OrderItem(sku, 1)],
-            shipping_address=dict(ADDRESS),
-            card_number="4242424242424242",
-            workflow=workflow,
-        ).pk
-        for workflow in ["choreography", "orchestration"] * 4
-    ]
+    ids = place_orders(
+        sku, workflows=["choreography", "orchestration"] * 4, email="outage@example.com"
+    )
 
     # The breaker opens for every payments process
     wait_for(lambda: shared_breaker.current_state == "open", what="the breaker to open")
