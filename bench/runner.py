@@ -23,6 +23,7 @@ import os
 import platform
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -152,9 +153,49 @@ def setup_environment(options: Options) -> None:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.pop("BENCH_NAIVE", None)
     os.environ.pop("BENCH_NO_CONFIRMS", None)
+    ensure_vhost_and_database()
     import django
 
     django.setup()
+
+
+def ensure_vhost_and_database() -> None:
+    """Create the benchmark's database and broker vhost when they are missing.
+
+    The database through PostgreSQL's ``postgres`` database; the vhost with
+    ``rabbitmqctl`` when the broker is on this machine (elsewhere it must
+    exist already).
+    """
+    database = urlsplit(os.environ["DATABASE_URL"])
+    name = database.path.lstrip("/")
+    if database.scheme.startswith("postgres") and name:
+        import psycopg
+        from psycopg import sql
+
+        admin = urlunsplit(database._replace(path="/postgres"))
+        with psycopg.connect(admin, autocommit=True) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+            if not found:
+                print(f"  creating database {name}", flush=True)
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    broker = urlsplit(os.environ["CELERY_BROKER_URL"])
+    vhost = broker.path[1:] or "/"
+    local = broker.hostname in ("127.0.0.1", "localhost", "::1")
+    if not broker.scheme.startswith(("amqp", "pyamqp")) or vhost == "/" or not local:
+        return
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    if rabbitmqctl is None:
+        return
+
+    def ctl(*args: str) -> str:
+        return subprocess.run(  # noqa: S603
+            [rabbitmqctl, "-q", *args], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+
+    if vhost not in ctl("list_vhosts").split():
+        print(f"  creating RabbitMQ vhost {vhost}", flush=True)
+        ctl("add_vhost", vhost)
+        ctl("set_permissions", "-p", vhost, broker.username or "guest", ".*", ".*", ".*")
 
 
 def child_env(**extra: str) -> dict[str, str]:
