@@ -1,9 +1,10 @@
-"""Many messages to RabbitMQ, then one wait for all their confirms (the relay's path).
+"""Many messages to RabbitMQ, then one wait for all their confirms.
 
 A publish with confirms waits one round trip (and RabbitMQ's write to disk)
-for each message. The relay sends hundreds at a time: here every copy goes
-out on one channel in confirm mode, and the relay waits once until the
-broker has confirmed the last of them. A message counts as sent only once
+for each message. A committed event goes to several queues, and the relay
+sends hundreds at a time: here every copy goes out on one channel in
+confirm mode, and the producer waits once until the broker has confirmed
+the last of them. A message counts as sent only once
 every copy of it is confirmed; on a nack, a timeout or a lost connection,
 none of the batch is, and the relay sends it again later (the inbox absorbs
 whatever did get through).
@@ -11,6 +12,9 @@ whatever did get through).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import time
 from collections.abc import Iterable
 
@@ -80,16 +84,12 @@ def supported() -> bool:
     )
 
 
-class ConfirmedPublisher:
-    """One connection and channel in confirm mode, for batch after batch.
+class _ConfirmChannel:
+    """A connection of its own with one channel in confirm mode."""
 
-    ``send(envelopes)`` enqueues every envelope to each of its subscribers
-    and returns once the broker confirmed them all; it raises ConfirmsFailed,
-    or the broker's connection error, if it did not.
-    """
-
-    def __enter__(self) -> ConfirmedPublisher:
+    def __init__(self) -> None:
         app = current_app
+        # Confirms are waited for here, once per batch, not by every publish.
         options = {**(app.conf.broker_transport_options or {}), "confirm_publish": False}
         self.connection = Connection(
             app.conf.broker_url,
@@ -98,19 +98,115 @@ class ConfirmedPublisher:
         )
         self.confirms = _Confirms(self.connection.channel())
         self.producer = app.amqp.Producer(self.confirms.channel)
+        self.batches = 0
+
+    def publish(self, handler: Handler, envelope: Envelope) -> None:
+        handler.task.apply_async(
+            **handler.publish_options(envelope), producer=self.producer, retry=False
+        )
+        self.confirms.published += 1
+
+    def wait(self) -> None:
+        self.confirms.wait_for_all(self.connection, timeout=settings.MESSAGING_CONFIRM_TIMEOUT)
+        self.batches += 1
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.release()
+
+
+class ConfirmedPublisher:
+    """The relay's channel for batch after batch, closed at the end of the run.
+
+    ``send(envelopes)`` enqueues every envelope to each of its subscribers
+    and returns once the broker confirmed them all; it raises ConfirmsFailed,
+    or the broker's connection error, if it did not.
+    """
+
+    def __enter__(self) -> ConfirmedPublisher:
+        self.channel = _ConfirmChannel()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.connection.release()
+        self.channel.close()
 
     def send(self, envelopes: Iterable[Envelope]) -> None:
         for envelope in envelopes:
             for handler in subscribers(envelope):
-                handler.task.apply_async(
-                    kwargs={"envelope": envelope.to_wire()},
-                    queue=handler.queue,
-                    producer=self.producer,
-                    retry=False,
-                )
-                self.confirms.published += 1
-        self.confirms.wait_for_all(self.connection, timeout=settings.MESSAGING_CONFIRM_TIMEOUT)
+                self.channel.publish(handler, envelope)
+        self.channel.wait()
+
+
+# Each thread of a producer process (a web worker, a pool child handling a
+# message) keeps one confirm channel open across its dispatches.
+_local = threading.local()
+
+
+def _forget_channels_in_child() -> None:
+    # A forked child must not write to its parent's socket; the parent's
+    # channel object is left alone (closing it would close the parent's too).
+    global _local
+    _local = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_channels_in_child)
+
+
+def _thread_channel() -> tuple[_ConfirmChannel, bool]:
+    """This thread's channel, and whether it was open before (it may have gone stale)."""
+    channel = getattr(_local, "channel", None)
+    if channel is not None:
+        return channel, True
+    _local.channel = _ConfirmChannel()
+    return _local.channel, False
+
+
+def _drop_thread_channel() -> None:
+    channel = getattr(_local, "channel", None)
+    _local.channel = None
+    if channel is not None:
+        channel.close()
+
+
+class DispatchBatch:
+    """The copies of one committed message, sent together and confirmed with one wait.
+
+    Subscribers ``add`` their copy while ``message_committed`` is sent;
+    ``confirm()`` then publishes them all on this thread's channel and
+    returns once the broker confirmed every one. A channel left open by an
+    earlier dispatch may have been closed by the broker since (a restart, a
+    forced close): then the batch is sent once more on a new connection. A
+    timeout is not retried: the broker is silent, and the relay takes over.
+    """
+
+    def __init__(self) -> None:
+        self.copies: list[tuple[Handler, Envelope]] = []
+
+    def add(self, handler: Handler, envelope: Envelope) -> None:
+        self.copies.append((handler, envelope))
+
+    def confirm(self) -> None:
+        if not self.copies:
+            return
+        channel, reused = _thread_channel()
+        try:
+            self._send_on(channel)
+        except (ConfirmsFailed, TimeoutError):
+            _drop_thread_channel()
+            raise
+        except Exception:
+            _drop_thread_channel()
+            if not reused:
+                raise
+            # Copies that did get through are absorbed by the inbox.
+            channel, _ = _thread_channel()
+            try:
+                self._send_on(channel)
+            except Exception:
+                _drop_thread_channel()
+                raise
+
+    def _send_on(self, channel: _ConfirmChannel) -> None:
+        for handler, envelope in self.copies:
+            channel.publish(handler, envelope)
+        channel.wait()

@@ -4,9 +4,11 @@ A producer calls ``publish(event)`` or ``send(command)`` inside its own
 ``transaction.atomic()``. The message is written to the outbox in that
 transaction; a rollback leaves nothing behind and sends nothing. After the
 commit, ``message_committed`` is sent for it and every subscribing app's
-receiver enqueues its handler's task on that app's queue, each publish
-confirmed by the broker. Only when all of them were confirmed is the message
-marked dispatched; otherwise the relay sends it again later.
+receiver enqueues its handler's task on that app's queue. On RabbitMQ the
+copies go out together on a confirm-mode channel and the producer waits
+once for the broker to confirm them all (``pipelined.DispatchBatch``). Only
+when all of them were confirmed is the message marked dispatched; otherwise
+the relay sends it again later.
 """
 
 from __future__ import annotations
@@ -133,8 +135,13 @@ def outbox_dispatch(*, row: OutboxMessage) -> bool:
     except MessageError as exc:
         # Its class was removed or renamed since it was recorded.
         return _dispatch_failed(row, envelope, str(exc))
-    dispatch = Dispatch()
+    dispatch = Dispatch(batch=pipelined.DispatchBatch() if pipelined.supported() else None)
     message_committed.send_robust(sender=message_class, envelope=envelope, dispatch=dispatch)
+    if dispatch.failure is None and dispatch.batch is not None:
+        try:
+            dispatch.batch.confirm()
+        except Exception as exc:
+            dispatch.failure = exc
     if dispatch.failure is not None:
         return _dispatch_failed(
             row, envelope, f"{type(dispatch.failure).__name__}: {dispatch.failure}"

@@ -71,10 +71,10 @@ def _install_duplicating_publisher() -> None:
     if getattr(enqueue, "fault_hook", False):
         return
 
-    def enqueue_maybe_twice(self, envelope) -> None:
-        enqueue(self, envelope)
+    def enqueue_maybe_twice(self, envelope, **kwargs) -> None:
+        enqueue(self, envelope, **kwargs)
         if active(DUPLICATE_PUBLISH):
-            enqueue(self, envelope)
+            enqueue(self, envelope, **kwargs)
 
     enqueue_maybe_twice.fault_hook = True
     Handler.enqueue = enqueue_maybe_twice
