@@ -89,10 +89,11 @@ class _ConfirmChannel:
 
     def __init__(self) -> None:
         app = current_app
+        self.broker_url = app.conf.broker_url
         # Confirms are waited for here, once per batch, not by every publish.
         options = {**(app.conf.broker_transport_options or {}), "confirm_publish": False}
         self.connection = Connection(
-            app.conf.broker_url,
+            self.broker_url,
             transport_options=options,
             connect_timeout=app.conf.broker_connection_timeout,
         )
@@ -155,8 +156,9 @@ os.register_at_fork(after_in_child=_forget_channels_in_child)
 def _thread_channel() -> tuple[_ConfirmChannel, bool]:
     """This thread's channel, and whether it was open before (it may have gone stale)."""
     channel = getattr(_local, "channel", None)
-    if channel is not None:
+    if channel is not None and channel.broker_url == current_app.conf.broker_url:
         return channel, True
+    _drop_thread_channel()
     _local.channel = _ConfirmChannel()
     return _local.channel, False
 

@@ -1,11 +1,13 @@
 """Delivery through RabbitMQ to real worker processes: at least once, in effect once."""
 
+import os
 import time
 
 import pytest
 from django.core.management import call_command
 from django.db import transaction
 
+from messaging import pipelined
 from messaging.consumers import handler_named
 from messaging.models import InboxRecord, OutboxMessage
 from messaging.publishing import outbox_dispatch, publish, send
@@ -139,3 +141,44 @@ def test_command_is_handled_once_by_its_one_handler(workers):
     time.sleep(0.5)  # room for any extra delivery to show up
     assert effects(probe_id).count() == 1
     assert OutboxMessage.objects.get(message_id=envelope.message_id).kind == "command"
+
+
+def test_dispatch_after_the_broker_dropped_the_kept_connection_goes_out_at_once(
+    workers, broker_proxy
+):
+    # Given this process dispatched an event, keeping its confirm channel open
+    first = new_probe_id()
+    ping(first)
+    wait_for_ping_effects(first)
+
+    # When the broker side of that connection goes away (a restart, a forced
+    # close) and the next event is committed
+    broker_proxy.stop()
+    broker_proxy.start()
+    probe_id = new_probe_id()
+    envelope = ping(probe_id)
+
+    # Then it is sent on a new connection straight away, not left to the relay
+    row = OutboxMessage.objects.get(message_id=envelope.message_id)
+    assert row.dispatched_at is not None, row.last_dispatch_error
+    assert row.dispatch_attempts == 1
+    assert row.last_dispatch_error == ""
+    wait_for_ping_effects(probe_id)
+
+
+def test_a_forked_child_does_not_publish_on_its_parents_connection(workers):
+    # Given this process keeps a confirm channel open after a dispatch
+    ping(new_probe_id())
+    assert pipelined._local.channel is not None
+
+    # When it forks (a prefork pool, gunicorn), the child starts without it
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if getattr(pipelined._local, "channel", None) is None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+    # and the parent's channel still works
+    probe_id = new_probe_id()
+    ping(probe_id)
+    wait_for_ping_effects(probe_id)
