@@ -4,8 +4,10 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_init
+from celery.signals import worker_init
 from kombu.utils.url import maybe_sanitize_url
+
+from .connections import connect as connect_connection_handling
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
@@ -36,11 +38,5 @@ def _announce_backends(**kwargs) -> None:
     logger.warning("Worker starting with %s", describe_backends())
 
 
-@task_prerun.connect
-@task_postrun.connect
-def _close_old_connections(**kwargs) -> None:
-    # What Django does around each request: drop a connection that broke
-    # (or outlived DB_CONN_MAX_AGE) so the next task starts on a good one.
-    from django.db import close_old_connections
-
-    close_old_connections()
+# Around each task, what Django does around each request (config/connections.py).
+connect_connection_handling()

@@ -79,7 +79,9 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
         payload=message.model_dump(mode="json"),
     )
     _check_size(envelope)
-    with transaction.atomic():
+    # No savepoint: should the row fail to go in, the producer's whole
+    # transaction must roll back rather than commit its changes without it.
+    with transaction.atomic(savepoint=False):
         row = OutboxMessage.from_envelope(envelope)
         row.save(force_insert=True)
         transaction.on_commit(lambda: _dispatch_after_commit(row), robust=True)

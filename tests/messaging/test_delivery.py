@@ -3,15 +3,17 @@
 import os
 import time
 
+import psutil
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 
+from config.connections import TRUST_CONNECTIONS_USED_WITHIN
 from messaging import pipelined
 from messaging.consumers import handler_named
 from messaging.models import InboxRecord, OutboxMessage
 from messaging.publishing import outbox_dispatch, publish, send
-from tests.conftest import wait_for
+from tests.conftest import require, wait_for
 from tests.probe.events import ProbePinged, RecordProbe
 from tests.support.probes import deliveries, effects, new_probe_id, ping
 
@@ -182,3 +184,46 @@ def test_a_forked_child_does_not_publish_on_its_parents_connection(workers):
     probe_id = new_probe_id()
     ping(probe_id)
     wait_for_ping_effects(probe_id)
+
+
+def _database_backends_of(worker) -> list[int]:
+    """The PostgreSQL backends serving this worker's processes."""
+    port = int(connection.settings_dict.get("PORT") or 5432)
+    local_ports = [
+        c.laddr.port
+        for pid in [worker.process.pid, *worker.pool_children()]
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)", [local_ports]
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_connection_dropped_while_the_worker_was_idle_is_replaced_before_the_next_delivery(
+    workers,
+):
+    require(connection.vendor == "postgresql", "PostgreSQL")
+    # Given both workers handled a message, keeping their database connections
+    first = new_probe_id()
+    ping(first)
+    wait_for_ping_effects(first)
+
+    # When the database drops those connections (a restart, a proxy's idle
+    # timeout) and the workers sit idle for a while
+    backends = [pid for w in workers.values() for pid in _database_backends_of(w)]
+    assert backends, "the workers hold no database connection"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s) AS pid", [backends])
+    time.sleep(TRUST_CONNECTIONS_USED_WITHIN + 0.5)
+    seen = {name: len(w.lines) for name, w in workers.items()}
+
+    # Then the next message is handled on new connections at the first try
+    probe_id = new_probe_id()
+    ping(probe_id)
+    wait_for_ping_effects(probe_id)
+    for name, worker in workers.items():
+        failures = [line for line in worker.lines[seen[name] :] if "retrying" in line]
+        assert not failures, failures
