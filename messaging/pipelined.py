@@ -138,44 +138,57 @@ class ConfirmedPublisher:
         self.channel.wait()
 
 
-# Each thread of a producer process (a web worker, a pool child handling a
-# message) keeps one confirm channel open across its dispatches.
-_local = threading.local()
+# Confirm channels kept open between dispatches, shared by the threads of a
+# process: a dispatch takes one (or opens one) and gives it back when done, so
+# a server that starts a thread per request (runserver) reuses them too.
+_idle: list[_ConfirmChannel] = []
+_idle_lock = threading.Lock()
+# More idle than this (after a burst of concurrent dispatches) are closed.
+MAX_IDLE_CHANNELS = 4
 
 
 def _forget_channels_in_child() -> None:
-    # A forked child must not write to its parent's socket; the parent's
-    # channel object is left alone (closing it would close the parent's too).
-    global _local
-    _local = threading.local()
+    # A forked child must not write to its parent's sockets; the parent's
+    # channel objects are left alone (closing them would close the parent's).
+    global _idle, _idle_lock
+    _idle, _idle_lock = [], threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_channels_in_child)
 
 
-def _thread_channel() -> tuple[_ConfirmChannel, bool]:
-    """This thread's channel, and whether it was open before (it may have gone stale)."""
-    channel = getattr(_local, "channel", None)
-    if channel is not None and channel.broker_url == current_app.conf.broker_url:
-        return channel, True
-    _drop_thread_channel()
-    _local.channel = _ConfirmChannel()
-    return _local.channel, False
-
-
-def _drop_thread_channel() -> None:
-    channel = getattr(_local, "channel", None)
-    _local.channel = None
+def _take_channel() -> tuple[_ConfirmChannel, bool]:
+    """An idle channel to this broker, or a new one; and whether it was open before."""
+    stale = []
+    channel = None
+    with _idle_lock:
+        while _idle and channel is None:
+            candidate = _idle.pop()
+            if candidate.broker_url == current_app.conf.broker_url:
+                channel = candidate
+            else:
+                stale.append(candidate)
+    for candidate in stale:
+        candidate.close()
     if channel is not None:
-        channel.close()
+        return channel, True
+    return _ConfirmChannel(), False
+
+
+def _give_back(channel: _ConfirmChannel) -> None:
+    with _idle_lock:
+        if len(_idle) < MAX_IDLE_CHANNELS:
+            _idle.append(channel)
+            return
+    channel.close()
 
 
 class DispatchBatch:
     """The copies of one committed message, sent together and confirmed with one wait.
 
     Subscribers ``add`` their copy while ``message_committed`` is sent;
-    ``confirm()`` then publishes them all on this thread's channel and
-    returns once the broker confirmed every one. A channel left open by an
+    ``confirm()`` then publishes them all on one kept-open channel and
+    returns once the broker confirmed every one. A channel kept open by an
     earlier dispatch may have been closed by the broker since (a restart, a
     forced close): then the batch is sent once more on a new connection. A
     timeout is not retried: the broker is silent, and the relay takes over.
@@ -190,23 +203,24 @@ class DispatchBatch:
     def confirm(self) -> None:
         if not self.copies:
             return
-        channel, reused = _thread_channel()
+        channel, reused = _take_channel()
         try:
             self._send_on(channel)
         except (ConfirmsFailed, TimeoutError):
-            _drop_thread_channel()
+            channel.close()
             raise
         except Exception:
-            _drop_thread_channel()
+            channel.close()
             if not reused:
                 raise
             # Copies that did get through are absorbed by the inbox.
-            channel, _ = _thread_channel()
+            channel = _ConfirmChannel()
             try:
                 self._send_on(channel)
             except Exception:
-                _drop_thread_channel()
+                channel.close()
                 raise
+        _give_back(channel)
 
     def _send_on(self, channel: _ConfirmChannel) -> None:
         for handler, envelope in self.copies:

@@ -1,6 +1,7 @@
 """Delivery through RabbitMQ to real worker processes: at least once, in effect once."""
 
 import os
+import threading
 import time
 
 import psutil
@@ -168,15 +169,39 @@ def test_dispatch_after_the_broker_dropped_the_kept_connection_goes_out_at_once(
     wait_for_ping_effects(probe_id)
 
 
+def test_a_thread_per_request_server_reuses_one_confirm_channel(workers):
+    # Given a dispatch left a confirm channel open
+    ping(new_probe_id())
+    kept = list(pipelined._idle)
+
+    # When events are committed one after another, each in a thread of its
+    # own (runserver starts one per request)
+    probe_ids = [new_probe_id() for _ in range(5)]
+    for probe_id in probe_ids:
+
+        def commit(probe_id=probe_id):
+            ping(probe_id)
+            connection.close()
+
+        thread = threading.Thread(target=commit)
+        thread.start()
+        thread.join()
+
+    # Then every one was delivered, over the channel already open
+    for probe_id in probe_ids:
+        wait_for_ping_effects(probe_id)
+    assert pipelined._idle == kept
+
+
 def test_a_forked_child_does_not_publish_on_its_parents_connection(workers):
     # Given this process keeps a confirm channel open after a dispatch
     ping(new_probe_id())
-    assert pipelined._local.channel is not None
+    assert pipelined._idle
 
     # When it forks (a prefork pool, gunicorn), the child starts without it
     pid = os.fork()
     if pid == 0:
-        os._exit(0 if getattr(pipelined._local, "channel", None) is None else 1)
+        os._exit(0 if not pipelined._idle else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
 
