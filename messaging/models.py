@@ -19,10 +19,10 @@ class OutboxMessage(models.Model):
 
     message_id = models.UUIDField(unique=True, editable=False)
     kind = models.CharField(max_length=7, choices=Kind.choices)
-    type = models.CharField(max_length=100, db_index=True)
+    type = models.CharField(max_length=100)
     version = models.PositiveIntegerField()
     occurred_at = models.DateTimeField(db_index=True)
-    correlation_id = models.CharField(max_length=100, db_index=True)
+    correlation_id = models.CharField(max_length=100)
     causation_id = models.UUIDField(null=True, blank=True)
     payload = models.JSONField()
     dispatched_at = models.DateTimeField(null=True, blank=True)
@@ -33,7 +33,13 @@ class OutboxMessage(models.Model):
         verbose_name = "event log / outbox entry"
         verbose_name_plural = "event log / outbox"
         ordering = ["-id"]
+        # Every index costs each publish (insert) and each dispatch (the mark
+        # is not a HOT update, since outbox_pending's condition reads
+        # dispatched_at): only those a query uses. A conversation's messages
+        # are read by correlation_id (equality; no LIKE 'prefix%', so no
+        # varchar_pattern_ops copy), the admin's date hierarchy by occurred_at.
         indexes = [
+            models.Index(fields=["correlation_id"], name="outbox_correlation"),
             models.Index(
                 fields=["id"],
                 condition=models.Q(dispatched_at__isnull=True),
