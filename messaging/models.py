@@ -44,7 +44,7 @@ class OutboxMessage(models.Model):
                 fields=["id"],
                 condition=models.Q(dispatched_at__isnull=True),
                 name="outbox_pending",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

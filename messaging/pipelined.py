@@ -99,17 +99,15 @@ class _ConfirmChannel:
         )
         self.confirms = _Confirms(self.connection.channel())
         self.producer = app.amqp.Producer(self.confirms.channel)
-        self.batches = 0
 
-    def publish(self, handler: Handler, envelope: Envelope) -> None:
-        handler.task.apply_async(
-            **handler.publish_options(envelope), producer=self.producer, retry=False
-        )
-        self.confirms.published += 1
-
-    def wait(self) -> None:
+    def send(self, copies: Iterable[tuple[Handler, Envelope]]) -> None:
+        """Publish each copy to its handler's queue, then wait once for all the confirms."""
+        for handler, envelope in copies:
+            handler.task.apply_async(
+                **handler.publish_options(envelope), producer=self.producer, retry=False
+            )
+            self.confirms.published += 1
         self.confirms.wait_for_all(self.connection, timeout=settings.MESSAGING_CONFIRM_TIMEOUT)
-        self.batches += 1
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -132,10 +130,9 @@ class ConfirmedPublisher:
         self.channel.close()
 
     def send(self, envelopes: Iterable[Envelope]) -> None:
-        for envelope in envelopes:
-            for handler in subscribers(envelope):
-                self.channel.publish(handler, envelope)
-        self.channel.wait()
+        self.channel.send(
+            (handler, envelope) for envelope in envelopes for handler in subscribers(envelope)
+        )
 
 
 # Confirm channels kept open between dispatches, shared by the threads of a
@@ -205,24 +202,17 @@ class DispatchBatch:
             return
         channel, reused = _take_channel()
         try:
-            self._send_on(channel)
-        except (ConfirmsFailed, TimeoutError):
+            channel.send(self.copies)
+        except Exception as exc:
             channel.close()
-            raise
-        except Exception:
-            channel.close()
-            if not reused:
+            if not reused or isinstance(exc, (ConfirmsFailed, TimeoutError)):
                 raise
-            # Copies that did get through are absorbed by the inbox.
+            # A stale kept channel: once more on a new connection. Copies
+            # that did get through the first time are absorbed by the inbox.
             channel = _ConfirmChannel()
             try:
-                self._send_on(channel)
+                channel.send(self.copies)
             except Exception:
                 channel.close()
                 raise
         _give_back(channel)
-
-    def _send_on(self, channel: _ConfirmChannel) -> None:
-        for handler, envelope in self.copies:
-            channel.publish(handler, envelope)
-        channel.wait()

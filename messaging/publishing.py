@@ -13,6 +13,7 @@ the relay sends it again later.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -164,19 +165,25 @@ def _mark_dispatched(pks: list[int]) -> None:
     # the relay sends the message again and the inbox absorbs the copy: its
     # commit need not wait for the disk (set_config(..., true) holds for this
     # statement's transaction only, or the relay's, which marks nothing else).
-    fields = {f.name: f for f in OutboxMessage._meta.fields}
-    quote = connection.ops.quote_name
-    column = {name: quote(field.column) for name, field in fields.items()}
+    now = OutboxMessage._meta.get_field("dispatched_at").get_db_prep_value(
+        timezone.now(), connection
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {quote(OutboxMessage._meta.db_table)} "
-            f"SET {column['dispatched_at']} = %s, "
-            f"{column['dispatch_attempts']} = {column['dispatch_attempts']} + 1, "
-            f"{column['last_dispatch_error']} = '' "
-            "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
-            f"WHERE {column['id']} = ANY(%s) AND {column['dispatched_at']} IS NULL",
-            [fields["dispatched_at"].get_db_prep_value(timezone.now(), connection), list(pks)],
-        )
+        cursor.execute(_mark_dispatched_sql(), [now, list(pks)])
+
+
+@functools.cache
+def _mark_dispatched_sql() -> str:
+    quote = connection.ops.quote_name
+    column = {f.name: quote(f.column) for f in OutboxMessage._meta.fields}
+    return (
+        f"UPDATE {quote(OutboxMessage._meta.db_table)} "
+        f"SET {column['dispatched_at']} = %s, "
+        f"{column['dispatch_attempts']} = {column['dispatch_attempts']} + 1, "
+        f"{column['last_dispatch_error']} = '' "
+        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
+        f"WHERE {column['id']} = ANY(%s) AND {column['dispatched_at']} IS NULL"
+    )
 
 
 def _dispatch_failed(row: OutboxMessage, envelope: Envelope, error: str) -> bool:
