@@ -56,13 +56,17 @@ def product_save(
     return product
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_request_record(*, order_id: UUID, lines: list[dict]) -> None:
-    """Keep a placed order's lines until its payment goes through."""
-    OrderRequest.objects.get_or_create(order_id=order_id, defaults={"lines": lines})
+    """Keep a placed order's lines until its payment goes through (the first copy wins)."""
+    # One INSERT ... ON CONFLICT DO NOTHING: get_or_create would SELECT, then
+    # insert inside a savepoint of its own.
+    OrderRequest.objects.bulk_create(
+        [OrderRequest(order_id=order_id, lines=lines)], ignore_conflicts=True
+    )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def stock_reserve(
     *,
     order_id: UUID,
@@ -148,7 +152,7 @@ def _reply_reservation(reservation: Reservation, workflow: str) -> None:
         )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def stock_ship(*, order_id: UUID) -> None:
     """The reserved units left the warehouse with the order's shipment."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
@@ -164,7 +168,7 @@ def stock_ship(*, order_id: UUID) -> None:
     reservation.save(update_fields=["status", "updated_at"])
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def stock_release(
     *, order_id: UUID, workflow: str = "choreography", reply_again: bool = False
 ) -> None:

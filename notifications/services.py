@@ -13,12 +13,15 @@ from messaging.consumers import RetryLater
 from .models import Recipient, SentEmail
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def recipient_record(*, order_id: UUID, email: str) -> None:
-    Recipient.objects.get_or_create(order_id=order_id, defaults={"email": email})
+    """Who to write to about an order (the first copy wins)."""
+    Recipient.objects.bulk_create(
+        [Recipient(order_id=order_id, email=email)], ignore_conflicts=True
+    )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def email_send(*, order_id: UUID, kind: str, subject: str, body: str) -> SentEmail | None:
     """Send one email about an order, at most once per kind, and record it."""
     recipient = Recipient.objects.filter(order_id=order_id).first()

@@ -266,7 +266,7 @@ def _late(saga: OrderSaga, reply: Message, envelope: Envelope) -> None:
         _note(saga, Kind.LATE, envelope=envelope, note="already handled or undone next: ignored")
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def saga_handle_reply(*, order_id: UUID, reply: Message, envelope: Envelope) -> None:
     """Move the order's saga on by one reply."""
     saga = OrderSaga.objects.select_for_update().select_related("order").filter(pk=order_id).first()
@@ -301,7 +301,7 @@ def saga_check_deadlines(*, now=None, limit: int = 200) -> int:
     return len(overdue)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def _on_deadline(order_id: UUID, now) -> None:
     saga = OrderSaga.objects.select_for_update().select_related("order").get(pk=order_id)
     if not saga.is_active or saga.deadline is None or saga.deadline >= now:
@@ -316,7 +316,7 @@ def _on_deadline(order_id: UUID, now) -> None:
     saga.save()
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def saga_retry_step(*, order_id: UUID, by: str) -> bool:
     """Staff: send the current step again (a parked compensation resumes)."""
     saga = OrderSaga.objects.select_for_update().select_related("order").get(pk=order_id)
@@ -330,7 +330,7 @@ def saga_retry_step(*, order_id: UUID, by: str) -> bool:
     return True
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def saga_compensate(*, order_id: UUID, by: str) -> bool:
     """Staff: give up on a running order and undo what it did."""
     saga = OrderSaga.objects.select_for_update().select_related("order").get(pk=order_id)

@@ -127,26 +127,29 @@ def order_place(
     return order
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def catalog_item_apply(
     *, sku: str, name: str, price: Decimal, currency: str, available: int, is_active: bool,
     as_of: datetime,
 ) -> None:  # fmt: skip
     """Update orders' copy of a product, unless what it has is newer."""
+    fields = {
+        "name": name,
+        "price": price,
+        "currency": currency,
+        "available": available,
+        "is_active": is_active,
+        "as_of": as_of,
+    }
     item = CatalogItem.objects.select_for_update().filter(sku=sku).first()
-    if item is not None and item.as_of > as_of:
+    if item is None:
+        CatalogItem.objects.update_or_create(sku=sku, defaults=fields)
         return
-    CatalogItem.objects.update_or_create(
-        sku=sku,
-        defaults={
-            "name": name,
-            "price": price,
-            "currency": currency,
-            "available": available,
-            "is_active": is_active,
-            "as_of": as_of,
-        },
-    )
+    if item.as_of > as_of:
+        return
+    for field, value in fields.items():
+        setattr(item, field, value)
+    item.save(update_fields=list(fields))
 
 
 def _locked(order_id: UUID) -> Order:
@@ -167,7 +170,7 @@ def _cancel(order: Order, *, reason_code: str, reason: str) -> None:
     publish(OrderCancelled(order_id=order.id, reason_code=reason_code, reason=reason))
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_mark_paid(*, order_id: UUID, amount: Decimal) -> Order:
     order = _locked(order_id)
     order.amount_charged = amount
@@ -184,7 +187,7 @@ def _is_choreographed(order: Order) -> bool:
     return order.workflow == Order.Workflow.CHOREOGRAPHY
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_mark_payment_failed(*, order_id: UUID, reason_code: str, reason: str) -> Order:
     """The card was not charged: the order ends here."""
     order = _locked(order_id)
@@ -196,7 +199,7 @@ def order_mark_payment_failed(*, order_id: UUID, reason_code: str, reason: str) 
     return order
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_mark_reserved(*, order_id: UUID) -> Order:
     order = _locked(order_id)
     _advance(order, Order.Status.RESERVED)
@@ -204,7 +207,7 @@ def order_mark_reserved(*, order_id: UUID) -> Order:
     return order
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_mark_refunded(*, order_id: UUID, amount: Decimal, reason_code: str, reason: str) -> Order:
     """Money went back to the customer; an order still open is cancelled for that reason.
 
@@ -221,21 +224,24 @@ def order_mark_refunded(*, order_id: UUID, amount: Decimal, reason_code: str, re
     return order
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_record_shipment(*, order_id: UUID, carrier: str, tracking_number: str) -> Order:
     """The shipment exists; under choreography that completes the order."""
-    if _is_choreographed(Order.objects.get(pk=order_id)):
-        return order_complete(order_id=order_id, carrier=carrier, tracking_number=tracking_number)
     order = _locked(order_id)
+    if _is_choreographed(order):
+        return _complete(order, carrier=carrier, tracking_number=tracking_number)
     order.carrier, order.tracking_number = carrier, tracking_number
     order.save()
     return order
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_complete(*, order_id: UUID, carrier: str, tracking_number: str) -> Order:
     """The order is shipped and complete; publishes OrderCompleted."""
-    order = _locked(order_id)
+    return _complete(_locked(order_id), carrier=carrier, tracking_number=tracking_number)
+
+
+def _complete(order: Order, *, carrier: str, tracking_number: str) -> Order:
     order.carrier, order.tracking_number = carrier, tracking_number
     if _advance(order, Order.Status.SHIPPED):
         order.status = Order.Status.COMPLETED
@@ -245,7 +251,7 @@ def order_complete(*, order_id: UUID, carrier: str, tracking_number: str) -> Ord
     return order
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_cancel(*, order_id: UUID, reason_code: str, reason: str) -> Order:
     """End an open order as cancelled, saying why; publishes OrderCancelled."""
     order = _locked(order_id)

@@ -38,7 +38,7 @@ def _reply_charge(payment: Payment, workflow: str) -> None:
         )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def payment_charge(
     *,
     order_id: UUID,
@@ -92,7 +92,7 @@ def payment_charge(
     return payment
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def payment_refund(
     *,
     order_id: UUID,

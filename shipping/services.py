@@ -17,15 +17,15 @@ from .models import Shipment, ShipmentRequest
 CARRIER = "ParcelPost"
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def shipment_request_record(*, order_id: UUID, address: dict, lines: list[dict]) -> None:
-    """Keep a placed order's address and lines until its stock is reserved."""
-    ShipmentRequest.objects.get_or_create(
-        order_id=order_id, defaults={"address": address, "lines": lines}
+    """Keep a placed order's address and lines until its stock is reserved (the first copy wins)."""
+    ShipmentRequest.objects.bulk_create(
+        [ShipmentRequest(order_id=order_id, address=address, lines=lines)], ignore_conflicts=True
     )
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def shipment_create(
     *,
     order_id: UUID,
@@ -73,7 +73,7 @@ def shipment_create(
     return shipment
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def shipment_cancel(*, order_id: UUID, reason: str, workflow: str = "orchestration") -> None:
     """Make sure no shipment goes out for the order (compensation).
 
