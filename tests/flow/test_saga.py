@@ -31,11 +31,19 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 @contextmanager
 def consumer_paused(worker, queue: str):
     """Hold one app's worker off its queue: its commands wait, unanswered."""
-    app.control.cancel_consumer(queue, destination=[worker.hostname], reply=True)
+    # Each broadcast on a new connection: a pooled one may be stale (an
+    # earlier test froze or stopped the broker).
+    with app.connection_for_write() as connection:
+        app.control.cancel_consumer(
+            queue, destination=[worker.hostname], reply=True, connection=connection
+        )
     try:
         yield
     finally:
-        app.control.add_consumer(queue, destination=[worker.hostname], reply=True)
+        with app.connection_for_write() as connection:
+            app.control.add_consumer(
+                queue, destination=[worker.hostname], reply=True, connection=connection
+            )
 
 
 def place(client, **body) -> Order:
