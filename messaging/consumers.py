@@ -317,8 +317,12 @@ def handle_delivery(*, task, handler: Handler, args: tuple, kwargs: dict) -> str
 
     if not handler.wants(message):
         return "not for this handler"
+    # Imported here: publishing builds on this module.
+    from .publishing import dispatch_together
+
     try:
-        with transaction.atomic():
+        # What the handler publishes goes out in one batch after the commit.
+        with dispatch_together(), transaction.atomic():
             if not inbox_claim(message_id=envelope.message_id, handler_name=handler.name):
                 logger.info("%s already handled %s; skipped", handler.name, envelope.message_id)
                 return "duplicate"

@@ -16,9 +16,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 import time
 import uuid
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -85,8 +87,46 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
     with transaction.atomic(savepoint=False):
         row = OutboxMessage.from_envelope(envelope)
         row.save(force_insert=True)
-        transaction.on_commit(lambda: _dispatch_after_commit(row), robust=True)
+        transaction.on_commit(lambda: _committed(row), robust=True)
     return envelope
+
+
+# The rows committed inside dispatch_together(), per thread; None outside it.
+_together = threading.local()
+
+
+@contextmanager
+def dispatch_together() -> Iterator[None]:
+    """Dispatch the messages committed inside this block together, when it ends.
+
+    A handler that publishes several messages in its transaction then waits
+    once for the broker's confirms and marks them all dispatched in one
+    UPDATE, instead of once per message. In a nested block the outer one
+    dispatches.
+    """
+    if getattr(_together, "rows", None) is not None:
+        yield
+        return
+    _together.rows = []
+    try:
+        yield
+    finally:
+        rows, _together.rows = _together.rows, None
+        if rows:
+            # As robust as on_commit(robust=True): the messages are committed
+            # either way, and the relay sends what this could not.
+            try:
+                _dispatch_after_commit(rows)
+            except Exception:
+                logger.exception("Dispatch of %s committed messages failed", len(rows))
+
+
+def _committed(row: OutboxMessage) -> None:
+    gathered = getattr(_together, "rows", None)
+    if gathered is not None:
+        gathered.append(row)
+    else:
+        _dispatch_after_commit([row])
 
 
 # Until when (time.monotonic()) this process leaves committed messages to the
@@ -94,7 +134,7 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
 _dispatch_paused_until = 0.0
 
 
-def _dispatch_after_commit(row: OutboxMessage) -> None:
+def _dispatch_after_commit(rows: list[OutboxMessage]) -> None:
     """Dispatch at once, unless the broker failed this process moments ago.
 
     While the broker is down or silent every dispatch would wait for its
@@ -103,9 +143,9 @@ def _dispatch_after_commit(row: OutboxMessage) -> None:
     """
     global _dispatch_paused_until
     if time.monotonic() < _dispatch_paused_until:
-        logger.debug("Dispatch paused; %s %s left to the relay", row.type, row.message_id)
+        logger.debug("Dispatch paused; %s messages left to the relay", len(rows))
         return
-    if not outbox_dispatch(row=row):
+    if not _dispatch(rows):
         _dispatch_paused_until = time.monotonic() + settings.MESSAGING_DISPATCH_PAUSE
         logger.warning(
             "Committed messages go to the relay for the next %ss, not to the broker at once",
@@ -132,25 +172,49 @@ def _check_size(envelope: Envelope) -> None:
 
 def outbox_dispatch(*, row: OutboxMessage) -> bool:
     """Hand one committed message to its subscribers' queues; True once all confirmed."""
-    envelope = row.to_envelope()
-    try:
-        message_class = registry.get(envelope.type, envelope.version)
-    except MessageError as exc:
-        # Its class was removed or renamed since it was recorded.
-        return _dispatch_failed(row, envelope, str(exc))
-    dispatch = Dispatch(batch=pipelined.DispatchBatch() if pipelined.supported() else None)
-    message_committed.send_robust(sender=message_class, envelope=envelope, dispatch=dispatch)
-    if dispatch.failure is None and dispatch.batch is not None:
+    return _dispatch([row])
+
+
+def _dispatch(rows: list[OutboxMessage]) -> bool:
+    """Hand committed messages to their subscribers' queues; True once all were confirmed.
+
+    With confirms, every copy of every message goes into one batch, confirmed
+    with one wait: a failure there fails them all, and the relay sends them
+    again (the inbox absorbs what did get through).
+    """
+    batch = pipelined.DispatchBatch() if pipelined.supported() else None
+    sent: list[tuple[OutboxMessage, Envelope]] = []
+    complete = True
+    for row in rows:
+        envelope = row.to_envelope()
         try:
-            dispatch.batch.confirm()
+            message_class = registry.get(envelope.type, envelope.version)
+        except MessageError as exc:
+            # Its class was removed or renamed since it was recorded.
+            complete = _dispatch_failed(row, envelope, str(exc))
+            continue
+        dispatch = Dispatch(batch=batch)
+        message_committed.send_robust(sender=message_class, envelope=envelope, dispatch=dispatch)
+        if dispatch.failure is not None:
+            complete = _dispatch_failed(row, envelope, _describe(dispatch.failure))
+            if batch is None:
+                break  # the broker failed: the rest go to the relay
+            continue
+        sent.append((row, envelope))
+    if batch is not None and sent:
+        try:
+            batch.confirm()
         except Exception as exc:
-            dispatch.failure = exc
-    if dispatch.failure is not None:
-        return _dispatch_failed(
-            row, envelope, f"{type(dispatch.failure).__name__}: {dispatch.failure}"
-        )
-    _mark_dispatched([row.pk])
-    return True
+            for row, envelope in sent:
+                _dispatch_failed(row, envelope, _describe(exc))
+            return False
+    if sent:
+        _mark_dispatched([row.pk for row, _ in sent])
+    return complete and len(sent) == len(rows)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _mark_dispatched(pks: list[int]) -> None:
@@ -231,7 +295,7 @@ def _relay_pipelined(rows: list[OutboxMessage]) -> tuple[int, int]:
                 dispatched += len(sendable)
                 sendable = []
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error = _describe(exc)
         unsent = [row.pk for row, _ in sendable] or [row.pk for row in rows[dispatched + failed :]]
         logger.warning("Relay: %s messages not confirmed, sent later: %s", len(unsent), error)
         OutboxMessage.objects.filter(pk__in=unsent).update(

@@ -1,5 +1,6 @@
 """Delivery through RabbitMQ to real worker processes: at least once, in effect once."""
 
+import contextlib
 import os
 import threading
 import time
@@ -13,7 +14,7 @@ from config.connections import TRUST_CONNECTIONS_USED_WITHIN
 from messaging import pipelined
 from messaging.consumers import handler_named
 from messaging.models import InboxRecord, OutboxMessage
-from messaging.publishing import outbox_dispatch, publish, send
+from messaging.publishing import dispatch_together, outbox_dispatch, publish, send
 from tests.conftest import require, wait_for
 from tests.probe.events import ProbePinged, RecordProbe
 from tests.support.probes import deliveries, effects, new_probe_id, ping
@@ -72,6 +73,34 @@ def test_committed_event_runs_each_subscriber_once_on_its_own_queue(workers):
     echo = effects(probe_id, "record_echo").get()
     assert echo.correlation_id == envelope.correlation_id
     assert echo.causation_id == envelope.message_id
+
+
+def test_messages_committed_in_one_dispatch_together_block_go_out_together_at_its_end(workers):
+    # Given, inside one block, two events committed by two transactions, and
+    # a third whose savepoint rolled back
+    first, second, dropped = new_probe_id(), new_probe_id(), new_probe_id()
+    both = OutboxMessage.objects.filter(type="ProbePinged", payload__probe_id__in=[first, second])
+    with dispatch_together():
+        with transaction.atomic():
+            publish(ProbePinged(probe_id=first))
+            with contextlib.suppress(RuntimeError), transaction.atomic():
+                publish(ProbePinged(probe_id=dropped))
+                raise RuntimeError("this part of the work failed")
+        with transaction.atomic():
+            publish(ProbePinged(probe_id=second))
+
+        # Then until the block ends both are committed and wait to be sent
+        assert both.count() == 2
+        assert not both.filter(dispatched_at__isnull=False).exists()
+
+    # and when it ends both are sent, confirmed and marked dispatched at once
+    assert both.filter(dispatched_at__isnull=False).count() == 2
+    assert len(set(both.values_list("dispatched_at", flat=True))) == 1
+    wait_for_ping_effects(first)
+    wait_for_ping_effects(second)
+    # while the rolled-back one was neither kept nor sent
+    assert not OutboxMessage.objects.filter(payload__probe_id=dropped).exists()
+    assert not effects(dropped).exists()
 
 
 def test_same_message_delivered_twice_takes_effect_once(workers):
