@@ -218,12 +218,13 @@ class Dispatch:
     broker failed once would only make the producer wait longer.
     """
 
-    def __init__(self, batch=None) -> None:
+    def __init__(self, batch=None, message: Message | None = None) -> None:
         self.failure: Exception | None = None
         # A pipelined.DispatchBatch when the broker confirms publishes: the
         # subscribers' copies are then sent together and confirmed at once.
         self.batch = batch
-        self._message: Message | None = None
+        # The payload, when the producer still has it (it need not be read again).
+        self._message = message
 
     def message(self, envelope: Envelope) -> Message:
         """The payload read once, for the subscribers' ``when`` filters."""

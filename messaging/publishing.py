@@ -87,6 +87,8 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
     with transaction.atomic(savepoint=False):
         row = OutboxMessage.from_envelope(envelope)
         row.save(force_insert=True)
+        # Kept for the dispatch after commit, which need not read them back.
+        row.published = (envelope, message)
         transaction.on_commit(lambda: _committed(row), robust=True)
     return envelope
 
@@ -186,14 +188,14 @@ def _dispatch(rows: list[OutboxMessage]) -> bool:
     sent: list[tuple[OutboxMessage, Envelope]] = []
     complete = True
     for row in rows:
-        envelope = row.to_envelope()
+        envelope, message = getattr(row, "published", None) or (row.to_envelope(), None)
         try:
             message_class = registry.get(envelope.type, envelope.version)
         except MessageError as exc:
             # Its class was removed or renamed since it was recorded.
             complete = _dispatch_failed(row, envelope, str(exc))
             continue
-        dispatch = Dispatch(batch=batch)
+        dispatch = Dispatch(batch=batch, message=message)
         message_committed.send_robust(sender=message_class, envelope=envelope, dispatch=dispatch)
         if dispatch.failure is not None:
             complete = _dispatch_failed(row, envelope, _describe(dispatch.failure))
