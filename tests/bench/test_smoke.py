@@ -9,6 +9,7 @@ workers.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -54,6 +55,9 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
         assert summary["ratios"][key] > 0
     assert summary["web"]["closed"]["rps"] > 0
     assert summary["web"]["closed"]["errors"] == summary["web"]["open"]["errors"] == 0
+    if shutil.which("wrk"):
+        assert summary["web"]["closed_wrk"]["rps"] > 0
+        assert summary["web"]["closed_wrk"]["errors"] == 0
     assert summary["recovery"]["left_pending"] == 0
     assert all(r["dispatched"] == r["pending_before"] for r in report["runs"]["recovery"])
     probe = summary["memory"]["probe_worker"]
