@@ -103,16 +103,23 @@ def charge(*, token: str, amount: Decimal, currency: str, idempotency_key: str) 
     _connect()
     _take_time()
     with transaction.atomic(using=GATEWAY_DB):
-        record, _ = Charge.objects.select_for_update().get_or_create(
-            idempotency_key=idempotency_key,
-            defaults={
-                "charge_id": f"ch_{secrets.token_hex(12)}",
-                "token": token,
-                "amount": amount,
-                "currency": currency,
-                "status": Charge.Status.TIMED_OUT,
-            },
+        # The first request under a key records the charge; a retry or a
+        # duplicate finds it. INSERT ... ON CONFLICT DO NOTHING waits for a
+        # concurrent insert of the same key to end; the row is then locked.
+        Charge.objects.bulk_create(
+            [
+                Charge(
+                    idempotency_key=idempotency_key,
+                    charge_id=f"ch_{secrets.token_hex(12)}",
+                    token=token,
+                    amount=amount,
+                    currency=currency,
+                    status=Charge.Status.TIMED_OUT,
+                )
+            ],
+            ignore_conflicts=True,
         )
+        record = Charge.objects.select_for_update().get(idempotency_key=idempotency_key)
         if (record.token, record.amount, record.currency) != (token, amount, currency):
             raise GatewayError(f"idempotency key {idempotency_key} was used for a different charge")
         if record.status == Charge.Status.SUCCEEDED:

@@ -122,7 +122,8 @@ def stock_reserve(
         product.reserved += quantity
         ReservationLine.objects.create(reservation=reservation, product=product, quantity=quantity)
         _announce(product)
-    _reply_reservation(reservation, workflow)
+    reserved = [ReservedLine(sku=sku, quantity=count) for sku, count in sorted(wanted.items())]
+    _reply_reservation(reservation, workflow, reserved)
     return reservation
 
 
@@ -133,7 +134,9 @@ def _reserved_lines(reservation: Reservation) -> list[ReservedLine]:
     ]
 
 
-def _reply_reservation(reservation: Reservation, workflow: str) -> None:
+def _reply_reservation(
+    reservation: Reservation, workflow: str, lines: list[ReservedLine] | None = None
+) -> None:
     if reservation.status == Reservation.Status.RELEASED:
         publish(
             InventoryReservationFailed(
@@ -146,7 +149,7 @@ def _reply_reservation(reservation: Reservation, workflow: str) -> None:
         publish(
             InventoryReserved(
                 order_id=reservation.order_id,
-                lines=_reserved_lines(reservation),
+                lines=_reserved_lines(reservation) if lines is None else lines,
                 workflow=workflow,
             )
         )
