@@ -842,18 +842,9 @@ def phase_web(options: Options, log_dir: Path, results: dict) -> None:
             purge_queues(fleet_app_queues())
             # Warm every gunicorn worker's connections before measuring.
             load(url, skus, ["--concurrency", str(options.web_workers * 2)], 1)
-            for kind, flags in (
-                ("closed", ["--concurrency", str(options.web_concurrency)]),
-                ("closed_wrk", ["--concurrency", str(options.web_concurrency)]),
-                ("open", ["--rate", str(options.web_rate)]),
-            ):
-                if kind == "closed_wrk" and not WRK:
-                    continue
+            for kind in ["closed", *(["closed_wrk"] if WRK else []), "open"]:
                 meter = meter_for(server.processes).start()
-                if kind == "closed_wrk":
-                    outcome = load_wrk(url, skus, options.web_concurrency, options.web_seconds)
-                else:
-                    outcome = load(url, skus, flags, options.web_seconds)
+                outcome = web_load(kind, url, skus, options)
                 cpu = meter.stop()
                 outcome.update(cpu_summary(cpu, 0.0, outcome["requests"]))
                 outcome["cpu"] = cpu
@@ -875,6 +866,17 @@ def phase_web(options: Options, log_dir: Path, results: dict) -> None:
         purge_queues(fleet_app_queues())
     finally:
         server.stop()
+
+
+def web_load(kind: str, url: str, skus: list[str], options: Options) -> dict:
+    """One web run: closed loop (Python client or wrk) or open loop at the set rate."""
+    if kind == "closed_wrk":
+        return load_wrk(url, skus, options.web_concurrency, options.web_seconds)
+    if kind == "closed":
+        flags = ["--concurrency", str(options.web_concurrency)]
+    else:
+        flags = ["--rate", str(options.web_rate)]
+    return load(url, skus, flags, options.web_seconds)
 
 
 def fleet_app_queues() -> list[str]:
