@@ -2,21 +2,24 @@
 
 A publish with confirms waits one round trip (and RabbitMQ's write to disk)
 for each message. A committed event goes to several queues, and the relay
-sends hundreds at a time: here every copy goes out on one channel in
+sends hundreds at a time: here every message goes out on one channel in
 confirm mode, and the producer waits once until the broker has confirmed
-the last of them. A message counts as sent only once
-every copy of it is confirmed; on a nack, a timeout or a lost connection,
-none of the batch is, and the relay sends it again later (the inbox absorbs
-whatever did get through).
+the last of them. An event for several queues is published once, and
+RabbitMQ copies it into each of them (``fanned_out``). A message counts as
+sent only once every copy of it is confirmed; on a nack, a timeout or a
+lost connection, none of the batch is, and the relay sends it again later
+(the inbox absorbs whatever did get through).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from uuid import UUID, uuid5
 
 from celery import current_app
 from django.conf import settings
@@ -105,16 +108,26 @@ class _ConfirmChannel:
         self.declared: set[str] = set()
 
     def send(self, copies: Iterable[tuple[Handler, Envelope]]) -> None:
-        """Publish each copy to its handler's queue, then wait once for all the confirms."""
-        wire, of = None, None
-        for handler, envelope in copies:
-            if envelope is not of:  # a message's copies come one after the other
-                wire, of = envelope.to_wire(), envelope
-            self._publish(handler, wire)
-            self.confirms.published += 1
+        """Publish each message to its handlers' queues, then wait once for all the confirms.
+
+        A message for several queues is published once and RabbitMQ copies it
+        into each (see ``fanned_out``); a second handler of the same message
+        on one queue gets a message of its own.
+        """
+        fan_out = settings.MESSAGING_FAN_OUT
+        for envelope, handlers in _by_message(copies):
+            wire = envelope.to_wire()
+            one_per_queue: dict[str, Handler] = {}
+            for handler in handlers:
+                if not fan_out or handler.queue in one_per_queue:
+                    self._publish([handler], wire)
+                else:
+                    one_per_queue[handler.queue] = handler
+            if one_per_queue:
+                self._publish(list(one_per_queue.values()), wire)
         self.confirms.wait_for_all(self.connection, timeout=settings.MESSAGING_CONFIRM_TIMEOUT)
 
-    def _publish(self, handler: Handler, wire: dict) -> None:
+    def _publish(self, handlers: list[Handler], wire: dict) -> None:
         """The task message ``apply_async`` would send, built and published by Celery's own parts.
 
         ``apply_async`` spends more than half of a publish on per-call set-up
@@ -122,9 +135,15 @@ class _ConfirmChannel:
         a producer from the pool, a result object. Here the message is made
         by ``app.amqp.as_task_v2`` and sent by ``app.amqp.send_task_message``
         (publish signals included); parent and root ids follow the task
-        being handled, as with ``apply_async``.
+        being handled, as with ``apply_async``. For one handler it is that
+        handler's task; for several (each on its own queue) it is addressed
+        to them all and routed to every queue by RabbitMQ.
         """
-        app = handler.task.app
+        first = handlers[0]
+        app = first.task.app
+        name, headers = first.name, None
+        if len(handlers) > 1:
+            name, headers = fanned_out(handlers)
         task_id = uuid()
         root_id = parent_id = None
         parent = app.current_worker_task
@@ -133,7 +152,7 @@ class _ConfirmChannel:
             parent_id = parent.request.id
         message = app.amqp.as_task_v2(
             task_id,
-            handler.name,
+            name,
             kwargs={"envelope": wire},
             root_id=root_id,
             parent_id=parent_id,
@@ -141,19 +160,79 @@ class _ConfirmChannel:
             ignore_result=True,
             **task_reprs(wire),
         )
+        # A queue that does not exist would drop its copy, confirmed: each
+        # is declared once on this channel.
+        undeclared = [h.queue for h in handlers if h.queue not in self.declared]
         app.amqp.send_task_message(
             self.producer,
-            handler.name,
+            name,
             message,
-            queue=handler.queue,
+            queue=first.queue,
             retry=False,
-            declare=[] if handler.queue in self.declared else None,
+            declare=[app.amqp.queues[queue] for queue in undeclared],
+            headers=headers,
         )
-        self.declared.add(handler.queue)
+        self.confirms.published += 1
+        self.declared.update(undeclared)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.connection.release()
+
+
+def _by_message(
+    copies: Iterable[tuple[Handler, Envelope]],
+) -> Iterator[tuple[Envelope, list[Handler]]]:
+    """Each message with its handlers (a message's copies come one after the other)."""
+    for _, group in itertools.groupby(copies, key=lambda copy: id(copy[1])):
+        listed = list(group)
+        yield listed[0][1], [handler for handler, _ in listed]
+
+
+# The task name of a message published once for several queues, until the
+# consumer of each queue names its own handler (messaging.worker).
+FANNED_OUT_TASK = "messaging.fanned_out"
+# The header that names, per queue, the handler of a fanned-out message.
+FANNED_OUT_HANDLERS = "x-handlers"
+
+
+def fanned_out(handlers: list[Handler]) -> tuple[str, dict]:
+    """The task name and headers of one message for several handlers, each on its own queue.
+
+    The message goes to the first handler's queue through the default
+    exchange, which routes by queue name, and RabbitMQ copies it into the
+    other queues named in its ``CC`` header (sender-selected distribution):
+    one publish and one confirm however many apps subscribe. Each consumer
+    turns its copy into a delivery to the handler its queue is named with.
+    """
+    return FANNED_OUT_TASK, {
+        "CC": [handler.queue for handler in handlers[1:]],
+        FANNED_OUT_HANDLERS: {handler.queue: handler.name for handler in handlers},
+    }
+
+
+def address_copy(headers: dict, delivery_info: dict, queue: str) -> str | None:
+    """Make a fanned-out copy that arrived on ``queue`` a delivery to that queue's handler.
+
+    Rewrites the message's headers and delivery info in place, as if the
+    copy had been published to that handler alone: its task is the handler,
+    its id its own (the same each time this copy is delivered), and a retry
+    goes back to this queue only. Returns the handler's name, or None when
+    the message names none for this queue.
+    """
+    handler_name = (headers.get(FANNED_OUT_HANDLERS) or {}).get(queue)
+    if not handler_name:
+        return None
+    headers["task"] = handler_name
+    try:
+        headers["id"] = str(uuid5(UUID(str(headers.get("id"))), queue))
+    except ValueError:
+        headers["id"] = f"{headers.get('id')}.{queue}"
+    headers.pop("CC", None)
+    headers.pop(FANNED_OUT_HANDLERS, None)
+    delivery_info["exchange"] = ""
+    delivery_info["routing_key"] = queue
+    return handler_name
 
 
 class ConfirmedPublisher:

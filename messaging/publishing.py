@@ -5,11 +5,12 @@ A producer calls ``publish(event)`` or ``send(command)`` inside its own
 transaction; a rollback leaves nothing behind and sends nothing. After the
 commit, ``message_committed`` is sent for it and every subscribing app's
 receiver enqueues its handler's task on that app's queue. On RabbitMQ the
-copies go out together on a confirm-mode channel and the producer waits
-once for the broker to confirm them all (``pipelined.DispatchBatch``); what
-a handler publishes goes out in one such batch when its delivery ends
-(``dispatch_together``). Only when all of them were confirmed is the message
-marked dispatched; otherwise the relay sends it again later.
+message is published once for all those queues (RabbitMQ copies it into
+each) on a kept-open confirm-mode channel, and the producer waits once for
+the broker's confirm (``pipelined.DispatchBatch``); what a handler publishes
+goes out in one such batch when its delivery ends (``dispatch_together``).
+Only when all of them were confirmed is the message marked dispatched;
+otherwise the relay sends it again later.
 """
 
 from __future__ import annotations

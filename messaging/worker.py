@@ -23,6 +23,7 @@ from kombu.exceptions import ContentDisallowed
 
 from .dead_letters import dead_letter_record_raw
 from .models import DeadLetter
+from .pipelined import FANNED_OUT_HANDLERS, FANNED_OUT_TASK, address_copy
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,10 @@ class Consumer(CeleryConsumer):
                 if self._kept(message, DeadLetter.Reason.OVERSIZED, error, read_envelope=False):
                     message.reject_log_error(logger, self.connection_errors)
                 return None
+            headers = message.headers
+            fanned_out = isinstance(headers, dict) and headers.get("task") == FANNED_OUT_TASK
+            if fanned_out and not self._addressed(message):
+                return None
             # A body of the wrong shape (not [args, kwargs, embed]) makes
             # Celery fail while building the request, which would otherwise
             # stop the worker and leave the message to stop the next one.
@@ -119,6 +124,29 @@ class Consumer(CeleryConsumer):
                     message.reject_log_error(logger, self.connection_errors)
 
         return on_task_received_or_dead_letter
+
+    def _addressed(self, message) -> bool:
+        """Turn a copy of a message published for several queues into its queue's delivery.
+
+        RabbitMQ delivers each queue's copy with the same headers: the
+        consumer tag says which queue this one came from. A copy that names
+        no handler for it becomes a dead letter.
+        """
+        queue = self._queue_consumed_by(message.delivery_info.get("consumer_tag"))
+        if queue is not None and address_copy(message.headers, message.delivery_info, queue):
+            return True
+        error = (
+            f"a message published for several queues arrived on {queue or 'an unknown queue'} "
+            f"but names no handler for it (it names {message.headers.get(FANNED_OUT_HANDLERS)})"
+        )
+        if self._kept(message, DeadLetter.Reason.UNKNOWN_TASK, error):
+            message.reject_log_error(logger, self.connection_errors)
+        return False
+
+    def _queue_consumed_by(self, consumer_tag) -> str | None:
+        # kombu keeps the tag of each queue it consumes (a handful).
+        active = getattr(self.task_consumer, "_active_tags", {})
+        return next((queue for queue, tag in active.items() if tag == consumer_tag), None)
 
     def on_decode_error(self, message, exc):
         if self._kept(message, DeadLetter.Reason.UNDECODABLE, f"{type(exc).__name__}: {exc}"):

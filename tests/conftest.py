@@ -271,17 +271,24 @@ def _dispatch_not_paused():
     dispatch_pause_reset()
 
 
+# The queues each worker fixture consumes, to let them go quiet after a test.
+WORKER_FIXTURE_QUEUES = {
+    "workers": lambda: [*settings.PROBE_QUEUES, "messaging"],
+    "app_workers": lambda: APP_QUEUES,
+    "fan_out_worker": lambda: ["probe_c", "probe_d"],
+}
+
+
 @pytest.fixture(autouse=True)
 def _workers_settle(request):
     """After a test that used workers, let them finish before the database is flushed."""
-    used = [f for f in ("workers", "app_workers") if f in request.fixturenames]
+    used = [f for f in WORKER_FIXTURE_QUEUES if f in request.fixturenames]
     if used:
         # Set up the database first, so that this teardown runs before its flush.
         request.getfixturevalue("transactional_db")
     yield
     if used and shutil.which("rabbitmqctl"):
-        queues = [*settings.PROBE_QUEUES, "messaging"] if "workers" in used else []
-        wait_until_quiet(queues + (APP_QUEUES if "app_workers" in used else []))
+        wait_until_quiet(sorted({q for f in used for q in WORKER_FIXTURE_QUEUES[f]()}))
 
 
 @pytest.fixture(scope="session")
@@ -302,7 +309,7 @@ def pytest_runtest_makereport(item, call):
     report = yield
     funcargs = getattr(item, "funcargs", {})
     if report.failed:
-        for fixture in ("workers", "app_workers"):
+        for fixture in WORKER_FIXTURE_QUEUES:
             for worker in (funcargs.get(fixture) or {}).values():
                 report.sections.append((f"worker {worker.name} log", worker.log()))
     return report

@@ -308,6 +308,11 @@ MESSAGING_RETRY_BACKOFF = env_float("MESSAGING_RETRY_BACKOFF", 2.0)
 MESSAGING_RETRY_BACKOFF_MAX = env_float("MESSAGING_RETRY_BACKOFF_MAX", 300.0)
 # Seconds to wait for the broker's confirm of one publish.
 MESSAGING_CONFIRM_TIMEOUT = env_float("MESSAGING_CONFIRM_TIMEOUT", 5.0)
+# An event for several queues is published once and RabbitMQ copies it into
+# each (the CC header); each worker names its own queue's handler. Off: one
+# message per subscriber, which workers of a version without fan-out can
+# read (turn it on once every worker runs this one).
+MESSAGING_FAN_OUT = env_bool("MESSAGING_FAN_OUT", True)
 # After a dispatch failed, committed messages are left to the relay for this
 # many seconds instead of each waiting for the broker's timeouts.
 MESSAGING_DISPATCH_PAUSE = env_float("MESSAGING_DISPATCH_PAUSE", 5.0)

@@ -42,7 +42,8 @@ from .base import CELERY_TASK_QUEUES, INSTALLED_APPS, MESSAGING_QUEUES  # noqa: 
 # A probe app whose events and handlers exercise the backbone without any
 # business domain; its queues exist only in tests.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]
-PROBE_QUEUES = ["probe_a", "probe_b"]
+# probe_c and probe_d are consumed only by tests/messaging/test_fan_out.py's worker.
+PROBE_QUEUES = ["probe_a", "probe_b", "probe_c", "probe_d"]
 MESSAGING_QUEUES = [*MESSAGING_QUEUES, *PROBE_QUEUES]
 CELERY_TASK_QUEUES = [
     *CELERY_TASK_QUEUES,

@@ -14,5 +14,11 @@ class ProbeTroubled(Event):
     probe_id: str
 
 
+class ProbeFanned(Event):
+    """Two handlers on probe_c, then one on probe_d (see tests/messaging/test_fan_out.py)."""
+
+    probe_id: str
+
+
 class RecordProbe(Command):
     probe_id: str

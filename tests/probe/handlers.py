@@ -4,7 +4,7 @@ from messaging.consumers import handler
 from messaging.messages import Envelope
 from messaging.publishing import publish
 
-from .events import ProbeEchoed, ProbePinged, ProbeTroubled, RecordProbe
+from .events import ProbeEchoed, ProbeFanned, ProbePinged, ProbeTroubled, RecordProbe
 from .models import ProbeEffect, ProbeSwitch
 
 
@@ -16,6 +16,7 @@ def _effect(name: str, probe_id: str, envelope: Envelope) -> None:
         correlation_id=envelope.correlation_id,
         causation_id=envelope.causation_id,
         worker=current_task.request.hostname or "",
+        routing_key=(current_task.request.delivery_info or {}).get("routing_key") or "",
     )
 
 
@@ -40,6 +41,23 @@ def fail_while_switched_on(event: ProbeTroubled, envelope: Envelope) -> None:
     _effect("fail_while_switched_on", event.probe_id, envelope)
     if ProbeSwitch.objects.filter(probe_id=event.probe_id, is_failing=True).exists():
         raise RuntimeError(f"probe {event.probe_id} is switched to fail")
+
+
+@handler(ProbeFanned, queue="probe_d")
+def fanned_fail_while_switched_on(event: ProbeFanned, envelope: Envelope) -> None:
+    _effect("fanned_fail_while_switched_on", event.probe_id, envelope)
+    if ProbeSwitch.objects.filter(probe_id=event.probe_id, is_failing=True).exists():
+        raise RuntimeError(f"probe {event.probe_id} is switched to fail")
+
+
+@handler(ProbeFanned, queue="probe_c")
+def fanned_record(event: ProbeFanned, envelope: Envelope) -> None:
+    _effect("fanned_record", event.probe_id, envelope)
+
+
+@handler(ProbeFanned, queue="probe_c")
+def fanned_record_again(event: ProbeFanned, envelope: Envelope) -> None:
+    _effect("fanned_record_again", event.probe_id, envelope)
 
 
 @handler(RecordProbe, queue="probe_b")

@@ -11,6 +11,8 @@ class ProbeEffect(models.Model):
     causation_id = models.UUIDField(null=True)
     # The worker (celery hostname) whose process ran the handler.
     worker = models.CharField(max_length=200, blank=True)
+    # The routing key RabbitMQ delivered the message with: the queue it was sent to.
+    routing_key = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
