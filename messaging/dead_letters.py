@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .fanout import FANNED_OUT_TASK, handlers_named
 from .models import DeadLetter
 
 logger = logging.getLogger(__name__)
@@ -64,12 +65,13 @@ def dead_letter_record(
 
 
 def dead_letter_record_raw(
-    *, message, reason: str, error: str, read_envelope: bool = True
+    *, message, reason: str, error: str, read_envelope: bool = True, queue: str | None = None
 ) -> DeadLetter:
     """Keep a broker message that never reached a handler (undecodable, unknown task...).
 
     Without ``read_envelope`` (an oversized body) only the body's first
-    MAX_BODY_CHARS are kept, as text.
+    MAX_BODY_CHARS are kept, as text. ``queue`` is the queue it arrived on,
+    when the routing key does not say (a copy RabbitMQ made for a CC'd queue).
     """
     headers = dict(message.headers or {})
     raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
@@ -82,7 +84,7 @@ def dead_letter_record_raw(
         reason=reason,
         error=error,
         handler_name=str(headers.get("task") or ""),
-        queue=str((message.delivery_info or {}).get("routing_key") or ""),
+        queue=queue or str((message.delivery_info or {}).get("routing_key") or ""),
         envelope=envelope,
         body="" if envelope else _as_text(raw[:MAX_BODY_CHARS]),
         content_type=message.content_type or "",
@@ -124,13 +126,18 @@ def dead_letters_redrive(*, ids: Iterable[int]) -> RedriveResult:
             if not dead_letter.is_redrivable:
                 result.skipped[pk] = "the message could not be read as an envelope for a handler"
                 continue
+            targets = _redrive_targets(dead_letter)
+            if not targets:
+                result.skipped[pk] = "a message for several queues that names no handler"
+                continue
             try:
-                current_app.send_task(
-                    dead_letter.handler,
-                    kwargs={"envelope": dead_letter.envelope},
-                    queue=dead_letter.queue,
-                    confirm_timeout=settings.MESSAGING_CONFIRM_TIMEOUT,
-                )
+                for handler_name, queue in targets:
+                    current_app.send_task(
+                        handler_name,
+                        kwargs={"envelope": dead_letter.envelope},
+                        queue=queue,
+                        confirm_timeout=settings.MESSAGING_CONFIRM_TIMEOUT,
+                    )
             except Exception as exc:
                 result.skipped[pk] = f"could not publish: {type(exc).__name__}: {exc}"
                 continue
@@ -140,6 +147,22 @@ def dead_letters_redrive(*, ids: Iterable[int]) -> RedriveResult:
             result.redriven.append(pk)
     logger.info("Redrive: %s", result)
     return result
+
+
+def _redrive_targets(dead_letter: DeadLetter) -> list[tuple[str, str]]:
+    """(handler, queue) pairs a dead letter goes back to.
+
+    A copy of a message published for several queues (``messaging.fanout``)
+    that no handler took goes to the handler it names for the queue it
+    arrived on, or else to every handler it names: the inbox skips it
+    for any that took effect already.
+    """
+    if dead_letter.handler != FANNED_OUT_TASK:
+        return [(dead_letter.handler, dead_letter.queue)]
+    named = handlers_named(dead_letter.headers or {})
+    if dead_letter.queue in named:
+        return [(named[dead_letter.queue], dead_letter.queue)]
+    return [(handler, queue) for queue, handler in named.items()]
 
 
 def _envelope_in_task_body(raw: bytes) -> dict[str, Any] | None:

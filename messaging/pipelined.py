@@ -5,7 +5,7 @@ for each message. A committed event goes to several queues, and the relay
 sends hundreds at a time: here every message goes out on one channel in
 confirm mode, and the producer waits once until the broker has confirmed
 the last of them. An event for several queues is published once, and
-RabbitMQ copies it into each of them (``fanned_out``). A message counts as
+RabbitMQ copies it into each of them (``messaging.fanout``). A message counts as
 sent only once every copy of it is confirmed; on a nack, a timeout or a
 lost connection, none of the batch is, and the relay sends it again later
 (the inbox absorbs whatever did get through).
@@ -19,7 +19,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from uuid import UUID, uuid5
 
 from celery import current_app
 from django.conf import settings
@@ -27,6 +26,7 @@ from kombu import Connection
 from kombu.utils.uuid import uuid
 
 from .consumers import Handler, handlers_for, task_reprs
+from .fanout import fanned_out
 from .messages import Envelope, registry
 
 
@@ -111,7 +111,7 @@ class _ConfirmChannel:
         """Publish each message to its handlers' queues, then wait once for all the confirms.
 
         A message for several queues is published once and RabbitMQ copies it
-        into each (see ``fanned_out``); a second handler of the same message
+        into each (``messaging.fanout``); a second handler of the same message
         on one queue gets a message of its own.
         """
         fan_out = settings.MESSAGING_FAN_OUT
@@ -187,52 +187,6 @@ def _by_message(
     for _, group in itertools.groupby(copies, key=lambda copy: id(copy[1])):
         listed = list(group)
         yield listed[0][1], [handler for handler, _ in listed]
-
-
-# The task name of a message published once for several queues, until the
-# consumer of each queue names its own handler (messaging.worker).
-FANNED_OUT_TASK = "messaging.fanned_out"
-# The header that names, per queue, the handler of a fanned-out message.
-FANNED_OUT_HANDLERS = "x-handlers"
-
-
-def fanned_out(handlers: list[Handler]) -> tuple[str, dict]:
-    """The task name and headers of one message for several handlers, each on its own queue.
-
-    The message goes to the first handler's queue through the default
-    exchange, which routes by queue name, and RabbitMQ copies it into the
-    other queues named in its ``CC`` header (sender-selected distribution):
-    one publish and one confirm however many apps subscribe. Each consumer
-    turns its copy into a delivery to the handler its queue is named with.
-    """
-    return FANNED_OUT_TASK, {
-        "CC": [handler.queue for handler in handlers[1:]],
-        FANNED_OUT_HANDLERS: {handler.queue: handler.name for handler in handlers},
-    }
-
-
-def address_copy(headers: dict, delivery_info: dict, queue: str) -> str | None:
-    """Make a fanned-out copy that arrived on ``queue`` a delivery to that queue's handler.
-
-    Rewrites the message's headers and delivery info in place, as if the
-    copy had been published to that handler alone: its task is the handler,
-    its id its own (the same each time this copy is delivered), and a retry
-    goes back to this queue only. Returns the handler's name, or None when
-    the message names none for this queue.
-    """
-    handler_name = (headers.get(FANNED_OUT_HANDLERS) or {}).get(queue)
-    if not handler_name:
-        return None
-    headers["task"] = handler_name
-    try:
-        headers["id"] = str(uuid5(UUID(str(headers.get("id"))), queue))
-    except ValueError:
-        headers["id"] = f"{headers.get('id')}.{queue}"
-    headers.pop("CC", None)
-    headers.pop(FANNED_OUT_HANDLERS, None)
-    delivery_info["exchange"] = ""
-    delivery_info["routing_key"] = queue
-    return handler_name
 
 
 class ConfirmedPublisher:

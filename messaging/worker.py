@@ -22,8 +22,8 @@ from django.db import DatabaseError, close_old_connections
 from kombu.exceptions import ContentDisallowed
 
 from .dead_letters import dead_letter_record_raw
+from .fanout import FANNED_OUT_TASK, address_copy, handlers_named
 from .models import DeadLetter
-from .pipelined import FANNED_OUT_HANDLERS, FANNED_OUT_TASK, address_copy
 
 logger = logging.getLogger(__name__)
 
@@ -133,13 +133,18 @@ class Consumer(CeleryConsumer):
         no handler for it becomes a dead letter.
         """
         queue = self._queue_consumed_by(message.delivery_info.get("consumer_tag"))
+        if queue is None and not message.delivery_info.get("redelivered"):
+            # Its consumer is being cancelled (kombu forgets the tag before
+            # the broker stops delivering): back to the queue for another.
+            message.reject_log_error(logger, self.connection_errors, requeue=True)
+            return False
         if queue is not None and address_copy(message.headers, message.delivery_info, queue):
             return True
         error = (
             f"a message published for several queues arrived on {queue or 'an unknown queue'} "
-            f"but names no handler for it (it names {message.headers.get(FANNED_OUT_HANDLERS)})"
+            f"but names no handler for it (it names {handlers_named(message.headers)})"
         )
-        if self._kept(message, DeadLetter.Reason.UNKNOWN_TASK, error):
+        if self._kept(message, DeadLetter.Reason.UNKNOWN_TASK, error, queue=queue):
             message.reject_log_error(logger, self.connection_errors)
         return False
 
@@ -171,14 +176,20 @@ class Consumer(CeleryConsumer):
         if self._kept(message, reason, f"{type(exc).__name__}: {exc}"):
             super().on_invalid_task(body, message, exc)
 
-    def _kept(self, message, reason: str, error: str, *, read_envelope: bool = True) -> bool:
+    def _kept(
+        self, message, reason: str, error: str, *, read_envelope: bool = True, queue=None
+    ) -> bool:
         """Record the dead letter; if that fails, give the message back to the broker."""
         # The consumer's own process is not cleaned up between tasks by
         # Celery: drop a connection the database has closed meanwhile.
         close_old_connections()
         try:
             dead_letter_record_raw(
-                message=message, reason=reason, error=error, read_envelope=read_envelope
+                message=message,
+                reason=reason,
+                error=error,
+                read_envelope=read_envelope,
+                queue=queue,
             )
         except DatabaseError:
             logger.exception("Could not record a dead letter (%s); requeueing the message", reason)

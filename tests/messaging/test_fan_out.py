@@ -16,8 +16,9 @@ from django.utils import timezone
 from kombu import Producer
 
 from config.celery import app
+from messaging.dead_letters import dead_letters_redrive
+from messaging.fanout import FANNED_OUT_HANDLERS, FANNED_OUT_TASK
 from messaging.models import DeadLetter, OutboxMessage
-from messaging.pipelined import FANNED_OUT_HANDLERS, FANNED_OUT_TASK
 from messaging.publishing import publish
 from tests.conftest import _start, _worker_env, purge_queues, wait_for
 from tests.probe.events import ProbeFanned
@@ -164,8 +165,15 @@ def test_a_copy_that_fails_is_retried_on_its_own_queue_only(fan_out_worker):
     assert not DeadLetter.objects.filter(message_id=envelope.message_id).exists()
 
 
-def test_a_copy_that_names_no_handler_for_its_queue_is_dead_lettered(fan_out_worker):
-    # Given a fanned-out message put on probe_c that names a handler for probe_d only
+def test_a_copy_that_names_no_handler_for_its_queue_is_dead_lettered_and_can_be_redriven(
+    fan_out_worker,
+):
+    worker = fan_out_worker["cd"]
+    duplicates_before = deliveries(worker, RECORD, "duplicate")
+
+    # Given a message published for probe_c and, through CC, probe_d, whose
+    # headers name a handler for probe_c only (a buggy or foreign producer)
+    probe_id = new_probe_id()
     envelope = {
         "message_id": str(uuid.uuid4()),
         "kind": "event",
@@ -173,7 +181,7 @@ def test_a_copy_that_names_no_handler_for_its_queue_is_dead_lettered(fan_out_wor
         "version": 1,
         "occurred_at": timezone.now().isoformat(),
         "correlation_id": "fan-out-test",
-        "payload": {"probe_id": new_probe_id()},
+        "payload": {"probe_id": probe_id},
     }
     task_id = str(uuid.uuid4())
     with app.connection_for_write() as conn:
@@ -189,17 +197,32 @@ def test_a_copy_that_names_no_handler_for_its_queue_is_dead_lettered(fan_out_wor
                 "id": task_id,
                 "root_id": task_id,
                 "retries": 0,
-                FANNED_OUT_HANDLERS: {"probe_d": FAILING},
+                "CC": ["probe_d"],
+                FANNED_OUT_HANDLERS: {"probe_c": RECORD},
             },
             delivery_mode=2,
         )
 
-    # Then it becomes a dead letter that says so, and no handler ran
+    # Then probe_c's copy takes effect, and probe_d's becomes a dead letter
+    # that names the queue it arrived on (not the routing key, probe_c's)
     letter = wait_for(
         lambda: DeadLetter.objects.filter(message_id=envelope["message_id"]).first(),
         what="the dead letter of the misaddressed copy",
     )
     assert letter.reason == DeadLetter.Reason.UNKNOWN_TASK
-    assert "arrived on probe_c but names no handler for it" in letter.error
+    assert letter.queue == "probe_d"
+    assert "arrived on probe_d but names no handler for it" in letter.error
     assert letter.envelope == envelope
-    assert not effects(envelope["payload"]["probe_id"]).exists()
+    wait_for(lambda: effects(probe_id, "fanned_record").exists(), what="probe_c's copy")
+    assert list(effects(probe_id).values_list("handler", "routing_key")) == [
+        ("fanned_record", "probe_c")
+    ]
+
+    # When it is redriven, it goes to the handler the message names, whose
+    # inbox knows it already
+    assert dead_letters_redrive(ids=[letter.pk]).redriven == [letter.pk]
+    wait_for(
+        lambda: deliveries(worker, RECORD, "duplicate") - duplicates_before == 1,
+        what="the redriven copy to be skipped as a duplicate",
+    )
+    assert effects(probe_id).count() == 1
