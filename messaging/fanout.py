@@ -9,7 +9,8 @@ however many apps subscribe.
 Every copy carries the same headers. The worker's consumer
 (``messaging.worker``) knows which queue a copy came from and turns it, before
 Celery reads it, into a delivery to that queue's handler, as if it had been
-published to that handler alone.
+published to that handler alone. Monitoring therefore sees each copy under a
+task id of its own, derived from the published one, under which no task runs.
 """
 
 from __future__ import annotations
