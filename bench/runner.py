@@ -451,7 +451,8 @@ def settings_used(options: Options) -> dict:
         "email_backend": settings.EMAIL_BACKEND,
         "order": "1 line, quantity 1, one of 20 products with ample stock, card 4242...",
         "web": f"gunicorn config.wsgi, {options.web_workers} sync workers, "
-        "config.settings.production (X-Forwarded-Proto: https), no app workers running",
+        "config.settings.production plus the bench app (bench.settings_production; "
+        "X-Forwarded-Proto: https), no app workers running",
         "web_closed_loop_concurrency": options.web_concurrency,
         "web_open_loop_rate": options.web_rate,
         "web_seconds_per_run": options.web_seconds,
@@ -819,53 +820,75 @@ def stop_spies(spies: list) -> None:
         spy.stop()
 
 
+# The web phase's servers: ours, and the naive baseline's when it is benchmarked.
+WEB_SCENARIOS = {"ours": "web", "naive": "web_naive"}
+
+
+def web_scenarios(options: Options) -> list[str]:
+    return ["ours", *(["naive"] if "naive" in options.scenarios else [])]
+
+
 def phase_web(options: Options, log_dir: Path, results: dict) -> None:
+    """POST /api/orders/ through gunicorn: ours and the naive baseline's, run by run in turn."""
     from . import procs
 
-    port = procs.free_port()
-    env = child_env(
-        DJANGO_SETTINGS_MODULE="config.settings.production",
-        SECRET_KEY=secrets.token_urlsafe(64),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        LOG_LEVEL="WARNING",
-    )
-    argv = [
-        procs.python(), "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}",
-        "-w", str(options.web_workers), "--log-level", "warning",
-    ]  # fmt: skip
-    server = procs.Managed("gunicorn", argv, env, log_dir)
+    servers: dict[str, tuple[procs.Managed, int]] = {}
     try:
-        server.wait_for_port(port)
-        url = f"http://127.0.0.1:{port}/api/orders/"
+        for scenario in web_scenarios(options):
+            port = procs.free_port()
+            env = child_env(
+                DJANGO_SETTINGS_MODULE="bench.settings_production",
+                SECRET_KEY=secrets.token_urlsafe(64),
+                ALLOWED_HOSTS="127.0.0.1,localhost",
+                LOG_LEVEL="WARNING",
+                **SCENARIO_ENV[scenario],
+            )
+            argv = [
+                procs.python(), "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}",
+                "-w", str(options.web_workers), "--log-level", "warning",
+            ]  # fmt: skip
+            servers[scenario] = (procs.Managed(f"gunicorn-{scenario}", argv, env, log_dir), port)
+        for server, port in servers.values():
+            server.wait_for_port(port)
         for run in range(options.runs):
-            skus = fresh()
-            purge_queues(fleet_app_queues())
-            # Warm every gunicorn worker's connections before measuring.
-            load(url, skus, ["--concurrency", str(options.web_workers * 2)], 1)
-            for kind in ["closed", *(["closed_wrk"] if WRK else []), "open"]:
-                meter = meter_for(server.processes).start()
-                outcome = web_load(kind, url, skus, options)
-                cpu = meter.stop()
-                outcome.update(cpu_summary(cpu, 0.0, outcome["requests"]))
-                outcome["cpu"] = cpu
-                results["web"][kind].append(outcome)
-                print(
-                    f"  web run {run + 1}/{options.runs} {kind}: {fmt(outcome['rps'])} req/s, "
-                    f"p50 {fmt(outcome['p50_ms'])} ms, p99 {fmt(outcome['p99_ms'])} ms, "
-                    f"{outcome['errors']} errors",
-                    flush=True,
-                )
+            for scenario, (server, port) in servers.items():
+                url = f"http://127.0.0.1:{port}/api/orders/"
+                web_run(options, scenario, server, url, results[WEB_SCENARIOS[scenario]], run)
         if options.profile is not None:
+            server, port = servers["ours"]
+            url = f"http://127.0.0.1:{port}/api/orders/"
             options.profile.mkdir(parents=True, exist_ok=True)
             spies = spy_on(server, "web-gunicorn", options.profile, log_dir)
             time.sleep(2)
-            fresh()
+            skus = fresh()
             outcome = load(url, skus, ["--concurrency", str(options.web_concurrency)], 10)
             stop_spies(spies)
             print(f"  web profile run: {fmt(outcome['rps'])} req/s under the profiler", flush=True)
-        purge_queues(fleet_app_queues())
+        purge_queues(web_queues())
     finally:
-        server.stop()
+        for server, _ in servers.values():
+            server.stop()
+
+
+def web_run(options: Options, scenario: str, server, url: str, into: dict, run: int) -> None:
+    """One run of every load against one server, from a fresh database."""
+    skus = fresh()
+    purge_queues(web_queues())
+    # Warm every gunicorn worker's connections before measuring.
+    load(url, skus, ["--concurrency", str(options.web_workers * 2)], 1)
+    for kind in ["closed", *(["closed_wrk"] if WRK else []), "open"]:
+        meter = meter_for(server.processes).start()
+        outcome = web_load(kind, url, skus, options)
+        cpu = meter.stop()
+        outcome.update(cpu_summary(cpu, 0.0, outcome["requests"]))
+        outcome["cpu"] = cpu
+        into[kind].append(outcome)
+        print(
+            f"  web run {run + 1}/{options.runs} {scenario} {kind}: {fmt(outcome['rps'])} req/s, "
+            f"p50 {fmt(outcome['p50_ms'])} ms, p99 {fmt(outcome['p99_ms'])} ms, "
+            f"{outcome['errors']} errors",
+            flush=True,
+        )
 
 
 def web_load(kind: str, url: str, skus: list[str], options: Options) -> dict:
@@ -879,10 +902,11 @@ def web_load(kind: str, url: str, skus: list[str], options: Options) -> dict:
     return load(url, skus, flags, options.web_seconds)
 
 
-def fleet_app_queues() -> list[str]:
+def web_queues() -> list[str]:
+    """Where the web servers' orders go: our apps' queues and the naive twins'."""
     from django.conf import settings
 
-    return list(settings.APP_QUEUES)
+    return [*settings.APP_QUEUES, *settings.NAIVE_QUEUES]
 
 
 def load(url: str, skus: list[str], flags: list[str], seconds: float) -> dict:
@@ -1207,23 +1231,12 @@ def summarize(options: Options, results: dict, fleet_rss: dict) -> dict:
                 results["ours"]["saturation"], results["naive"]["saturation"], strict=False
             )
         ]
-    web = {}
-    for kind in ("closed", "closed_wrk", "open"):
-        wruns = results["web"].get(kind)
-        if wruns:
-            web[kind] = {
-                "generator": wruns[0]["generator"],
-                "rps": median([r["rps"] for r in wruns]),
-                "p50_ms": median([r["p50_ms"] for r in wruns]),
-                "p99_ms": median([r["p99_ms"] for r in wruns]),
-                "errors": sum(r["errors"] for r in wruns),
-                "cpu_ms_per_request": median([r["cpu_ms_per_order"] for r in wruns]),
-                "generator_cpu_ms_per_request": median(
-                    [r["generator_cpu_ms_per_request"] for r in wruns]
-                ),
-                "rps_runs": [r["rps"] for r in wruns],
-                "p99_ms_runs": [r["p99_ms"] for r in wruns],
-            }
+    web = web_summary(results["web"])
+    web_naive = web_summary(results.get("web_naive", {}))
+    closed, closed_naive = (
+        (w.get("closed_wrk") or w.get("closed") or {}).get("rps") for w in (web, web_naive)
+    )
+    ratios["web_ours_over_naive"] = closed / closed_naive if closed and closed_naive else None
     recovery = {}
     if results["recovery"]:
         rr = results["recovery"]
@@ -1244,10 +1257,33 @@ def summarize(options: Options, results: dict, fleet_rss: dict) -> dict:
         "scenarios": scen,
         "ratios": ratios,
         "web": web,
+        "web_naive": web_naive,
         "recovery": recovery,
         "memory": memory,
         "targets": targets,
     }
+
+
+def web_summary(by_kind: dict) -> dict:
+    """The medians of one server's web runs, per kind of load."""
+    web = {}
+    for kind in ("closed", "closed_wrk", "open"):
+        wruns = by_kind.get(kind)
+        if wruns:
+            web[kind] = {
+                "generator": wruns[0]["generator"],
+                "rps": median([r["rps"] for r in wruns]),
+                "p50_ms": median([r["p50_ms"] for r in wruns]),
+                "p99_ms": median([r["p99_ms"] for r in wruns]),
+                "errors": sum(r["errors"] for r in wruns),
+                "cpu_ms_per_request": median([r["cpu_ms_per_order"] for r in wruns]),
+                "generator_cpu_ms_per_request": median(
+                    [r["generator_cpu_ms_per_request"] for r in wruns]
+                ),
+                "rps_runs": [r["rps"] for r in wruns],
+                "p99_ms_runs": [r["p99_ms"] for r in wruns],
+            }
+    return web
 
 
 def targets_for(scen, ratios, web, recovery, memory) -> list[dict]:
@@ -1351,8 +1387,10 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     results: dict = {s: {"saturation": [], "latency": {}} for s in options.scenarios}
-    web: dict = {"closed": [], "closed_wrk": [], "open": []}
-    results.update({"web": web, "recovery": [], "memory": {}})
+    results.update(
+        {key: {"closed": [], "closed_wrk": [], "open": []} for key in WEB_SCENARIOS.values()}
+    )
+    results.update({"recovery": [], "memory": {}})
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     print(f"  process logs in {log_dir}", flush=True)
     fleet_rss: dict = {}

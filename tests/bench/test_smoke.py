@@ -58,6 +58,10 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     if shutil.which("wrk"):
         assert summary["web"]["closed_wrk"]["rps"] > 0
         assert summary["web"]["closed_wrk"]["errors"] == 0
+    # The naive baseline's server, side by side with ours
+    assert summary["web_naive"]["closed"]["rps"] > 0
+    assert summary["web_naive"]["closed"]["errors"] == summary["web_naive"]["open"]["errors"] == 0
+    assert summary["ratios"]["web_ours_over_naive"] > 0
     assert summary["recovery"]["left_pending"] == 0
     assert all(r["dispatched"] == r["pending_before"] for r in report["runs"]["recovery"])
     probe = summary["memory"]["probe_worker"]
