@@ -36,18 +36,20 @@ def record_echo(event: ProbeEchoed, envelope: Envelope) -> None:
     _effect("record_echo", event.probe_id, envelope)
 
 
+def _effect_unless_switched_on(name: str, probe_id: str, envelope: Envelope) -> None:
+    _effect(name, probe_id, envelope)
+    if ProbeSwitch.objects.filter(probe_id=probe_id, is_failing=True).exists():
+        raise RuntimeError(f"probe {probe_id} is switched to fail")
+
+
 @handler(ProbeTroubled, queue="probe_a")
 def fail_while_switched_on(event: ProbeTroubled, envelope: Envelope) -> None:
-    _effect("fail_while_switched_on", event.probe_id, envelope)
-    if ProbeSwitch.objects.filter(probe_id=event.probe_id, is_failing=True).exists():
-        raise RuntimeError(f"probe {event.probe_id} is switched to fail")
+    _effect_unless_switched_on("fail_while_switched_on", event.probe_id, envelope)
 
 
 @handler(ProbeFanned, queue="probe_d")
 def fanned_fail_while_switched_on(event: ProbeFanned, envelope: Envelope) -> None:
-    _effect("fanned_fail_while_switched_on", event.probe_id, envelope)
-    if ProbeSwitch.objects.filter(probe_id=event.probe_id, is_failing=True).exists():
-        raise RuntimeError(f"probe {event.probe_id} is switched to fail")
+    _effect_unless_switched_on("fanned_fail_while_switched_on", event.probe_id, envelope)
 
 
 @handler(ProbeFanned, queue="probe_c")
