@@ -832,6 +832,7 @@ def phase_web(options: Options, log_dir: Path, results: dict) -> None:
     """POST /api/orders/ through gunicorn: ours and the naive baseline's, run by run in turn."""
     from . import procs
 
+    # scenario -> (server, its port)
     servers: dict[str, tuple[procs.Managed, int]] = {}
     try:
         for scenario in web_scenarios(options):
@@ -852,11 +853,11 @@ def phase_web(options: Options, log_dir: Path, results: dict) -> None:
             server.wait_for_port(port)
         for run in range(options.runs):
             for scenario, (server, port) in servers.items():
-                url = f"http://127.0.0.1:{port}/api/orders/"
+                url = orders_url(port)
                 web_run(options, scenario, server, url, results[WEB_SCENARIOS[scenario]], run)
         if options.profile is not None:
             server, port = servers["ours"]
-            url = f"http://127.0.0.1:{port}/api/orders/"
+            url = orders_url(port)
             options.profile.mkdir(parents=True, exist_ok=True)
             spies = spy_on(server, "web-gunicorn", options.profile, log_dir)
             time.sleep(2)
@@ -868,6 +869,10 @@ def phase_web(options: Options, log_dir: Path, results: dict) -> None:
     finally:
         for server, _ in servers.values():
             server.stop()
+
+
+def orders_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/api/orders/"
 
 
 def web_run(options: Options, scenario: str, server, url: str, into: dict, run: int) -> None:
