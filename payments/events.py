@@ -42,3 +42,5 @@ class PaymentVoided(Event):
     order_id: UUID
     reason: str
     workflow: str = "choreography"
+    # Why the payment was voided (e.g. out_of_stock); optional, so v1 stays readable.
+    reason_code: str = ""

@@ -30,9 +30,12 @@ def charge_for_order(event: OrderPlaced, envelope: Envelope) -> None:
 
 @handler(InventoryReservationFailed, when=choreographed)
 def refund_when_out_of_stock(event: InventoryReservationFailed, envelope: Envelope) -> None:
-    """No stock for a paid order: the customer gets the money back."""
+    """No stock: money already taken goes back, and a charge not yet taken never happens."""
     services.payment_refund(
-        order_id=event.order_id, reason_code="out_of_stock", reason=event.reason
+        order_id=event.order_id,
+        reason_code="out_of_stock",
+        reason=event.reason,
+        void_uncharged=True,
     )
 
 
@@ -46,9 +49,12 @@ def refund_when_unshippable(event: ShipmentFailed, envelope: Envelope) -> None:
 
 @handler(OrderCancelled)
 def refund_when_cancelled(event: OrderCancelled, envelope: Envelope) -> None:
-    """Money is never kept for a cancelled order (a no-op if nothing was captured)."""
+    """Money is never kept for a cancelled order, nor taken after it (the payment is voided)."""
     services.payment_refund(
-        order_id=event.order_id, reason_code="order_cancelled", reason=event.reason
+        order_id=event.order_id,
+        reason_code="order_cancelled",
+        reason=event.reason,
+        void_uncharged=True,
     )
 
 

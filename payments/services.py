@@ -100,33 +100,26 @@ def payment_refund(
     reason: str,
     workflow: str = "choreography",
     reply_again: bool = False,
+    void_uncharged: bool = False,
 ) -> Refund | None:
     """Give back everything an order's payment captured, at most once.
 
-    Publishes PaymentRefunded. With nothing captured it returns None; when
-    ``reply_again`` (a command) it then voids the order's payment, so that a
-    charge asked for later is refused, and replies PaymentVoided.
+    Publishes PaymentRefunded. An order with no payment yet, when
+    ``void_uncharged`` or ``reply_again``, gets a voided one instead, so that
+    the charge still on its way is refused, and PaymentVoided is published:
+    under choreography stock is reserved while the card is charged, and an
+    order can end before its charge is taken. With ``reply_again`` (a
+    command) an order already settled gets its answer again; otherwise
+    nothing more happens and None is returned.
     """
     payment = Payment.objects.select_for_update().filter(order_id=order_id).first()
     if payment is not None and payment.status == Payment.Status.CAPTURED:
         return _refund(payment, reason_code=reason_code, reason=reason, workflow=workflow)
-    if not reply_again:
-        return None
-    if payment is None and (
-        charged := breaker.call(gateway.charge_lookup, idempotency_key=f"order-{order_id}")
-    ):
-        # The card was charged but our record of it was lost (the worker died
-        # between the gateway's answer and our commit): refund that charge.
-        payment = Payment.objects.create(
-            order_id=order_id,
-            amount=charged.amount,
-            currency=charged.currency,
-            card_last4="",
-            status=Payment.Status.CAPTURED,
-            gateway_charge_id=charged.charge_id,
-        )
-        return _refund(payment, reason_code=reason_code, reason=reason, workflow=workflow)
-    if payment is None:
+    if payment is None and (void_uncharged or reply_again):
+        # The voided row goes in first: its unique order_id makes a charge
+        # under way wait for this transaction (and then find the order
+        # voided), or makes us wait for that charge to commit (and retry, to
+        # refund it). No charge can reach the gateway from now on.
         payment = Payment.objects.create(
             order_id=order_id,
             amount=0,
@@ -136,21 +129,54 @@ def payment_refund(
             failure_code="voided",
             failure_reason="Voided before any charge",
         )
+        if charged := breaker.call(gateway.charge_lookup, idempotency_key=f"order-{order_id}"):
+            # The card was charged but our record of it was lost (the worker
+            # died between the gateway's answer and its commit): refund that
+            # charge. The refund's key names the charge, not this row, which
+            # a retry of this transaction would make anew.
+            payment.amount, payment.currency = charged.amount, charged.currency
+            payment.status, payment.gateway_charge_id = Payment.Status.CAPTURED, charged.charge_id
+            payment.failure_code = payment.failure_reason = ""
+            payment.save()
+            return _refund(
+                payment,
+                reason_code=reason_code,
+                reason=reason,
+                workflow=workflow,
+                idempotency_key=f"refund-{charged.charge_id}",
+            )
+        _publish_voided(order_id, reason_code, reason, workflow)
+        return None
+    if not reply_again:
+        return None
     if payment.status == Payment.Status.REFUNDED:
         refund = payment.refund
         _publish_refunded(payment, refund.amount, reason_code, refund.reason, workflow)
         return refund
-    publish(PaymentVoided(order_id=order_id, reason=reason, workflow=workflow))
+    _publish_voided(order_id, reason_code, reason, workflow)
     return None
 
 
-def _refund(payment: Payment, *, reason_code: str, reason: str, workflow: str) -> Refund:
+def _publish_voided(order_id: UUID, reason_code: str, reason: str, workflow: str) -> None:
+    publish(
+        PaymentVoided(order_id=order_id, reason_code=reason_code, reason=reason, workflow=workflow)
+    )
+
+
+def _refund(
+    payment: Payment,
+    *,
+    reason_code: str,
+    reason: str,
+    workflow: str,
+    idempotency_key: str | None = None,
+) -> Refund:
     amount = payment.amount - payment.amount_refunded
     result = breaker.call(
         gateway.refund,
         charge_id=payment.gateway_charge_id,
         amount=amount,
-        idempotency_key=f"refund-{payment.id}",
+        idempotency_key=idempotency_key or f"refund-{payment.id}",
     )
     refund = Refund.objects.create(
         payment=payment, amount=amount, reason=reason[:300], gateway_refund_id=result.refund_id
