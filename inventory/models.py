@@ -41,17 +41,6 @@ class Product(models.Model):
         return settings.SHOP_CURRENCY
 
 
-class OrderRequest(models.Model):
-    """The lines of a placed order, kept until its payment says to reserve them."""
-
-    order_id = models.UUIDField(unique=True)
-    lines = models.JSONField()
-    received_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return str(self.order_id)
-
-
 class Reservation(models.Model):
     class Status(models.TextChoices):
         RESERVED = "reserved"

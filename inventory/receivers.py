@@ -4,7 +4,6 @@ from messaging.consumers import subscribe
 
 from . import handlers
 
-subscribe(handlers.remember_order_lines)
 subscribe(handlers.reserve_stock)
 subscribe(handlers.ship_stock)
 subscribe(handlers.release_unshippable)

@@ -1,4 +1,4 @@
-"""Stock: the catalog, reservations for paid orders, shipments and releases."""
+"""Stock: the catalog, reservations for orders, shipments and releases."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from uuid import UUID
 from django.db import transaction
 from django.db.models import F
 
-from messaging.consumers import RetryLater
 from messaging.publishing import publish
 
 from .events import (
@@ -21,7 +20,7 @@ from .events import (
     ReservedLine,
     ShortLine,
 )
-from .models import OrderRequest, Product, Reservation, ReservationLine
+from .models import Product, Reservation, ReservationLine
 
 
 def _announce(product: Product) -> None:
@@ -57,41 +56,28 @@ def product_save(
 
 
 @transaction.atomic(savepoint=False)
-def order_request_record(*, order_id: UUID, lines: list[dict]) -> None:
-    """Keep a placed order's lines until its payment goes through (the first copy wins)."""
-    # One INSERT ... ON CONFLICT DO NOTHING: get_or_create would SELECT, then
-    # insert inside a savepoint of its own.
-    OrderRequest.objects.bulk_create(
-        [OrderRequest(order_id=order_id, lines=lines)], ignore_conflicts=True
-    )
-
-
-@transaction.atomic(savepoint=False)
 def stock_reserve(
     *,
     order_id: UUID,
-    lines: list[ReservedLine] | None = None,
+    lines: list[ReservedLine],
     workflow: str = "choreography",
     reply_again: bool = False,
 ) -> Reservation | None:
-    """Reserve every line of a paid order, or none of them.
+    """Reserve every line of an order, or none of them.
 
-    The lines come with the command (orchestration) or from the order's
-    OrderPlaced (choreography). Products are locked in SKU order, so
-    concurrent reservations never deadlock and never promise the same unit
-    twice. Publishes InventoryReserved or InventoryReservationFailed; asked
-    again for a settled order, repeats the answer when ``reply_again``.
+    The lines come with the order's OrderPlaced (choreography, while its card
+    is charged) or with the saga's command (orchestration, once it is
+    charged). Products are locked in SKU order, so concurrent reservations
+    never deadlock and never promise the same unit twice. Publishes
+    InventoryReserved or InventoryReservationFailed. An order released
+    before (a tombstone) gets nothing; asked again for a settled order,
+    repeats the answer when ``reply_again``.
     """
     existing = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if existing is not None:
         if reply_again:
             _reply_reservation(existing, workflow)
         return existing
-    if lines is None:
-        request = OrderRequest.objects.filter(order_id=order_id).first()
-        if request is None:
-            raise RetryLater(f"the lines of order {order_id} have not arrived yet")
-        lines = [ReservedLine(**line) for line in request.lines]
     wanted = Counter()
     for line in lines:
         wanted[line.sku] += line.quantity
@@ -177,18 +163,17 @@ def stock_release(
 ) -> None:
     """Give an order's reserved units back to the shelf; publishes InventoryReleased.
 
-    With ``reply_again`` (a command), an order with no reservation gets a
-    released one, so a reservation asked for later is refused, and the
-    answer is repeated if asked again.
+    An order with no reservation yet gets a released one, so a reservation
+    asked for later is refused. With ``reply_again`` (a command), the answer
+    is published, and repeated if asked again.
     """
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:
-        if not reply_again:
-            return
-        reservation = Reservation.objects.create(
-            order_id=order_id, status=Reservation.Status.RELEASED
-        )
-        publish(InventoryReleased(order_id=order_id, lines=[], workflow=workflow))
+        # A released one (a tombstone), so the reservation still on its way
+        # is refused; the unique order_id makes one under way wait for us.
+        Reservation.objects.create(order_id=order_id, status=Reservation.Status.RELEASED)
+        if reply_again:
+            publish(InventoryReleased(order_id=order_id, lines=[], workflow=workflow))
         return
     if reservation.status == Reservation.Status.SHIPPED:
         if reply_again:

@@ -4,6 +4,7 @@ from inventory.events import InventoryReserved
 from messaging.consumers import handler
 from messaging.messages import Envelope
 from orders.events import OrderPlaced
+from payments.events import PaymentProcessed
 
 from . import services
 from .commands import CancelShipment, CreateShipment
@@ -11,7 +12,7 @@ from .commands import CancelShipment, CreateShipment
 
 @handler(OrderPlaced)
 def remember_destination(event: OrderPlaced, envelope: Envelope) -> None:
-    """Keep where the order goes until its stock is reserved."""
+    """Keep where the order goes until it is paid and its stock reserved."""
     services.shipment_request_record(
         order_id=event.order_id,
         address=event.shipping_address.model_dump(),
@@ -19,10 +20,23 @@ def remember_destination(event: OrderPlaced, envelope: Envelope) -> None:
     )
 
 
-@handler(InventoryReserved, when=lambda event: event.workflow == "choreography")
+def choreographed(event) -> bool:
+    return event.workflow == "choreography"
+
+
+@handler(PaymentProcessed, when=choreographed)
+def ship_paid_order(event: PaymentProcessed, envelope: Envelope) -> None:
+    """A charged card clears the parcel to go, once the stock is reserved too."""
+    services.shipment_clear(order_id=event.order_id, paid=True)
+
+
+@handler(InventoryReserved, when=choreographed)
 def ship_reserved_order(event: InventoryReserved, envelope: Envelope) -> None:
-    """Reserved stock means the parcel can go (the saga asks by command instead)."""
-    services.shipment_create(order_id=event.order_id)
+    """Reserved stock clears the parcel to go, once the card is charged too.
+
+    The saga asks by command instead.
+    """
+    services.shipment_clear(order_id=event.order_id, reserved=True)
 
 
 @handler(CreateShipment)
