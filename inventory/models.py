@@ -6,7 +6,7 @@ class Product(models.Model):
     """A product of the catalog with its stock.
 
     ``on_hand`` counts the units in the warehouse; ``reserved`` of them are
-    promised to paid orders; ``shipped`` counts units that left.
+    held for open orders; ``shipped`` counts units that left.
     """
 
     sku = models.CharField(max_length=40, unique=True)
