@@ -28,6 +28,7 @@ from orders.selectors import stuck_orders
 from payments import breaker as payments_breaker
 from payments import services as payments
 from payments.models import Payment
+from shipping import services as shipping
 from shipping.models import Clearance, Shipment
 from tests.conftest import wait_for, wait_until_quiet
 from tests.flow.conftest import order_body, wait_until_closed
@@ -162,6 +163,67 @@ def test_a_declined_card_gives_back_stock_reserved_meanwhile(client, stock, app_
     )
     assert Clearance.objects.get(order_id=order.pk).paid_at is None
     assert not Shipment.objects.filter(order_id=order.pk).exists()
+
+
+def test_two_shipping_workers_hearing_both_reports_at_once_ship_each_order_once(
+    client, stock, app_workers
+):
+    # Competing consumers: the two reports of an order may reach two shipping
+    # workers at the same moment. Exactly one of them sees both and ships.
+    sku = stock(on_hand=20)
+
+    with consumer_paused(app_workers["shipping"], "shipping"):
+        orders = [place(client, [(sku, 1)]) for _ in range(6)]
+        wait_for(
+            lambda: (
+                Order.objects.filter(pk__in=[o.pk for o in orders], status="reserved").count()
+                == len(orders)
+            ),
+            what="every order paid and reserved",
+        )
+        for order in orders:
+            placed = OutboxMessage.objects.get(correlation_id=str(order.pk), type="OrderPlaced")
+            shipping.shipment_request_record(
+                order_id=order.pk,
+                address=placed.payload["shipping_address"],
+                lines=[
+                    {k: line[k] for k in ("sku", "name", "quantity")}
+                    for line in placed.payload["lines"]
+                ],
+            )
+        start = threading.Barrier(2)
+
+        def report(order_id, **what) -> None:
+            try:
+                start.wait(timeout=10)
+                shipping.shipment_clear(order_id=order_id, **what)
+            finally:
+                connections.close_all()
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for order in orders:
+                both = [
+                    pool.submit(report, order.pk, paid=True),
+                    pool.submit(report, order.pk, reserved=True),
+                ]
+                for future in both:
+                    future.result(timeout=30)
+                start.reset()
+
+        for order in orders:
+            assert Shipment.objects.filter(order_id=order.pk).count() == 1
+            assert (
+                OutboxMessage.objects.filter(
+                    payload__order_id=str(order.pk), type="ShipmentCreated"
+                ).count()
+                == 1
+            )
+
+    # The paused worker's own copies of both reports then change nothing.
+    for order in orders:
+        assert wait_until_closed(order.pk).status == "completed"
+    wait_until_quiet(["shipping"])
+    assert Shipment.objects.filter(order_id__in=[o.pk for o in orders]).count() == len(orders)
 
 
 def test_a_reservation_that_comes_after_the_release_takes_nothing(stock):
