@@ -5,8 +5,8 @@ deliveries its published event fans out to (every subscriber of our apps
 whose ``when`` filter takes a choreographed order's messages). The floors
 replay this graph with no-op work, so that they make the same number of
 hops, on the same queues, with the same critical path as our flow:
-OrderPlaced → payments (while inventory reserves) → shipping → orders
-(completed) → notifications.
+OrderPlaced → payments → inventory → shipping → orders (completed) →
+notifications.
 
 ``graph_check()`` compares it with the subscriptions of the real apps.
 """
@@ -23,16 +23,13 @@ GRAPH: dict[str, tuple[str, list[str]]] = {
     # OrderPlaced, published by the web request
     START: ("", [
         "payments.charge_for_order",
-        "inventory.reserve_stock",
+        "inventory.remember_order_lines",
         "shipping.remember_destination",
         "notifications.confirm_order",
     ]),
-    # PaymentProcessed. Shipping waits for it and for InventoryReserved; a
-    # tree cannot say so, and the floors continue from this one: in our flow
-    # a charge (its own row, the gateway's transaction on the gateway's
-    # database) takes longer than a reservation, so it is usually the later.
+    # PaymentProcessed
     "payments.charge_for_order": ("payments", [
-        "orders.mark_paid", "shipping.ship_paid_order",
+        "orders.mark_paid", "inventory.reserve_stock",
     ]),
     # ProductUpdated (one per reserved product), InventoryReserved
     "inventory.reserve_stock": ("inventory", [
@@ -40,7 +37,7 @@ GRAPH: dict[str, tuple[str, list[str]]] = {
         "orders.mark_reserved", "shipping.ship_reserved_order",
     ]),
     # ShipmentCreated
-    "shipping.ship_paid_order": ("shipping", [
+    "shipping.ship_reserved_order": ("shipping", [
         "orders.complete_shipped", "inventory.ship_stock",
     ]),
     # OrderCompleted
@@ -52,7 +49,7 @@ EVENTS = {
     START: ["OrderPlaced"],
     "payments.charge_for_order": ["PaymentProcessed"],
     "inventory.reserve_stock": ["ProductUpdated", "InventoryReserved"],
-    "shipping.ship_paid_order": ["ShipmentCreated"],
+    "shipping.ship_reserved_order": ["ShipmentCreated"],
     "orders.complete_shipped": ["OrderCompleted"],
 }
 

@@ -102,18 +102,6 @@ def cancel_unpaid(p: dict) -> None:
     )
 
 
-@twin("orders.cancel_voided")
-def cancel_voided(p: dict) -> None:
-    from orders import services
-
-    if p.get("workflow", CHOREOGRAPHY) == CHOREOGRAPHY:
-        services.order_mark_voided(
-            order_id=UUID(p["order_id"]),
-            reason_code=p.get("reason_code") or "payment_voided",
-            reason=p["reason"],
-        )
-
-
 @twin("orders.mark_reserved")
 def mark_reserved(p: dict) -> None:
     from orders import services
@@ -168,21 +156,18 @@ def charge_for_order(p: dict) -> None:
     )
 
 
-def _refund(p: dict, reason_code: str, *, void_uncharged: bool = False) -> None:
+def _refund(p: dict, reason_code: str) -> None:
     from payments import services
 
     services.payment_refund(
-        order_id=UUID(p["order_id"]),
-        reason_code=reason_code,
-        reason=p["reason"],
-        void_uncharged=void_uncharged,
+        order_id=UUID(p["order_id"]), reason_code=reason_code, reason=p["reason"]
     )
 
 
 @twin("payments.refund_when_out_of_stock")
 def refund_when_out_of_stock(p: dict) -> None:
     if p.get("workflow", CHOREOGRAPHY) == CHOREOGRAPHY:
-        _refund(p, "out_of_stock", void_uncharged=True)
+        _refund(p, "out_of_stock")
 
 
 @twin("payments.refund_when_unshippable")
@@ -193,22 +178,25 @@ def refund_when_unshippable(p: dict) -> None:
 
 @twin("payments.refund_when_cancelled")
 def refund_when_cancelled(p: dict) -> None:
-    _refund(p, "order_cancelled", void_uncharged=True)
+    _refund(p, "order_cancelled")
 
 
 # --- inventory ----------------------------------------------------------------
 
 
+@twin("inventory.remember_order_lines")
+def remember_order_lines(p: dict) -> None:
+    from inventory import services
+
+    services.order_request_record(order_id=UUID(p["order_id"]), lines=_lines(p, "sku", "quantity"))
+
+
 @twin("inventory.reserve_stock")
 def reserve_stock(p: dict) -> None:
     from inventory import services
-    from inventory.events import ReservedLine
 
     if p.get("workflow", CHOREOGRAPHY) == CHOREOGRAPHY:
-        services.stock_reserve(
-            order_id=UUID(p["order_id"]),
-            lines=[ReservedLine(**line) for line in _lines(p, "sku", "quantity")],
-        )
+        services.stock_reserve(order_id=UUID(p["order_id"]))
 
 
 @twin("inventory.ship_stock")
@@ -247,20 +235,12 @@ def remember_destination(p: dict) -> None:
     )
 
 
-@twin("shipping.ship_paid_order")
-def ship_paid_order(p: dict) -> None:
-    from shipping import services
-
-    if p.get("workflow", CHOREOGRAPHY) == CHOREOGRAPHY:
-        services.shipment_clear(order_id=UUID(p["order_id"]), paid=True)
-
-
 @twin("shipping.ship_reserved_order")
 def ship_reserved_order(p: dict) -> None:
     from shipping import services
 
     if p.get("workflow", CHOREOGRAPHY) == CHOREOGRAPHY:
-        services.shipment_clear(order_id=UUID(p["order_id"]), reserved=True)
+        services.shipment_create(order_id=UUID(p["order_id"]))
 
 
 # --- notifications ------------------------------------------------------------

@@ -1,1 +1,1 @@
-"""Inventory: owns the stock and reserves it for orders."""
+"""Inventory: owns the stock and reserves it for paid orders."""

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from . import services
-from .models import Product, Reservation, ReservationLine
+from .models import OrderRequest, Product, Reservation, ReservationLine
 
 
 @admin.register(Product)
@@ -53,6 +53,16 @@ class ReservationAdmin(admin.ModelAdmin):
     search_fields = ["order_id"]
     inlines = [ReservationLineInline]
     readonly_fields = ["order_id", "status"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(OrderRequest)
+class OrderRequestAdmin(admin.ModelAdmin):
+    list_display = ["order_id", "received_at"]
+    search_fields = ["order_id"]
+    readonly_fields = ["order_id", "lines", "received_at"]
 
     def has_add_permission(self, request):
         return False

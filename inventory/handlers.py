@@ -3,29 +3,32 @@
 from messaging.consumers import handler
 from messaging.messages import Envelope
 from orders.events import OrderCancelled, OrderPlaced
+from payments.events import PaymentProcessed
 from shipping.events import ShipmentCreated, ShipmentFailed
 
 from . import services
 from .commands import ReleaseInventory, ReserveInventory
-from .events import ReservedLine
 
 CHOREOGRAPHY = "choreography"
+
+
+@handler(OrderPlaced)
+def remember_order_lines(event: OrderPlaced, envelope: Envelope) -> None:
+    """Keep the lines to reserve once the order is paid."""
+    services.order_request_record(
+        order_id=event.order_id,
+        lines=[{"sku": line.sku, "quantity": line.quantity} for line in event.lines],
+    )
 
 
 def choreographed(event) -> bool:
     return event.workflow == CHOREOGRAPHY
 
 
-@handler(OrderPlaced, when=choreographed)
-def reserve_stock(event: OrderPlaced, envelope: Envelope) -> None:
-    """A placed order gets its stock, all lines or none, while payments charges the card.
-
-    Under orchestration the saga asks by command instead, once the card is charged.
-    """
-    services.stock_reserve(
-        order_id=event.order_id,
-        lines=[ReservedLine(sku=line.sku, quantity=line.quantity) for line in event.lines],
-    )
+@handler(PaymentProcessed, when=choreographed)
+def reserve_stock(event: PaymentProcessed, envelope: Envelope) -> None:
+    """A paid order gets its stock, all lines or none (the saga asks by command instead)."""
+    services.stock_reserve(order_id=event.order_id)
 
 
 @handler(ShipmentCreated)

@@ -6,7 +6,7 @@ class Product(models.Model):
     """A product of the catalog with its stock.
 
     ``on_hand`` counts the units in the warehouse; ``reserved`` of them are
-    held for open orders; ``shipped`` counts units that left.
+    promised to paid orders; ``shipped`` counts units that left.
     """
 
     sku = models.CharField(max_length=40, unique=True)
@@ -39,6 +39,17 @@ class Product(models.Model):
     @property
     def currency(self) -> str:
         return settings.SHOP_CURRENCY
+
+
+class OrderRequest(models.Model):
+    """The lines of a placed order, kept until its payment says to reserve them."""
+
+    order_id = models.UUIDField(unique=True)
+    lines = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return str(self.order_id)
 
 
 class Reservation(models.Model):

@@ -4,6 +4,7 @@ from messaging.consumers import subscribe
 
 from . import handlers
 
+subscribe(handlers.remember_order_lines)
 subscribe(handlers.reserve_stock)
 subscribe(handlers.ship_stock)
 subscribe(handlers.release_unshippable)

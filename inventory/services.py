@@ -1,4 +1,4 @@
-"""Stock: the catalog, reservations for orders, shipments and releases."""
+"""Stock: the catalog, reservations for paid orders, shipments and releases."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from uuid import UUID
 from django.db import transaction
 from django.db.models import F
 
+from messaging.consumers import RetryLater
 from messaging.publishing import publish
 
 from .events import (
@@ -20,7 +21,7 @@ from .events import (
     ReservedLine,
     ShortLine,
 )
-from .models import Product, Reservation, ReservationLine
+from .models import OrderRequest, Product, Reservation, ReservationLine
 
 
 def _announce(product: Product) -> None:
@@ -56,28 +57,41 @@ def product_save(
 
 
 @transaction.atomic(savepoint=False)
+def order_request_record(*, order_id: UUID, lines: list[dict]) -> None:
+    """Keep a placed order's lines until its payment goes through (the first copy wins)."""
+    # One INSERT ... ON CONFLICT DO NOTHING: get_or_create would SELECT, then
+    # insert inside a savepoint of its own.
+    OrderRequest.objects.bulk_create(
+        [OrderRequest(order_id=order_id, lines=lines)], ignore_conflicts=True
+    )
+
+
+@transaction.atomic(savepoint=False)
 def stock_reserve(
     *,
     order_id: UUID,
-    lines: list[ReservedLine],
+    lines: list[ReservedLine] | None = None,
     workflow: str = "choreography",
     reply_again: bool = False,
 ) -> Reservation | None:
-    """Reserve every line of an order, or none of them.
+    """Reserve every line of a paid order, or none of them.
 
-    The lines come with the order's OrderPlaced (choreography, while its card
-    is charged) or with the saga's command (orchestration, once it is
-    charged). Products are locked in SKU order, so concurrent reservations
-    never deadlock and never promise the same unit twice. Publishes
-    InventoryReserved or InventoryReservationFailed. An order released
-    before (a tombstone) gets nothing; asked again for a settled order,
-    repeats the answer when ``reply_again``.
+    The lines come with the command (orchestration) or from the order's
+    OrderPlaced (choreography). Products are locked in SKU order, so
+    concurrent reservations never deadlock and never promise the same unit
+    twice. Publishes InventoryReserved or InventoryReservationFailed; asked
+    again for a settled order, repeats the answer when ``reply_again``.
     """
     existing = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if existing is not None:
         if reply_again:
             _reply_reservation(existing, workflow)
         return existing
+    if lines is None:
+        request = OrderRequest.objects.filter(order_id=order_id).first()
+        if request is None:
+            raise RetryLater(f"the lines of order {order_id} have not arrived yet")
+        lines = [ReservedLine(**line) for line in request.lines]
     wanted = Counter()
     for line in lines:
         wanted[line.sku] += line.quantity
@@ -170,7 +184,8 @@ def stock_release(
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:
         # A released one (a tombstone), so the reservation still on its way
-        # is refused; the unique order_id makes one under way wait for us.
+        # (a retry, or the saga's late command) is refused; the unique
+        # order_id makes one under way wait for us.
         Reservation.objects.create(order_id=order_id, status=Reservation.Status.RELEASED)
         if reply_again:
             publish(InventoryReleased(order_id=order_id, lines=[], workflow=workflow))

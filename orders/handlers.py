@@ -46,16 +46,6 @@ def cancel_unpaid(event: PaymentFailed, envelope: Envelope) -> None:
     )
 
 
-@handler(PaymentVoided, when=lambda event: event.workflow == "choreography")
-def cancel_voided(event: PaymentVoided, envelope: Envelope) -> None:
-    """Voided before any charge (the stock ran out first): the order ends here."""
-    services.order_mark_voided(
-        order_id=event.order_id,
-        reason_code=event.reason_code or "payment_voided",
-        reason=event.reason,
-    )
-
-
 @handler(InventoryReserved)
 def mark_reserved(event: InventoryReserved, envelope: Envelope) -> None:
     services.order_mark_reserved(order_id=event.order_id)

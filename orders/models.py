@@ -55,10 +55,6 @@ class Order(models.Model):
     currency = models.CharField(max_length=3)
     card_last4 = models.CharField(max_length=4)
     payment_status = models.CharField(max_length=10, default="pending")
-    # "reserved" once inventory holds the order's stock: under choreography
-    # that may happen before the card is charged, and the order is
-    # "reserved" only when both are done.
-    stock_status = models.CharField(max_length=10, default="pending")
     amount_charged = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     amount_refunded = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     carrier = models.CharField(max_length=40, blank=True)

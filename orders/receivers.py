@@ -7,7 +7,6 @@ from . import handlers
 subscribe(handlers.update_catalog)
 subscribe(handlers.mark_paid)
 subscribe(handlers.cancel_unpaid)
-subscribe(handlers.cancel_voided)
 subscribe(handlers.mark_reserved)
 subscribe(handlers.record_refund)
 subscribe(handlers.complete_shipped)

@@ -10,25 +10,13 @@ from messaging.selectors import conversation_messages
 
 from .models import CatalogItem, Order, OrderSaga
 
-# What a choreographed order in each status waits for. A placed order's card
-# is charged and its stock reserved side by side: it waits for whichever of
-# the two has not happened yet.
+# What a choreographed order in each status waits for.
 WAITING_ON = {
+    Order.Status.PLACED: "payments: charge the card",
     Order.Status.PAID: "inventory: reserve stock",
     Order.Status.RESERVED: "shipping: create the shipment",
     Order.Status.SHIPPED: "orders: complete the order",
 }
-
-
-def choreography_waiting_on(order: Order) -> str:
-    if order.status != Order.Status.PLACED:
-        return WAITING_ON.get(order.status, order.status)
-    pending = []
-    if order.payment_status == "pending":
-        pending.append("payments: charge the card")
-    if order.stock_status == "pending":
-        pending.append("inventory: reserve stock")
-    return " and ".join(pending) or "payments: charge the card"
 
 
 @dataclass(frozen=True)
@@ -54,7 +42,7 @@ def stuck_orders(*, older_than: timedelta) -> list[StuckOrder]:
         if saga is not None:
             waiting_on = f"saga: {saga.get_step_display()} ({saga.get_state_display()})"
         else:
-            waiting_on = choreography_waiting_on(order)
+            waiting_on = WAITING_ON.get(order.status, order.status)
         rows.append(StuckOrder(order=order, waiting_on=waiting_on, saga=saga))
     return rows
 

@@ -176,8 +176,7 @@ def order_mark_paid(*, order_id: UUID, amount: Decimal) -> Order:
     order.amount_charged = amount
     if order.payment_status in {"pending", "failed"}:
         order.payment_status = "captured"
-    reserved = order.stock_status == "reserved"
-    _advance(order, Order.Status.RESERVED if reserved else Order.Status.PAID)
+    _advance(order, Order.Status.PAID)
     order.save()
     return order
 
@@ -202,23 +201,8 @@ def order_mark_payment_failed(*, order_id: UUID, reason_code: str, reason: str) 
 
 @transaction.atomic(savepoint=False)
 def order_mark_reserved(*, order_id: UUID) -> Order:
-    """The stock is held; the order is "reserved" once its card is charged too."""
     order = _locked(order_id)
-    order.stock_status = "reserved"
-    if order.payment_status == "captured":
-        _advance(order, Order.Status.RESERVED)
-    order.save()
-    return order
-
-
-@transaction.atomic(savepoint=False)
-def order_mark_voided(*, order_id: UUID, reason_code: str, reason: str) -> Order:
-    """The order's payment was voided before any charge: under choreography it ends here."""
-    order = _locked(order_id)
-    if order.payment_status in {"pending", "failed"}:
-        order.payment_status = "voided"
-    if _is_choreographed(order) and not order.is_closed:
-        _cancel(order, reason_code=reason_code, reason=f"{reason} (nothing was charged)")
+    _advance(order, Order.Status.RESERVED)
     order.save()
     return order
 

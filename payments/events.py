@@ -42,5 +42,5 @@ class PaymentVoided(Event):
     order_id: UUID
     reason: str
     workflow: str = "choreography"
-    # Why the payment was voided (e.g. out_of_stock); optional, so v1 stays readable.
+    # Why the payment was voided (e.g. order_cancelled); optional, so v1 stays readable.
     reason_code: str = ""

@@ -30,12 +30,9 @@ def charge_for_order(event: OrderPlaced, envelope: Envelope) -> None:
 
 @handler(InventoryReservationFailed, when=choreographed)
 def refund_when_out_of_stock(event: InventoryReservationFailed, envelope: Envelope) -> None:
-    """No stock: money already taken goes back, and a charge not yet taken never happens."""
+    """No stock for a paid order: the customer gets the money back."""
     services.payment_refund(
-        order_id=event.order_id,
-        reason_code="out_of_stock",
-        reason=event.reason,
-        void_uncharged=True,
+        order_id=event.order_id, reason_code="out_of_stock", reason=event.reason
     )
 
 

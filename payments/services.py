@@ -104,12 +104,11 @@ def payment_refund(
 ) -> Refund | None:
     """Give back everything an order's payment captured, at most once.
 
-    Publishes PaymentRefunded. An order with no payment yet, when
-    ``void_uncharged`` or ``reply_again``, gets a voided one instead, so that
-    the charge still on its way is refused, and PaymentVoided is published:
-    under choreography stock is reserved while the card is charged, and an
-    order can end before its charge is taken. With ``reply_again`` (a
-    command) an order already settled gets its answer again; otherwise
+    Publishes PaymentRefunded. An order with no payment yet gets a voided
+    one instead, when ``void_uncharged`` (its order has ended) or
+    ``reply_again`` (a command), so that a charge still on its way (a retry,
+    a late command) is refused; PaymentVoided is published. With
+    ``reply_again`` an order already settled gets its answer again; otherwise
     nothing more happens and None is returned.
     """
     payment = Payment.objects.select_for_update().filter(order_id=order_id).first()

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Clearance, Shipment, ShipmentRequest
+from .models import Shipment, ShipmentRequest
 
 
 @admin.register(Shipment)
@@ -21,18 +21,6 @@ class ShipmentRequestAdmin(admin.ModelAdmin):
     list_display = ["order_id", "received_at"]
     search_fields = ["order_id"]
     readonly_fields = ["order_id", "address", "lines", "received_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-
-@admin.register(Clearance)
-class ClearanceAdmin(admin.ModelAdmin):
-    """Which choreographed orders are paid, which reserved: a parcel goes when both are."""
-
-    list_display = ["order_id", "paid_at", "reserved_at"]
-    search_fields = ["order_id"]
-    readonly_fields = ["order_id", "paid_at", "reserved_at"]
 
     def has_add_permission(self, request):
         return False

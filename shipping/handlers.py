@@ -4,7 +4,6 @@ from inventory.events import InventoryReserved
 from messaging.consumers import handler
 from messaging.messages import Envelope
 from orders.events import OrderPlaced
-from payments.events import PaymentProcessed
 
 from . import services
 from .commands import CancelShipment, CreateShipment
@@ -12,7 +11,7 @@ from .commands import CancelShipment, CreateShipment
 
 @handler(OrderPlaced)
 def remember_destination(event: OrderPlaced, envelope: Envelope) -> None:
-    """Keep where the order goes until it is paid and its stock reserved."""
+    """Keep where the order goes until its stock is reserved."""
     services.shipment_request_record(
         order_id=event.order_id,
         address=event.shipping_address.model_dump(),
@@ -20,23 +19,10 @@ def remember_destination(event: OrderPlaced, envelope: Envelope) -> None:
     )
 
 
-def choreographed(event) -> bool:
-    return event.workflow == "choreography"
-
-
-@handler(PaymentProcessed, when=choreographed)
-def ship_paid_order(event: PaymentProcessed, envelope: Envelope) -> None:
-    """A charged card clears the parcel to go, once the stock is reserved too."""
-    services.shipment_clear(order_id=event.order_id, paid=True)
-
-
-@handler(InventoryReserved, when=choreographed)
+@handler(InventoryReserved, when=lambda event: event.workflow == "choreography")
 def ship_reserved_order(event: InventoryReserved, envelope: Envelope) -> None:
-    """Reserved stock clears the parcel to go, once the card is charged too.
-
-    The saga asks by command instead.
-    """
-    services.shipment_clear(order_id=event.order_id, reserved=True)
+    """Reserved stock means the parcel can go (the saga asks by command instead)."""
+    services.shipment_create(order_id=event.order_id)
 
 
 @handler(CreateShipment)

@@ -4,27 +4,12 @@ from django.db import models
 
 
 class ShipmentRequest(models.Model):
-    """Where a placed order goes and what it holds, kept until it is cleared to ship."""
+    """Where a placed order goes and what it holds, kept until its stock is reserved."""
 
     order_id = models.UUIDField(unique=True)
     address = models.JSONField()
     lines = models.JSONField()
     received_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return str(self.order_id)
-
-
-class Clearance(models.Model):
-    """What a choreographed order needs before its parcel goes: a charged card and reserved stock.
-
-    Payments and inventory work on an order side by side, and either may
-    report first; the parcel goes when the second does.
-    """
-
-    order_id = models.UUIDField(unique=True)
-    paid_at = models.DateTimeField(null=True, blank=True)
-    reserved_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return str(self.order_id)

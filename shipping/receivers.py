@@ -5,7 +5,6 @@ from messaging.consumers import subscribe
 from . import handlers
 
 subscribe(handlers.remember_destination)
-subscribe(handlers.ship_paid_order)
 subscribe(handlers.ship_reserved_order)
 subscribe(handlers.create_shipment)
 subscribe(handlers.cancel_shipment)

@@ -1,4 +1,4 @@
-"""Shipments for orders that are paid and whose stock is reserved."""
+"""Shipments for orders whose stock is reserved."""
 
 from __future__ import annotations
 
@@ -7,45 +7,22 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from messaging.consumers import RetryLater
 from messaging.publishing import publish
 
 from .events import ShipmentCancelFailed, ShipmentCancelled, ShipmentCreated, ShipmentFailed
-from .models import Clearance, Shipment, ShipmentRequest
+from .models import Shipment, ShipmentRequest
 
 CARRIER = "ParcelPost"
 
 
 @transaction.atomic(savepoint=False)
 def shipment_request_record(*, order_id: UUID, address: dict, lines: list[dict]) -> None:
-    """Keep a placed order's address and lines until it is cleared to ship (the first copy wins)."""
+    """Keep a placed order's address and lines until its stock is reserved (the first copy wins)."""
     ShipmentRequest.objects.bulk_create(
         [ShipmentRequest(order_id=order_id, address=address, lines=lines)], ignore_conflicts=True
     )
-
-
-@transaction.atomic(savepoint=False)
-def shipment_clear(
-    *, order_id: UUID, paid: bool = False, reserved: bool = False
-) -> Shipment | None:
-    """Record that an order is paid, or that its stock is reserved; with both, ship it.
-
-    The two reports come in either order, and may come at once to two
-    workers: the row lock makes the second of them create the shipment.
-    """
-    Clearance.objects.bulk_create([Clearance(order_id=order_id)], ignore_conflicts=True)
-    clearance = Clearance.objects.select_for_update().get(order_id=order_id)
-    now = timezone.now()
-    if paid and clearance.paid_at is None:
-        clearance.paid_at = now
-    if reserved and clearance.reserved_at is None:
-        clearance.reserved_at = now
-    clearance.save(update_fields=["paid_at", "reserved_at"])
-    if clearance.paid_at is None or clearance.reserved_at is None:
-        return None
-    return shipment_create(order_id=order_id)
 
 
 @transaction.atomic(savepoint=False)

@@ -8,7 +8,6 @@ from django.db import connections
 from django.db.models import Sum
 from django.test import Client
 
-from gateway.models import Charge
 from inventory.models import Product
 from orders.models import Order
 from payments.models import Payment
@@ -56,14 +55,7 @@ def test_a_hundred_concurrent_orders_for_the_last_ten_units(stock):
 
     payments = Payment.objects.filter(order_id__in=ids)
     assert payments.filter(status="captured").count() == UNITS
-    # The card is charged while the stock is reserved: an order that finds
-    # no stock was either charged first and refunded, or voided before its
-    # charge, which then never happened.
-    assert payments.filter(status__in=["refunded", "voided"]).count() == ORDERS - UNITS
-    voided = payments.filter(status="voided").values_list("order_id", flat=True)
-    assert not Charge.objects.filter(
-        idempotency_key__in=[f"order-{order_id}" for order_id in voided], status="succeeded"
-    ).exists()
+    assert payments.filter(status="refunded").count() == ORDERS - UNITS
     captured = payments.aggregate(total=Sum("amount"))["total"]
     refunded = payments.aggregate(total=Sum("amount_refunded"))["total"]
     assert captured - refunded == UNITS * Decimal("7.00")
