@@ -156,11 +156,14 @@ def charge_for_order(p: dict) -> None:
     )
 
 
-def _refund(p: dict, reason_code: str) -> None:
+def _refund(p: dict, reason_code: str, *, void_uncharged: bool = False) -> None:
     from payments import services
 
     services.payment_refund(
-        order_id=UUID(p["order_id"]), reason_code=reason_code, reason=p["reason"]
+        order_id=UUID(p["order_id"]),
+        reason_code=reason_code,
+        reason=p["reason"],
+        void_uncharged=void_uncharged,
     )
 
 
@@ -178,7 +181,7 @@ def refund_when_unshippable(p: dict) -> None:
 
 @twin("payments.refund_when_cancelled")
 def refund_when_cancelled(p: dict) -> None:
-    _refund(p, "order_cancelled")
+    _refund(p, "order_cancelled", void_uncharged=True)
 
 
 # --- inventory ----------------------------------------------------------------
