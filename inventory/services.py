@@ -9,7 +9,7 @@ from uuid import UUID
 from django.db import transaction
 from django.db.models import F
 
-from messaging.consumers import RetryLater
+from messaging.errors import RetryLater
 from messaging.publishing import publish
 
 from .events import (

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class MessagingConfig(AppConfig):
     name = "messaging"
     verbose_name = "Messaging backbone"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the subscription checks)

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from celery import current_app
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from . import transport
 from .fanout import FANNED_OUT_TASK, handlers_named
 from .models import DeadLetter
+from .subscriptions import Handler, handler_named
 
 logger = logging.getLogger(__name__)
 
@@ -127,17 +127,11 @@ def dead_letters_redrive(*, ids: Iterable[int]) -> RedriveResult:
                 result.skipped[pk] = "the message could not be read as an envelope for a handler"
                 continue
             targets = _redrive_targets(dead_letter)
-            if not targets:
-                result.skipped[pk] = "a message for several queues that names no handler"
+            if isinstance(targets, str):
+                result.skipped[pk] = targets
                 continue
             try:
-                for handler_name, queue in targets:
-                    current_app.send_task(
-                        handler_name,
-                        kwargs={"envelope": dead_letter.envelope},
-                        queue=queue,
-                        confirm_timeout=settings.MESSAGING_CONFIRM_TIMEOUT,
-                    )
+                transport.send([transport.Copy(h, dead_letter.envelope) for h in targets])
             except Exception as exc:
                 result.skipped[pk] = f"could not publish: {type(exc).__name__}: {exc}"
                 continue
@@ -149,20 +143,24 @@ def dead_letters_redrive(*, ids: Iterable[int]) -> RedriveResult:
     return result
 
 
-def _redrive_targets(dead_letter: DeadLetter) -> list[tuple[str, str]]:
-    """(handler, queue) pairs a dead letter goes back to.
+def _redrive_targets(dead_letter: DeadLetter) -> list[Handler] | str:
+    """The handlers a dead letter goes back to, or why there are none.
 
     A copy of a message published for several queues (``messaging.fanout``)
     that no handler took goes to the handler it names for the queue it
-    arrived on, or else to every handler it names: the inbox skips it
-    for any that took effect already.
+    arrived on, or else to every handler it names: the inbox skips it for
+    any that took effect already.
     """
-    if dead_letter.handler != FANNED_OUT_TASK:
-        return [(dead_letter.handler, dead_letter.queue)]
-    named = handlers_named(dead_letter.headers or {})
-    if dead_letter.queue in named:
-        return [(named[dead_letter.queue], dead_letter.queue)]
-    return [(handler, queue) for queue, handler in named.items()]
+    names = [dead_letter.handler]
+    if dead_letter.handler == FANNED_OUT_TASK:
+        named = handlers_named(dead_letter.headers or {})
+        names = [named[dead_letter.queue]] if dead_letter.queue in named else list(named.values())
+    if not names:
+        return "a message for several queues that names no handler"
+    unknown = [name for name in names if handler_named(name) is None]
+    if unknown:
+        return f"no handler is named {', '.join(unknown)} in this version"
+    return [handler_named(name) for name in names]
 
 
 def _envelope_in_task_body(raw: bytes) -> dict[str, Any] | None:

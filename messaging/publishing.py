@@ -3,53 +3,34 @@
 A producer calls ``publish(event)`` or ``send(command)`` inside its own
 ``transaction.atomic()``. The message is written to the outbox in that
 transaction; a rollback leaves nothing behind and sends nothing. After the
-commit, ``message_committed`` is sent for it and every subscribing app's
-receiver enqueues its handler's task on that app's queue. On RabbitMQ the
-message is published once for all those queues (RabbitMQ copies it into
-each) on a kept-open confirm-mode channel, and the producer waits once for
-the broker's confirm (``pipelined.DispatchBatch``); what a handler publishes
-goes out in one such batch when its delivery ends (``dispatch_together``).
-Only when all of them were confirmed is the message marked dispatched;
-otherwise the relay sends it again later.
+commit it goes to its subscribers' queues (``messaging.outbox``); what a
+handler publishes goes out in one batch when its delivery ends
+(``dispatch_together``). Whatever the broker did not confirm, the relay
+(``messaging.relay``) sends again later.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from datetime import timedelta
+from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 
-from . import pipelined
-from .consumers import Dispatch, current_envelope, handlers_for
-from .messages import (
-    Command,
-    Envelope,
-    Event,
-    Message,
-    MessageError,
-    MessageTooLarge,
-    registry,
-)
+from .context import current_envelope
+from .errors import NoHandler
+from .messages import Command, Envelope, Event, Message, MessageTooLarge
 from .models import OutboxMessage
-from .signals import message_committed
+from .outbox import Entry, outbox_dispatch
+from .subscriptions import handlers_for
 
 logger = logging.getLogger(__name__)
-
-
-class NoHandler(Exception):
-    """A command was sent that no handler is subscribed to."""
 
 
 def publish(event: Event, *, correlation_id: str | None = None) -> Envelope:
@@ -89,78 +70,11 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
     with transaction.atomic(savepoint=False):
         row = OutboxMessage.from_envelope(envelope)
         row.save(force_insert=True)
-        # Kept for the dispatch after commit, which need not read them back.
-        row.published = (envelope, message)
-        transaction.on_commit(lambda: _committed(row), robust=True)
+        # The dispatch after commit reuses what the producer has: it need not
+        # read the row back nor validate the payload again.
+        entry = Entry(row.pk, envelope, message)
+        transaction.on_commit(lambda: _committed(entry), robust=True)
     return envelope
-
-
-# The rows committed inside dispatch_together(), per thread; None outside it.
-_together = threading.local()
-
-
-@contextmanager
-def dispatch_together() -> Iterator[None]:
-    """Dispatch the messages committed inside this block together, when it ends.
-
-    A handler that publishes several messages in its transaction then waits
-    once for the broker's confirms and marks them all dispatched in one
-    UPDATE, instead of once per message. In a nested block the outer one
-    dispatches.
-    """
-    if getattr(_together, "rows", None) is not None:
-        yield
-        return
-    _together.rows = []
-    try:
-        yield
-    finally:
-        rows, _together.rows = _together.rows, None
-        if rows:
-            # As robust as on_commit(robust=True): the messages are committed
-            # either way, and the relay sends what this could not.
-            try:
-                _dispatch_after_commit(rows)
-            except Exception:
-                logger.exception("Dispatch of %s committed messages failed", len(rows))
-
-
-def _committed(row: OutboxMessage) -> None:
-    gathered = getattr(_together, "rows", None)
-    if gathered is not None:
-        gathered.append(row)
-    else:
-        _dispatch_after_commit([row])
-
-
-# Until when (time.monotonic()) this process leaves committed messages to the
-# relay, because a dispatch just failed.
-_dispatch_paused_until = 0.0
-
-
-def _dispatch_after_commit(rows: list[OutboxMessage]) -> None:
-    """Dispatch at once, unless the broker failed this process moments ago.
-
-    While the broker is down or silent every dispatch would wait for its
-    timeouts; for MESSAGING_DISPATCH_PAUSE seconds after a failure the
-    producer does not wait at all and the relay sends the message instead.
-    """
-    global _dispatch_paused_until
-    if time.monotonic() < _dispatch_paused_until:
-        logger.debug("Dispatch paused; %s messages left to the relay", len(rows))
-        return
-    if not _dispatch(rows):
-        _dispatch_paused_until = time.monotonic() + settings.MESSAGING_DISPATCH_PAUSE
-        logger.warning(
-            "Committed messages go to the relay for the next %ss, not to the broker at once",
-            settings.MESSAGING_DISPATCH_PAUSE,
-        )
-
-
-def dispatch_pause_reset() -> None:
-    """Dispatch the next committed message at once again (tests; a process that knows better)."""
-    global _dispatch_paused_until
-    _dispatch_paused_until = 0.0
 
 
 def _check_size(envelope: Envelope) -> None:
@@ -174,183 +88,69 @@ def _check_size(envelope: Envelope) -> None:
         )
 
 
-def outbox_dispatch(*, row: OutboxMessage) -> bool:
-    """Hand one committed message to its subscribers' queues; True once all confirmed."""
-    return _dispatch([row])
+# The entries committed inside dispatch_together(), per thread; None outside it.
+_together = threading.local()
 
 
-def _dispatch(rows: list[OutboxMessage]) -> bool:
-    """Hand committed messages to their subscribers' queues; True once all were confirmed.
+@contextmanager
+def dispatch_together() -> Iterator[None]:
+    """Dispatch the messages committed inside this block together, when it ends.
 
-    With confirms, every copy of every message goes into one batch, confirmed
-    with one wait: a failure there fails them all, and the relay sends them
-    again (the inbox absorbs what did get through).
+    A handler that publishes several messages in its transaction then waits
+    once for the broker's confirms and marks them all dispatched in one
+    UPDATE, instead of once per message. In a nested block the outer one
+    dispatches.
     """
-    batch = pipelined.DispatchBatch() if pipelined.supported() else None
-    sent: list[tuple[OutboxMessage, Envelope]] = []
-    complete = True
-    for row in rows:
-        envelope, message = getattr(row, "published", None) or (row.to_envelope(), None)
-        try:
-            message_class = registry.get(envelope.type, envelope.version)
-        except MessageError as exc:
-            # Its class was removed or renamed since it was recorded.
-            complete = _dispatch_failed(row, envelope, str(exc))
-            continue
-        dispatch = Dispatch(batch=batch, message=message)
-        message_committed.send_robust(sender=message_class, envelope=envelope, dispatch=dispatch)
-        if dispatch.failure is not None:
-            complete = _dispatch_failed(row, envelope, _describe(dispatch.failure))
-            if batch is None:
-                break  # the broker failed: the rest go to the relay
-            continue
-        sent.append((row, envelope))
-    if batch is not None and sent:
-        try:
-            batch.confirm()
-        except Exception as exc:
-            for row, envelope in sent:
-                _dispatch_failed(row, envelope, _describe(exc))
-            return False
-    if sent:
-        _mark_dispatched([row.pk for row, _ in sent])
-    return complete and len(sent) == len(rows)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _mark_dispatched(pks: list[int]) -> None:
-    if connection.vendor != "postgresql":
-        OutboxMessage.objects.filter(pk__in=pks, dispatched_at__isnull=True).update(
-            dispatched_at=timezone.now(),
-            dispatch_attempts=F("dispatch_attempts") + 1,
-            last_dispatch_error="",
-        )
+    if getattr(_together, "entries", None) is not None:
+        yield
         return
-    # One statement, one round trip. Should a database crash lose this mark,
-    # the relay sends the message again and the inbox absorbs the copy: its
-    # commit need not wait for the disk (set_config(..., true) holds for this
-    # statement's transaction only, or the relay's, which marks nothing else).
-    now = OutboxMessage._meta.get_field("dispatched_at").get_db_prep_value(
-        timezone.now(), connection
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(_mark_dispatched_sql(), [now, list(pks)])
-
-
-@functools.cache
-def _mark_dispatched_sql() -> str:
-    quote = connection.ops.quote_name
-    column = {f.name: quote(f.column) for f in OutboxMessage._meta.fields}
-    return (
-        f"UPDATE {quote(OutboxMessage._meta.db_table)} "
-        f"SET {column['dispatched_at']} = %s, "
-        f"{column['dispatch_attempts']} = {column['dispatch_attempts']} + 1, "
-        f"{column['last_dispatch_error']} = '' "
-        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
-        f"WHERE {column['id']} = ANY(%s) AND {column['dispatched_at']} IS NULL"
-    )
-
-
-def _dispatch_failed(row: OutboxMessage, envelope: Envelope, error: str) -> bool:
-    logger.warning(
-        "Dispatch of %s %s incomplete, the relay will retry it: %s",
-        envelope.type,
-        envelope.message_id,
-        error,
-    )
-    OutboxMessage.objects.filter(pk=row.pk).update(
-        dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=error[:2000]
-    )
-    return False
-
-
-RELAY_FAILURES_BEFORE_STOPPING = 3
-# Messages the relay sends before it waits for their confirms (RabbitMQ).
-RELAY_CONFIRM_CHUNK = 100
-
-
-def _relay_pipelined(rows: list[OutboxMessage]) -> tuple[int, int]:
-    """Send rows in chunks, each confirmed as a whole; returns (dispatched, failed).
-
-    After a chunk fails the rest wait for the next run: the broker is then
-    most likely unreachable.
-    """
-    dispatched = failed = 0
-    sendable: list[tuple[OutboxMessage, Envelope]] = []
+    _together.entries = []
     try:
-        with pipelined.ConfirmedPublisher() as publisher:
-            for start in range(0, len(rows), RELAY_CONFIRM_CHUNK):
-                sendable = []
-                for row in rows[start : start + RELAY_CONFIRM_CHUNK]:
-                    envelope = row.to_envelope()
-                    try:
-                        registry.get(envelope.type, envelope.version)
-                    except MessageError as exc:
-                        # Its class was removed or renamed since it was recorded.
-                        _dispatch_failed(row, envelope, str(exc))
-                        failed += 1
-                        continue
-                    sendable.append((row, envelope))
-                publisher.send(envelope for _, envelope in sendable)
-                _mark_dispatched([row.pk for row, _ in sendable])
-                dispatched += len(sendable)
-                sendable = []
-    except Exception as exc:
-        error = _describe(exc)
-        unsent = [row.pk for row, _ in sendable] or [row.pk for row in rows[dispatched + failed :]]
-        logger.warning("Relay: %s messages not confirmed, sent later: %s", len(unsent), error)
-        OutboxMessage.objects.filter(pk__in=unsent).update(
-            dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=error[:2000]
-        )
-        failed += len(unsent)
-    return dispatched, failed
+        yield
+    finally:
+        entries, _together.entries = _together.entries, None
+        if entries:
+            # As robust as on_commit(robust=True): the messages are committed
+            # either way, and the relay sends what this could not.
+            try:
+                _dispatch_after_commit(entries)
+            except Exception:
+                logger.exception("Dispatch of %s committed messages failed", len(entries))
 
 
-@dataclass(frozen=True)
-class RelayResult:
-    dispatched: int
-    failed: int
+def _committed(entry: Entry) -> None:
+    gathered = getattr(_together, "entries", None)
+    if gathered is not None:
+        gathered.append(entry)
+    else:
+        _dispatch_after_commit([entry])
 
-    def __str__(self) -> str:
-        return f"{self.dispatched} dispatched, {self.failed} failed"
+
+# Until when (time.monotonic()) this process leaves committed messages to the
+# relay, because a dispatch just failed.
+_dispatch_paused_until = 0.0
 
 
-def outbox_relay(
-    *, batch_size: int | None = None, grace_seconds: float | None = None
-) -> RelayResult:
-    """Send pending messages older than the grace period, oldest first.
+def _dispatch_after_commit(entries: list[Entry]) -> None:
+    """Dispatch at once, unless the broker failed this process moments ago.
 
-    Several relays may run at once: on PostgreSQL each takes rows the others
-    have not locked. A message that fails is recorded and skipped; after a
-    few failures in a row the batch stops, since the broker is then most
-    likely unreachable and the next run will try again.
+    While the broker is down or silent every dispatch would wait for its
+    timeouts; for MESSAGING_DISPATCH_PAUSE seconds after a failure the
+    producer does not wait at all and the relay sends the message instead.
     """
-    batch_size = batch_size or settings.MESSAGING_RELAY_BATCH
-    if grace_seconds is None:
-        grace_seconds = settings.MESSAGING_RELAY_GRACE
-    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
-    dispatched = failed = in_a_row = 0
-    pending = OutboxMessage.objects.filter(
-        dispatched_at__isnull=True, occurred_at__lte=cutoff
-    ).order_by("id")
-    locking = connection.features.has_select_for_update_skip_locked
-    with transaction.atomic() if locking else nullcontext():
-        if locking:
-            pending = pending.select_for_update(skip_locked=True)
-        rows = list(pending[:batch_size])
-        if pipelined.supported():
-            dispatched, failed = _relay_pipelined(rows)
-        else:
-            for row in rows:
-                if outbox_dispatch(row=row):
-                    dispatched, in_a_row = dispatched + 1, 0
-                    continue
-                failed, in_a_row = failed + 1, in_a_row + 1
-                if in_a_row >= RELAY_FAILURES_BEFORE_STOPPING:
-                    break
-    if dispatched or failed:
-        logger.info("Outbox relay: %s dispatched, %s failed", dispatched, failed)
-    return RelayResult(dispatched=dispatched, failed=failed)
+    global _dispatch_paused_until
+    if time.monotonic() < _dispatch_paused_until:
+        logger.debug("Dispatch paused; %s messages left to the relay", len(entries))
+        return
+    if outbox_dispatch(entries).broker_error:
+        _dispatch_paused_until = time.monotonic() + settings.MESSAGING_DISPATCH_PAUSE
+        logger.warning(
+            "Committed messages go to the relay for the next %ss, not to the broker at once",
+            settings.MESSAGING_DISPATCH_PAUSE,
+        )
+
+
+def dispatch_pause_reset() -> None:
+    """Dispatch the next committed message at once again (tests; a process that knows better)."""
+    global _dispatch_paused_until
+    _dispatch_paused_until = 0.0

@@ -1,12 +1,33 @@
-"""The signal that carries committed messages to the apps that consume them.
+"""The backbone's extension points: connect here instead of patching it.
 
-Sent after the producer's transaction committed (and again by the relay for
-anything not yet dispatched), with ``sender`` set to the message class and
-``envelope`` to the Envelope. Apps connect to it through
-``messaging.consumers.subscribe`` from their ``AppConfig.ready()``; the
-producer never knows who they are.
+- ``message_confirmed`` is sent once the broker has confirmed the messages of
+  one dispatch (after a producer's commit, or by the relay), with
+  ``envelopes`` (a list of Envelope). On a broker without publisher confirms
+  (the file-system transport) it is sent once they were handed over.
+- ``delivery_handled`` is sent after a delivery took effect and its
+  transaction committed, with ``handler`` (the handler's name) and
+  ``envelope``. A duplicate, skipped by the inbox, sends nothing.
+
+Receivers run in the publishing or consuming process, after the fact, and are
+called robustly: one that raises is logged and changes nothing for the
+message, which is committed, confirmed and handled either way. They must be
+quick: the producer, or the worker, waits for them.
 """
+
+import logging
 
 from django.dispatch import Signal
 
-message_committed = Signal()
+logger = logging.getLogger(__name__)
+
+message_confirmed = Signal()
+delivery_handled = Signal()
+
+
+def notify(signal: Signal, **kwargs) -> None:
+    """Send ``signal`` to its receivers; one that fails is logged, not raised."""
+    if not signal.has_listeners():
+        return
+    for receiver, result in signal.send_robust(sender=None, **kwargs):
+        if isinstance(result, Exception):
+            logger.error("Backbone signal receiver %r failed", receiver, exc_info=result)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from .publishing import outbox_relay
+from .relay import outbox_relay
 
 
 @shared_task(name="messaging.relay_outbox", ignore_result=True)

@@ -5,4 +5,4 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401
+        from . import handlers  # noqa: F401  (declaring a handler subscribes it)

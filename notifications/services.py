@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 
-from messaging.consumers import RetryLater
+from messaging.errors import RetryLater
 
 from .models import Recipient, SentEmail
 

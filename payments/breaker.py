@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connection
 
 from gateway import client as gateway
-from messaging.consumers import DependencyUnavailable
+from messaging.errors import DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 

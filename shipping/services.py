@@ -8,7 +8,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import transaction
 
-from messaging.consumers import RetryLater
+from messaging.errors import RetryLater
 from messaging.publishing import publish
 
 from .events import ShipmentCancelFailed, ShipmentCancelled, ShipmentCreated, ShipmentFailed

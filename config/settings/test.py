@@ -59,3 +59,11 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that worker processes see the test database too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+# The tests publish the probe app's messages (messaging.checks reads who publishes what).
+MESSAGING_PUBLISHER_MODULES = [
+    "tests.support.probes",
+    "tests.messaging.test_delivery",
+    "tests.messaging.test_dead_letters",
+    "tests.messaging.test_fan_out",
+]

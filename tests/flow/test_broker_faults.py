@@ -21,7 +21,7 @@ from django.db.models import Count
 
 from gateway.models import Charge
 from messaging.models import OutboxMessage
-from messaging.publishing import outbox_relay
+from messaging.relay import outbox_relay
 from orders.models import Order
 from payments.models import Payment
 from shipping.models import Shipment

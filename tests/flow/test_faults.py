@@ -15,7 +15,7 @@ from django.db import connection
 
 from gateway.models import Charge
 from messaging.models import OutboxMessage
-from messaging.publishing import outbox_relay
+from messaging.relay import outbox_relay
 from orders.models import Order, SagaEntry
 from payments.models import Payment
 from tests.conftest import ROOT, WorkerProcess, wait_for

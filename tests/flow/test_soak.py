@@ -28,7 +28,7 @@ import pytest
 from django.db import connections
 
 from inventory import services as inventory
-from messaging.publishing import outbox_relay
+from messaging.relay import outbox_relay
 from orders.models import CatalogItem
 from orders.services import OrderItem, order_place
 from tests.conftest import APP_QUEUES, WorkerProcess, wait_for

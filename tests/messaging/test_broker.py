@@ -11,8 +11,9 @@ from django.utils import timezone
 from kombu import Exchange, Queue
 
 from config.celery import app
-from messaging.consumers import Handler
+from messaging import transport
 from messaging.messages import Envelope
+from messaging.subscriptions import Handler
 from tests.conftest import require
 from tests.probe.events import ProbePinged
 
@@ -46,7 +47,7 @@ def test_handler_messages_are_persistent_json(rabbitmq, broker_proxy):
     )
 
     # When a message is enqueued for it
-    tap.enqueue(envelope)
+    transport.send([transport.Copy(tap, envelope.to_wire())])
 
     # Then the broker holds it on a durable queue, persistent and in JSON
     with app.connection_for_write() as conn:

@@ -5,9 +5,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.test import override_settings
 
-from messaging.consumers import Handler, handlers_for, retry_delay, subscribe
+from messaging.delivery import retry_delay
+from messaging.errors import NoHandler
 from messaging.messages import Command, Event
-from messaging.publishing import NoHandler, publish, send
+from messaging.publishing import publish, send
+from messaging.subscriptions import Handler, handlers_for, subscribe
 from tests.probe.events import ProbePinged, RecordProbe
 
 

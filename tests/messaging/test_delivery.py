@@ -11,10 +11,11 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from config.connections import TRUST_CONNECTIONS_USED_WITHIN
-from messaging import pipelined
-from messaging.consumers import handler_named
+from messaging import transport
 from messaging.models import InboxRecord, OutboxMessage
-from messaging.publishing import dispatch_together, outbox_dispatch, publish, send
+from messaging.outbox import Entry, outbox_dispatch
+from messaging.publishing import dispatch_together, publish, send
+from messaging.subscriptions import handler_named
 from tests.conftest import require, wait_for
 from tests.probe.events import ProbePinged, RecordProbe
 from tests.support.probes import deliveries, effects, new_probe_id, ping
@@ -112,10 +113,9 @@ def test_same_message_delivered_twice_takes_effect_once(workers):
     # When the relay dispatches it again and the same envelope is enqueued
     # twice more, so that two copies may run at the same moment
     skipped_before = deliveries(workers["a"], "probe.record_ping", "duplicate")
-    outbox_dispatch(row=OutboxMessage.objects.get(message_id=envelope.message_id))
+    outbox_dispatch([Entry.of(OutboxMessage.objects.get(message_id=envelope.message_id))])
     record_ping = handler_named("probe.record_ping")
-    record_ping.enqueue(envelope)
-    record_ping.enqueue(envelope)
+    transport.send([transport.Copy(record_ping, envelope.to_wire())] * 2)
 
     # Then every copy reached the handler's worker and only the first took effect
     wait_for(
@@ -201,7 +201,7 @@ def test_dispatch_after_the_broker_dropped_the_kept_connection_goes_out_at_once(
 def test_a_thread_per_request_server_reuses_one_confirm_channel(workers):
     # Given a dispatch left a confirm channel open
     ping(new_probe_id())
-    kept = list(pipelined._idle)
+    kept = list(transport._idle)
 
     # When events are committed one after another, each in a thread of its
     # own (runserver starts one per request)
@@ -219,18 +219,18 @@ def test_a_thread_per_request_server_reuses_one_confirm_channel(workers):
     # Then every one was delivered, over the channel already open
     for probe_id in probe_ids:
         wait_for_ping_effects(probe_id)
-    assert pipelined._idle == kept
+    assert transport._idle == kept
 
 
 def test_a_forked_child_does_not_publish_on_its_parents_connection(workers):
     # Given this process keeps a confirm channel open after a dispatch
     ping(new_probe_id())
-    assert pipelined._idle
+    assert transport._idle
 
     # When it forks (a prefork pool, gunicorn), the child starts without it
     pid = os.fork()
     if pid == 0:
-        os._exit(0 if not pipelined._idle else 1)
+        os._exit(0 if not transport._idle else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
 

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from messaging.models import OutboxMessage
-from messaging.publishing import outbox_relay
+from messaging.relay import outbox_relay
 from tests.conftest import ROOT, wait_for
 from tests.probe.events import ProbePinged
 from tests.support.probes import effects, new_probe_id

@@ -8,6 +8,6 @@ class ProbeConfig(AppConfig):
     def ready(self) -> None:
         from tests.support import faults
 
-        from . import receivers  # noqa: F401
+        from . import handlers  # noqa: F401  (declaring a handler subscribes it)
 
         faults.install()

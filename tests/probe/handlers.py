@@ -47,11 +47,6 @@ def fail_while_switched_on(event: ProbeTroubled, envelope: Envelope) -> None:
     _effect_unless_switched_on("fail_while_switched_on", event.probe_id, envelope)
 
 
-@handler(ProbeFanned, queue="probe_d")
-def fanned_fail_while_switched_on(event: ProbeFanned, envelope: Envelope) -> None:
-    _effect_unless_switched_on("fanned_fail_while_switched_on", event.probe_id, envelope)
-
-
 @handler(ProbeFanned, queue="probe_c")
 def fanned_record(event: ProbeFanned, envelope: Envelope) -> None:
     _effect("fanned_record", event.probe_id, envelope)
@@ -60,6 +55,11 @@ def fanned_record(event: ProbeFanned, envelope: Envelope) -> None:
 @handler(ProbeFanned, queue="probe_c")
 def fanned_record_again(event: ProbeFanned, envelope: Envelope) -> None:
     _effect("fanned_record_again", event.probe_id, envelope)
+
+
+@handler(ProbeFanned, queue="probe_d")
+def fanned_fail_while_switched_on(event: ProbeFanned, envelope: Envelope) -> None:
+    _effect_unless_switched_on("fanned_fail_while_switched_on", event.probe_id, envelope)
 
 
 @handler(RecordProbe, queue="probe_b")

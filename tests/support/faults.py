@@ -57,24 +57,23 @@ def _install_death_before_dispatch() -> None:
     """The process is killed (SIGKILL) after its commit, before the message reaches the broker."""
     from messaging import publishing
 
-    def die(row) -> None:
+    def die(entries) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     publishing._dispatch_after_commit = die
 
 
 def _install_duplicating_publisher() -> None:
-    """While the flag is up, every message is enqueued twice."""
-    from messaging.consumers import Handler
+    """While the flag is up, every message dispatched or relayed goes to each subscriber twice."""
+    from messaging import outbox
 
-    enqueue = Handler.enqueue
-    if getattr(enqueue, "fault_hook", False):
+    subscribers = outbox.subscribers
+    if getattr(subscribers, "fault_hook", False):
         return
 
-    def enqueue_maybe_twice(self, envelope, **kwargs) -> None:
-        enqueue(self, envelope, **kwargs)
-        if active(DUPLICATE_PUBLISH):
-            enqueue(self, envelope, **kwargs)
+    def subscribers_maybe_twice(envelope, message=None):
+        found = subscribers(envelope, message)
+        return [h for h in found for _ in range(2)] if active(DUPLICATE_PUBLISH) else found
 
-    enqueue_maybe_twice.fault_hook = True
-    Handler.enqueue = enqueue_maybe_twice
+    subscribers_maybe_twice.fault_hook = True
+    outbox.subscribers = subscribers_maybe_twice

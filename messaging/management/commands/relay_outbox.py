@@ -3,7 +3,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from messaging.publishing import outbox_relay
+from messaging.relay import outbox_relay
 
 
 class Command(BaseCommand):

@@ -1,0 +1,124 @@
+"""The outbox's rows after commit: send them to their subscribers and record how it went.
+
+The dispatch after a producer's commit (``messaging.publishing``) and the
+relay (``messaging.relay``) both come here: each entry's subscribers are
+looked up in the one subscription table, every copy goes out in one batch
+with one wait for the broker's confirms (``messaging.transport``), and only
+then are the rows marked dispatched and ``message_confirmed`` sent. Should
+the broker fail, no row is marked, and the relay sends them again later (the
+inbox absorbs whatever did get through).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from . import transport
+from .messages import Envelope, Message, MessageError
+from .models import OutboxMessage
+from .signals import message_confirmed, notify
+from .subscriptions import subscribers
+
+logger = logging.getLogger(__name__)
+
+
+class Entry(NamedTuple):
+    """A committed outbox row: its key, its envelope, and its payload if still at hand."""
+
+    pk: int
+    envelope: Envelope
+    message: Message | None = None
+
+    @classmethod
+    def of(cls, row: OutboxMessage) -> Entry:
+        return cls(row.pk, row.to_envelope())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    dispatched: int
+    failed: int
+    # Set when the broker itself failed: the next entries had better wait.
+    broker_error: str = ""
+
+
+def outbox_dispatch(entries: list[Entry]) -> Outcome:
+    """Send committed entries to their subscribers' queues, confirmed with one wait."""
+    copies: list[transport.Copy] = []
+    sendable: list[Entry] = []
+    unknown = 0
+    for entry in entries:
+        try:
+            handlers = subscribers(entry.envelope, entry.message)
+        except MessageError as exc:
+            # Its class was removed or renamed since it was recorded.
+            _failed([entry], str(exc))
+            unknown += 1
+            continue
+        wire = entry.envelope.to_wire()
+        copies.extend(transport.Copy(handler, wire) for handler in handlers)
+        sendable.append(entry)
+    try:
+        transport.send(copies)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        _failed(sendable, error)
+        return Outcome(dispatched=0, failed=len(entries), broker_error=error)
+    if sendable:
+        _mark_dispatched([entry.pk for entry in sendable])
+        notify(message_confirmed, envelopes=[entry.envelope for entry in sendable])
+    return Outcome(dispatched=len(sendable), failed=unknown)
+
+
+def _failed(entries: list[Entry], error: str) -> None:
+    if not entries:
+        return
+    logger.warning(
+        "Dispatch of %s incomplete, the relay will retry it: %s",
+        ", ".join(f"{e.envelope.type} {e.envelope.message_id}" for e in entries[:5])
+        + (f" and {len(entries) - 5} more" if len(entries) > 5 else ""),
+        error,
+    )
+    OutboxMessage.objects.filter(pk__in=[entry.pk for entry in entries]).update(
+        dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=error[:2000]
+    )
+
+
+def _mark_dispatched(pks: list[int]) -> None:
+    if connection.vendor != "postgresql":
+        OutboxMessage.objects.filter(pk__in=pks, dispatched_at__isnull=True).update(
+            dispatched_at=timezone.now(),
+            dispatch_attempts=F("dispatch_attempts") + 1,
+            last_dispatch_error="",
+        )
+        return
+    # One statement, one round trip. Should a database crash lose this mark,
+    # the relay sends the message again and the inbox absorbs the copy: its
+    # commit need not wait for the disk (set_config(..., true) holds for this
+    # statement's transaction only, or the relay's, which marks nothing else).
+    now = OutboxMessage._meta.get_field("dispatched_at").get_db_prep_value(
+        timezone.now(), connection
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_mark_dispatched_sql(), [now, list(pks)])
+
+
+@functools.cache
+def _mark_dispatched_sql() -> str:
+    quote = connection.ops.quote_name
+    column = {f.name: quote(f.column) for f in OutboxMessage._meta.fields}
+    return (
+        f"UPDATE {quote(OutboxMessage._meta.db_table)} "
+        f"SET {column['dispatched_at']} = %s, "
+        f"{column['dispatch_attempts']} = {column['dispatch_attempts']} + 1, "
+        f"{column['last_dispatch_error']} = '' "
+        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
+        f"WHERE {column['id']} = ANY(%s) AND {column['dispatched_at']} IS NULL"
+    )

@@ -1,0 +1,64 @@
+"""The relay: send what the dispatch after commit did not (run by beat, or a command)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import OutboxMessage
+from .outbox import Entry, outbox_dispatch
+
+logger = logging.getLogger(__name__)
+
+# Messages sent before the relay waits for their confirms.
+RELAY_CONFIRM_CHUNK = 100
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    dispatched: int
+    failed: int
+
+    def __str__(self) -> str:
+        return f"{self.dispatched} dispatched, {self.failed} failed"
+
+
+def outbox_relay(
+    *, batch_size: int | None = None, grace_seconds: float | None = None
+) -> RelayResult:
+    """Send pending messages older than the grace period, oldest first.
+
+    Several relays may run at once: on PostgreSQL each takes rows the others
+    have not locked. The rows go in chunks, each confirmed with one wait; a
+    chunk the broker did not confirm is recorded, and the rest wait for the
+    next run, since the broker is then most likely unreachable.
+    """
+    batch_size = batch_size or settings.MESSAGING_RELAY_BATCH
+    if grace_seconds is None:
+        grace_seconds = settings.MESSAGING_RELAY_GRACE
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    pending = OutboxMessage.objects.filter(
+        dispatched_at__isnull=True, occurred_at__lte=cutoff
+    ).order_by("id")
+    locking = connection.features.has_select_for_update_skip_locked
+    dispatched = failed = 0
+    with transaction.atomic() if locking else nullcontext():
+        if locking:
+            pending = pending.select_for_update(skip_locked=True)
+        rows = list(pending[:batch_size])
+        for start in range(0, len(rows), RELAY_CONFIRM_CHUNK):
+            chunk = [Entry.of(row) for row in rows[start : start + RELAY_CONFIRM_CHUNK]]
+            outcome = outbox_dispatch(chunk)
+            dispatched, failed = dispatched + outcome.dispatched, failed + outcome.failed
+            if outcome.broker_error:
+                logger.warning("Relay: the broker failed, the rest waits: %s", outcome.broker_error)
+                break
+    if dispatched or failed:
+        logger.info("Outbox relay: %s dispatched, %s failed", dispatched, failed)
+    return RelayResult(dispatched=dispatched, failed=failed)
