@@ -6,6 +6,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from messaging.messages import Event
+from orders.events import Workflow
 
 
 class ReservedLine(BaseModel):
@@ -33,23 +34,20 @@ class ProductUpdated(Event):
 class InventoryReserved(Event):
     order_id: UUID
     lines: list[ReservedLine]
-    # Added in place (optional): which workflow the order runs under.
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
 
 
 class InventoryReservationFailed(Event):
     order_id: UUID
     reason: str
     short: list[ShortLine] = []
-    # Added in place (optional): which workflow the order runs under.
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
 
 
 class InventoryReleased(Event):
     order_id: UUID
     lines: list[ReservedLine]
-    # Added in place (optional): which workflow the order runs under.
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
 
 
 class InventoryReleaseFailed(Event):
@@ -57,4 +55,4 @@ class InventoryReleaseFailed(Event):
 
     order_id: UUID
     reason: str
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY

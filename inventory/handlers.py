@@ -2,14 +2,12 @@
 
 from messaging.consumers import handler
 from messaging.messages import Envelope
-from orders.events import OrderCancelled, OrderPlaced
+from orders.events import OrderCancelled, OrderPlaced, Workflow
 from payments.events import PaymentProcessed
 from shipping.events import ShipmentCreated, ShipmentFailed
 
 from . import services
 from .commands import ReleaseInventory, ReserveInventory
-
-CHOREOGRAPHY = "choreography"
 
 
 @handler(OrderPlaced)
@@ -22,7 +20,7 @@ def remember_order_lines(event: OrderPlaced, envelope: Envelope) -> None:
 
 
 def choreographed(event) -> bool:
-    return event.workflow == CHOREOGRAPHY
+    return event.workflow == Workflow.CHOREOGRAPHY
 
 
 @handler(PaymentProcessed, when=choreographed)
@@ -52,12 +50,10 @@ def release_stock(event: OrderCancelled, envelope: Envelope) -> None:
 @handler(ReserveInventory)
 def reserve_inventory(command: ReserveInventory, envelope: Envelope) -> None:
     """Reserve on the saga's request; answers every time it is asked."""
-    services.stock_reserve(
-        order_id=command.order_id, lines=command.lines, workflow="orchestration", reply_again=True
-    )
+    services.stock_reserve_on_request(order_id=command.order_id, lines=command.lines)
 
 
 @handler(ReleaseInventory)
 def release_inventory(command: ReleaseInventory, envelope: Envelope) -> None:
     """Release on the saga's request (compensation); answers every time it is asked."""
-    services.stock_release(order_id=command.order_id, workflow="orchestration", reply_again=True)
+    services.stock_release_on_request(order_id=command.order_id)

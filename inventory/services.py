@@ -11,6 +11,7 @@ from django.db.models import F
 
 from messaging.errors import RetryLater
 from messaging.publishing import publish
+from orders.events import Workflow
 
 from .events import (
     InventoryReleased,
@@ -67,31 +68,40 @@ def order_request_record(*, order_id: UUID, lines: list[dict]) -> None:
 
 
 @transaction.atomic(savepoint=False)
-def stock_reserve(
-    *,
-    order_id: UUID,
-    lines: list[ReservedLine] | None = None,
-    workflow: str = "choreography",
-    reply_again: bool = False,
-) -> Reservation | None:
-    """Reserve every line of a paid order, or none of them.
+def stock_reserve(*, order_id: UUID) -> Reservation | None:
+    """Reserve every line of a paid order, or none, once; the first time, publishes
+    InventoryReserved or InventoryReservationFailed.
 
-    The lines come with the command (orchestration) or from the order's
-    OrderPlaced (choreography). Products are locked in SKU order, so
-    concurrent reservations never deadlock and never promise the same unit
-    twice. Publishes InventoryReserved or InventoryReservationFailed; asked
-    again for a settled order, repeats the answer when ``reply_again``.
+    The lines are those of the order's OrderPlaced; until they arrive the
+    delivery is retried (RetryLater).
     """
-    existing = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    existing = _locked_reservation(order_id)
     if existing is not None:
-        if reply_again:
-            _reply_reservation(existing, workflow)
         return existing
-    if lines is None:
-        request = OrderRequest.objects.filter(order_id=order_id).first()
-        if request is None:
-            raise RetryLater(f"the lines of order {order_id} have not arrived yet")
-        lines = [ReservedLine(**line) for line in request.lines]
+    request = OrderRequest.objects.filter(order_id=order_id).first()
+    if request is None:
+        raise RetryLater(f"the lines of order {order_id} have not arrived yet")
+    lines = [ReservedLine(**line) for line in request.lines]
+    return _reserve(order_id, lines, Workflow.CHOREOGRAPHY)
+
+
+@transaction.atomic(savepoint=False)
+def stock_reserve_on_request(*, order_id: UUID, lines: list[ReservedLine]) -> Reservation | None:
+    """Reserve the lines the saga asks for, all or none, once; answers every time it is asked."""
+    existing = _locked_reservation(order_id)
+    if existing is not None:
+        _reply_reservation(existing, Workflow.ORCHESTRATION)
+        return existing
+    return _reserve(order_id, lines, Workflow.ORCHESTRATION)
+
+
+def _locked_reservation(order_id: UUID) -> Reservation | None:
+    return Reservation.objects.select_for_update().filter(order_id=order_id).first()
+
+
+def _reserve(order_id: UUID, lines: list[ReservedLine], workflow: Workflow) -> Reservation | None:
+    """Products are locked in SKU order, so concurrent reservations never deadlock and never
+    promise the same unit twice."""
     wanted = Counter()
     for line in lines:
         wanted[line.sku] += line.quantity
@@ -135,7 +145,7 @@ def _reserved_lines(reservation: Reservation) -> list[ReservedLine]:
 
 
 def _reply_reservation(
-    reservation: Reservation, workflow: str, lines: list[ReservedLine] | None = None
+    reservation: Reservation, workflow: Workflow, lines: list[ReservedLine] | None = None
 ) -> None:
     if reservation.status == Reservation.Status.RELEASED:
         publish(
@@ -172,38 +182,47 @@ def stock_ship(*, order_id: UUID) -> None:
 
 
 @transaction.atomic(savepoint=False)
-def stock_release(
-    *, order_id: UUID, workflow: str = "choreography", reply_again: bool = False
-) -> None:
-    """Give an order's reserved units back to the shelf; publishes InventoryReleased.
+def stock_release(*, order_id: UUID) -> None:
+    """Give an order's reserved units back to the shelf; publishes InventoryReleased if it held
+    any.
 
-    An order with no reservation yet gets a released one, so a reservation
-    asked for later is refused. With ``reply_again`` (a command), the answer
-    is published, and repeated if asked again.
+    An order with no reservation yet gets a released one (a tombstone), so a
+    reservation still on its way (a retry) is refused.
     """
-    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    reservation = _locked_reservation(order_id)
     if reservation is None:
-        # A released one (a tombstone), so the reservation still on its way
-        # (a retry, or the saga's late command) is refused; the unique
-        # order_id makes one under way wait for us.
-        Reservation.objects.create(order_id=order_id, status=Reservation.Status.RELEASED)
-        if reply_again:
-            publish(InventoryReleased(order_id=order_id, lines=[], workflow=workflow))
+        _tombstone(order_id)
+    elif reservation.status == Reservation.Status.RESERVED:
+        _release(reservation, Workflow.CHOREOGRAPHY)
+
+
+@transaction.atomic(savepoint=False)
+def stock_release_on_request(*, order_id: UUID) -> None:
+    """Release on the saga's request (compensation); answers every time it is asked.
+
+    Publishes InventoryReleased, or InventoryReleaseFailed once the units have shipped.
+    """
+    workflow = Workflow.ORCHESTRATION
+    reservation = _locked_reservation(order_id)
+    if reservation is None:
+        _tombstone(order_id)
+    elif reservation.status == Reservation.Status.RESERVED:
+        _release(reservation, workflow)
         return
-    if reservation.status == Reservation.Status.SHIPPED:
-        if reply_again:
-            publish(
-                InventoryReleaseFailed(
-                    order_id=order_id,
-                    reason="the reserved units have already shipped",
-                    workflow=workflow,
-                )
-            )
+    elif reservation.status == Reservation.Status.SHIPPED:
+        reason = "the reserved units have already shipped"
+        publish(InventoryReleaseFailed(order_id=order_id, reason=reason, workflow=workflow))
         return
-    if reservation.status == Reservation.Status.RELEASED:
-        if reply_again:
-            publish(InventoryReleased(order_id=order_id, lines=[], workflow=workflow))
-        return
+    publish(InventoryReleased(order_id=order_id, lines=[], workflow=workflow))
+
+
+def _tombstone(order_id: UUID) -> None:
+    # The unique order_id makes a reservation under way wait for us, and
+    # find this one released.
+    Reservation.objects.create(order_id=order_id, status=Reservation.Status.RELEASED)
+
+
+def _release(reservation: Reservation, workflow: Workflow) -> None:
     lines = list(reservation.lines.select_related("product").order_by("product__sku"))
     for line in lines:
         Product.objects.filter(pk=line.product_id).update(reserved=F("reserved") - line.quantity)
@@ -214,7 +233,7 @@ def stock_release(
         _announce(line.product)
     publish(
         InventoryReleased(
-            order_id=order_id,
+            order_id=reservation.order_id,
             lines=[ReservedLine(sku=line.product.sku, quantity=line.quantity) for line in lines],
             workflow=workflow,
         )

@@ -1,11 +1,26 @@
 """What orders publishes."""
 
 from decimal import Decimal
+from enum import StrEnum
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from messaging.messages import Event
+
+
+class Workflow(StrEnum):
+    """How an order runs: each app reacting to events, or the order saga sending commands.
+
+    Every reply names it, so each app's handlers take only their own workflow's messages.
+    """
+
+    CHOREOGRAPHY = "choreography"
+    ORCHESTRATION = "orchestration"
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        return [(workflow.value, workflow.value.capitalize()) for workflow in cls]
 
 
 class Address(BaseModel):
@@ -33,7 +48,7 @@ class OrderPlaced(Event):
     # A token from the card gateway; card numbers never enter the event log.
     card_token: str
     card_last4: str
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
 
 
 class OrderCompleted(Event):

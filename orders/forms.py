@@ -2,7 +2,8 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from .models import CatalogItem, Order
+from .events import Workflow
+from .models import CatalogItem
 from .schemas import (
     CARD_NUMBER_MESSAGE,
     CARD_NUMBER_PATTERN,
@@ -43,7 +44,7 @@ class OrderForm(forms.Form):
 
     workflow = forms.ChoiceField(
         label="Workflow (advanced)",
-        choices=Order.Workflow.choices,
+        choices=Workflow.choices(),
         required=False,
         help_text=(
             "Choreography: each app reacts to events. Orchestration: an order saga sends commands."

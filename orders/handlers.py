@@ -17,7 +17,8 @@ from shipping.events import (
     ShipmentFailed,
 )
 
-from . import saga, services
+from . import services
+from .events import Workflow
 
 
 @handler(ProductUpdated)
@@ -81,8 +82,8 @@ def complete_shipped(event: ShipmentCreated, envelope: Envelope) -> None:
     ShipmentFailed,
     ShipmentCancelled,
     ShipmentCancelFailed,
-    when=lambda reply: reply.workflow == "orchestration",
+    when=lambda reply: reply.workflow == Workflow.ORCHESTRATION,
 )
 def advance_saga(reply, envelope: Envelope) -> None:
     """A reply to one of the order saga's commands moves the saga on."""
-    saga.saga_handle_reply(order_id=reply.order_id, reply=reply, envelope=envelope)
+    services.order_saga_advance(order_id=reply.order_id, reply=reply, envelope=envelope)

@@ -2,6 +2,8 @@ import uuid
 
 from django.db import models
 
+from .events import Workflow
+
 
 class CatalogItem(models.Model):
     """Orders' own copy of the catalog, kept up to date from inventory's ProductUpdated."""
@@ -31,9 +33,11 @@ class Order(models.Model):
         COMPLETED = "completed"
         CANCELLED = "cancelled"
 
-    class Workflow(models.TextChoices):
-        CHOREOGRAPHY = "choreography"
-        ORCHESTRATION = "orchestration"
+    class PaymentStatus(models.TextChoices):
+        PENDING = "pending"
+        CAPTURED = "captured"
+        FAILED = "failed"
+        REFUNDED = "refunded"
 
     # Random, so an order's URL cannot be guessed or enumerated.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -44,7 +48,7 @@ class Order(models.Model):
     ship_postal_code = models.CharField("postal code", max_length=20)
     ship_country = models.CharField("country", max_length=2)
     workflow = models.CharField(
-        max_length=20, choices=Workflow.choices, default=Workflow.CHOREOGRAPHY
+        max_length=20, choices=Workflow.choices(), default=Workflow.CHOREOGRAPHY
     )
     status = models.CharField(
         max_length=10, choices=Status.choices, default=Status.PLACED, db_index=True
@@ -54,7 +58,9 @@ class Order(models.Model):
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     card_last4 = models.CharField(max_length=4)
-    payment_status = models.CharField(max_length=10, default="pending")
+    payment_status = models.CharField(
+        max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.PENDING
+    )
     amount_charged = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     amount_refunded = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     carrier = models.CharField(max_length=40, blank=True)

@@ -3,9 +3,13 @@
 The saga sends one command at a time to the app that handles it and waits
 for its reply: ``ChargePayment`` → ``ReserveInventory`` → ``CreateShipment``.
 When a step fails it compensates in reverse (``ReleaseInventory``, then
-``RefundPayment``) and cancels the order with the reason. Each step has a
-deadline: a step without a reply is sent again, then compensated; a
-compensation that still gets no reply parks the saga as "needs attention".
+``RefundPayment``) and ends by cancelling the order with the reason. Each
+step has a deadline: a step without a reply is sent again, then compensated;
+a compensation that still gets no reply parks the saga as "needs attention".
+
+The saga decides, the order's services apply: it keeps its own state
+(``OrderSaga``) and sends the commands, and when a reply ends the order it
+says how (``Cancel`` or ``Complete``), which ``orders.services`` carries out.
 
 Every function here locks the saga's row, so two replies handled at once, or
 the same reply twice, are applied one after the other to the state they find.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -42,7 +47,6 @@ from shipping.events import (
     ShipmentFailed,
 )
 
-from . import services
 from .models import Order, OrderSaga, SagaEntry
 
 logger = logging.getLogger(__name__)
@@ -50,6 +54,25 @@ logger = logging.getLogger(__name__)
 Step = OrderSaga.Step
 State = OrderSaga.State
 Kind = SagaEntry.Kind
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """The saga ended: cancel the order for this reason."""
+
+    reason_code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Complete:
+    """The saga ended: the parcel left, the order is complete."""
+
+    carrier: str
+    tracking_number: str
+
+
+Ending = Cancel | Complete
 
 
 def _command(saga: OrderSaga) -> Command:
@@ -163,13 +186,9 @@ def _charged(saga: OrderSaga, reply: PaymentProcessed) -> None:
     _go(saga, Step.RESERVE_INVENTORY)
 
 
-def _charge_failed(saga: OrderSaga, reply: PaymentFailed) -> None:
+def _charge_failed(saga: OrderSaga, reply: PaymentFailed) -> Ending:
     _finish(saga, State.CANCELLED)
-    services.order_cancel(
-        order_id=saga.order_id,
-        reason_code=reply.reason_code,
-        reason=f"Payment failed: {reply.reason}",
-    )
+    return Cancel(reason_code=reply.reason_code, reason=f"Payment failed: {reply.reason}")
 
 
 def _reserved(saga: OrderSaga, reply: InventoryReserved) -> None:
@@ -182,11 +201,9 @@ def _reservation_failed(saga: OrderSaga, reply: InventoryReservationFailed) -> N
     _compensate(saga, code="out_of_stock", reason=reply.reason)
 
 
-def _shipped(saga: OrderSaga, reply: ShipmentCreated) -> None:
+def _shipped(saga: OrderSaga, reply: ShipmentCreated) -> Ending:
     _finish(saga, State.COMPLETED)
-    services.order_complete(
-        order_id=saga.order_id, carrier=reply.carrier, tracking_number=reply.tracking_number
-    )
+    return Complete(carrier=reply.carrier, tracking_number=reply.tracking_number)
 
 
 def _shipment_failed(saga: OrderSaga, reply: ShipmentFailed) -> None:
@@ -199,15 +216,13 @@ def _shipment_cancelled(saga: OrderSaga, reply: ShipmentCancelled) -> None:
     _go(saga, _next_compensation(saga, after=Step.CANCEL_SHIPMENT))
 
 
-def _shipped_after_all(saga: OrderSaga, reply: ShipmentCancelFailed) -> None:
+def _shipped_after_all(saga: OrderSaga, reply: ShipmentCancelFailed) -> Ending:
     # The parcel left before the cancel arrived, and nothing else has been
     # undone yet: going forward is the better end, so the order completes.
     _note(saga, Kind.COMPENSATING, note=f"{reply.reason}: completing the order instead")
     saga.failure_code = saga.failure_reason = ""
     _finish(saga, State.COMPLETED)
-    services.order_complete(
-        order_id=saga.order_id, carrier=reply.carrier, tracking_number=reply.tracking_number
-    )
+    return Complete(carrier=reply.carrier, tracking_number=reply.tracking_number)
 
 
 def _cannot_undo(saga: OrderSaga, reply: InventoryReleaseFailed) -> None:
@@ -218,15 +233,14 @@ def _released(saga: OrderSaga, reply: InventoryReleased) -> None:
     _go(saga, _next_compensation(saga, after=Step.RELEASE_INVENTORY))
 
 
-def _refunded(saga: OrderSaga, reply: PaymentRefunded | PaymentVoided) -> None:
+def _refunded(saga: OrderSaga, reply: PaymentRefunded | PaymentVoided) -> Ending:
     _finish(saga, State.CANCELLED)
     suffix = " (refunded)" if isinstance(reply, PaymentRefunded) else ""
-    services.order_cancel(
-        order_id=saga.order_id, reason_code=saga.failure_code, reason=saga.failure_reason + suffix
-    )
+    return Cancel(reason_code=saga.failure_code, reason=saga.failure_reason + suffix)
 
 
-EXPECTED: dict[str, dict[type[Message], Callable]] = {
+# Step -> reply type -> what it does; a reaction that ends the order returns how.
+EXPECTED: dict[str, dict[type[Message], Callable[..., Ending | None]]] = {
     Step.CHARGE_PAYMENT: {PaymentProcessed: _charged, PaymentFailed: _charge_failed},
     Step.RESERVE_INVENTORY: {
         InventoryReserved: _reserved,
@@ -267,22 +281,24 @@ def _late(saga: OrderSaga, reply: Message, envelope: Envelope) -> None:
 
 
 @transaction.atomic(savepoint=False)
-def saga_handle_reply(*, order_id: UUID, reply: Message, envelope: Envelope) -> None:
-    """Move the order's saga on by one reply."""
+def saga_handle_reply(*, order_id: UUID, reply: Message, envelope: Envelope) -> Ending | None:
+    """Move the order's saga on by one reply; returns how the order ends, if it now does."""
     saga = OrderSaga.objects.select_for_update().select_related("order").filter(pk=order_id).first()
     if saga is None:
         logger.warning("No saga for order %s; %s ignored", order_id, envelope.type)
-        return
+        return None
     react = EXPECTED.get(saga.step, {}).get(type(reply))
     if react is not None and saga.state == State.NEEDS_ATTENTION:
         # The reply a parked compensation waited for came after all.
         saga.state = State.COMPENSATING
+    ending = None
     if react is None or not saga.is_active:
         _late(saga, reply, envelope)
     else:
         _note(saga, Kind.RECEIVED, envelope=envelope)
-        react(saga, reply)
+        ending = react(saga, reply)
     saga.save()
+    return ending
 
 
 # --- Deadlines and staff ----------------------------------------------------

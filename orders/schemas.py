@@ -11,6 +11,8 @@ from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt
 from pydantic_core import PydanticCustomError
 
+from .events import Workflow
+
 # Control characters (Unicode category Cc, e.g. NUL, tab, line breaks) belong
 # in no name, address or SKU, and PostgreSQL cannot store NUL at all.
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -128,7 +130,7 @@ class OrderIn(StrictSchema):
         ),
         AfterValidator(_card_number),
     ]
-    workflow: Literal["choreography", "orchestration"] | None = Field(
+    workflow: Workflow | None = Field(
         None, description="How the order is run; the shop's default when left out"
     )
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from messaging.models import OutboxMessage
 from messaging.selectors import conversation_messages
 
+from .events import Workflow
 from .models import CatalogItem, Order, OrderSaga
 
 # What a choreographed order in each status waits for.
@@ -36,9 +37,7 @@ def stuck_orders(*, older_than: timedelta) -> list[StuckOrder]:
     )
     rows = []
     for order in open_orders:
-        saga = (
-            getattr(order, "saga", None) if order.workflow == Order.Workflow.ORCHESTRATION else None
-        )
+        saga = getattr(order, "saga", None) if order.workflow == Workflow.ORCHESTRATION else None
         if saga is not None:
             waiting_on = f"saga: {saga.get_step_display()} ({saga.get_state_display()})"
         else:

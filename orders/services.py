@@ -13,10 +13,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateway import client as gateway
+from messaging.messages import Envelope, Message
 from messaging.publishing import publish
 
-from .events import Address, OrderCancelled, OrderCompleted, OrderPlaced, PlacedLine
+from .events import Address, OrderCancelled, OrderCompleted, OrderPlaced, PlacedLine, Workflow
 from .models import CatalogItem, Order, OrderLine
+from .saga import Cancel, Complete, saga_handle_reply, saga_start
 
 # How far along each status is; an event never moves an order backwards.
 PROGRESS = {
@@ -48,7 +50,7 @@ def order_place(
     items: list[OrderItem],
     shipping_address: dict[str, str],
     card_number: str,
-    workflow: str | None = None,
+    workflow: Workflow | str | None = None,
 ) -> Order:
     """Place an order priced from the catalog; publishes OrderPlaced.
 
@@ -71,8 +73,8 @@ def order_place(
     except gateway.InvalidCardNumber as invalid:
         errors["card_number"] = [str(invalid)]
     workflow = workflow or settings.ORDERS_DEFAULT_WORKFLOW
-    if workflow not in Order.Workflow.values:
-        errors["workflow"] = [f"Choose one of: {', '.join(Order.Workflow.values)}."]
+    if workflow not in set(Workflow):
+        errors["workflow"] = [f"Choose one of: {', '.join(Workflow)}."]
     if errors:
         raise OrderRejected(errors)
     # The card number goes to the gateway and no further; we keep its token.
@@ -120,9 +122,7 @@ def order_place(
             ),
             correlation_id=str(order.id),
         )
-        if workflow == Order.Workflow.ORCHESTRATION:
-            from .saga import saga_start
-
+        if workflow == Workflow.ORCHESTRATION:
             saga_start(order=order, card_token=token.token)
     return order
 
@@ -174,8 +174,8 @@ def _cancel(order: Order, *, reason_code: str, reason: str) -> None:
 def order_mark_paid(*, order_id: UUID, amount: Decimal) -> Order:
     order = _locked(order_id)
     order.amount_charged = amount
-    if order.payment_status in {"pending", "failed"}:
-        order.payment_status = "captured"
+    if order.payment_status in {Order.PaymentStatus.PENDING, Order.PaymentStatus.FAILED}:
+        order.payment_status = Order.PaymentStatus.CAPTURED
     _advance(order, Order.Status.PAID)
     order.save()
     return order
@@ -184,15 +184,15 @@ def order_mark_paid(*, order_id: UUID, amount: Decimal) -> Order:
 def _is_choreographed(order: Order) -> bool:
     # Under orchestration the saga decides when an order ends; these
     # services then only record the facts.
-    return order.workflow == Order.Workflow.CHOREOGRAPHY
+    return order.workflow == Workflow.CHOREOGRAPHY
 
 
 @transaction.atomic(savepoint=False)
 def order_mark_payment_failed(*, order_id: UUID, reason_code: str, reason: str) -> Order:
     """The card was not charged: the order ends here."""
     order = _locked(order_id)
-    if order.payment_status == "pending":
-        order.payment_status = "failed"
+    if order.payment_status == Order.PaymentStatus.PENDING:
+        order.payment_status = Order.PaymentStatus.FAILED
     if _is_choreographed(order) and not order.is_closed:
         _cancel(order, reason_code=reason_code, reason=f"Payment failed: {reason}")
     order.save()
@@ -217,7 +217,7 @@ def order_mark_refunded(*, order_id: UUID, amount: Decimal, reason_code: str, re
     """
     order = _locked(order_id)
     order.amount_refunded = amount
-    order.payment_status = "refunded"
+    order.payment_status = Order.PaymentStatus.REFUNDED
     if _is_choreographed(order) and not order.is_closed:
         _cancel(order, reason_code=reason_code, reason=f"{reason} (refunded)")
     order.save()
@@ -259,3 +259,17 @@ def order_cancel(*, order_id: UUID, reason_code: str, reason: str) -> Order:
         _cancel(order, reason_code=reason_code, reason=reason)
         order.save()
     return order
+
+
+@transaction.atomic(savepoint=False)
+def order_saga_advance(*, order_id: UUID, reply: Message, envelope: Envelope) -> Order | None:
+    """A reply to one of the saga's commands: the saga takes its next step, and ends the order
+    when it says so."""
+    ending = saga_handle_reply(order_id=order_id, reply=reply, envelope=envelope)
+    if isinstance(ending, Cancel):
+        return order_cancel(order_id=order_id, reason_code=ending.reason_code, reason=ending.reason)
+    if isinstance(ending, Complete):
+        return order_complete(
+            order_id=order_id, carrier=ending.carrier, tracking_number=ending.tracking_number
+        )
+    return None

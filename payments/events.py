@@ -4,6 +4,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from messaging.messages import Event
+from orders.events import Workflow
 
 
 class PaymentProcessed(Event):
@@ -11,8 +12,7 @@ class PaymentProcessed(Event):
     payment_id: UUID
     amount: Decimal
     currency: str
-    # Added in place (optional): which workflow the order runs under.
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
 
 
 class PaymentFailed(Event):
@@ -20,8 +20,7 @@ class PaymentFailed(Event):
     # card_declined, insufficient_funds or gateway_error
     reason_code: str
     reason: str
-    # Added in place (optional): which workflow the order runs under.
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
 
 
 class PaymentRefunded(Event):
@@ -32,8 +31,7 @@ class PaymentRefunded(Event):
     # Why the money went back: out_of_stock, order_cancelled or staff
     reason_code: str = "staff"
     reason: str
-    # Added in place (optional): which workflow the order runs under.
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
 
 
 class PaymentVoided(Event):
@@ -41,6 +39,6 @@ class PaymentVoided(Event):
 
     order_id: UUID
     reason: str
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
     # Why the payment was voided (e.g. order_cancelled); optional, so v1 stays readable.
     reason_code: str = ""

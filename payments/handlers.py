@@ -3,17 +3,15 @@
 from inventory.events import InventoryReservationFailed
 from messaging.consumers import handler
 from messaging.messages import Envelope
-from orders.events import OrderCancelled, OrderPlaced
+from orders.events import OrderCancelled, OrderPlaced, Workflow
 from shipping.events import ShipmentFailed
 
 from . import services
 from .commands import ChargePayment, RefundPayment
 
-CHOREOGRAPHY = "choreography"
-
 
 def choreographed(event) -> bool:
-    return event.workflow == CHOREOGRAPHY
+    return event.workflow == Workflow.CHOREOGRAPHY
 
 
 @handler(OrderPlaced, when=choreographed)
@@ -47,35 +45,26 @@ def refund_when_unshippable(event: ShipmentFailed, envelope: Envelope) -> None:
 @handler(OrderCancelled)
 def refund_when_cancelled(event: OrderCancelled, envelope: Envelope) -> None:
     """Money is never kept for a cancelled order, nor taken after it (the payment is voided)."""
-    services.payment_refund(
-        order_id=event.order_id,
-        reason_code="order_cancelled",
-        reason=event.reason,
-        void_uncharged=True,
+    services.payment_refund_or_void(
+        order_id=event.order_id, reason_code="order_cancelled", reason=event.reason
     )
 
 
 @handler(ChargePayment)
 def charge_payment(command: ChargePayment, envelope: Envelope) -> None:
     """Charge on the saga's request; answers every time it is asked."""
-    services.payment_charge(
+    services.payment_charge_on_request(
         order_id=command.order_id,
         amount=command.amount,
         currency=command.currency,
         card_token=command.card_token,
         card_last4=command.card_last4,
-        workflow="orchestration",
-        reply_again=True,
     )
 
 
 @handler(RefundPayment)
 def refund_payment(command: RefundPayment, envelope: Envelope) -> None:
     """Refund (or void, if nothing was captured) on the saga's request."""
-    services.payment_refund(
-        order_id=command.order_id,
-        reason_code=command.reason_code,
-        reason=command.reason,
-        workflow="orchestration",
-        reply_again=True,
+    services.payment_refund_on_request(
+        order_id=command.order_id, reason_code=command.reason_code, reason=command.reason
     )

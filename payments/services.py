@@ -10,13 +10,14 @@ from django.db import transaction
 
 from gateway import client as gateway
 from messaging.publishing import publish
+from orders.events import Workflow
 
 from . import breaker
 from .events import PaymentFailed, PaymentProcessed, PaymentRefunded, PaymentVoided
 from .models import Payment, Refund
 
 
-def _reply_charge(payment: Payment, workflow: str) -> None:
+def _reply_charge(payment: Payment, workflow: Workflow) -> None:
     if payment.was_captured:
         publish(
             PaymentProcessed(
@@ -38,29 +39,17 @@ def _reply_charge(payment: Payment, workflow: str) -> None:
         )
 
 
-@transaction.atomic(savepoint=False)
-def payment_charge(
-    *,
-    order_id: UUID,
-    amount: Decimal,
-    currency: str,
-    card_token: str,
-    card_last4: str,
-    workflow: str = "choreography",
-    reply_again: bool = False,
-) -> Payment:
-    """Charge an order's card once; publishes PaymentProcessed or PaymentFailed.
+def _charge_once(
+    *, order_id: UUID, amount: Decimal, currency: str, card_token: str, card_last4: str
+) -> tuple[Payment, bool]:
+    """The order's one payment, charged now unless it exists; and whether it was made now.
 
     A gateway timeout propagates, so the delivery is retried; the idempotency
     key makes the retry return the first charge instead of taking money twice.
-    Asked again for an order already settled, it only repeats the answer when
-    ``reply_again`` (a command expects a reply every time).
     """
     existing = Payment.objects.select_for_update().filter(order_id=order_id).first()
     if existing is not None:
-        if reply_again:
-            _reply_charge(existing, workflow)
-        return existing
+        return existing, False
     # The row goes in before the gateway is called: a concurrent refund or
     # void of this order waits on it (unique order_id) instead of voiding an
     # order whose card is being charged.
@@ -88,66 +77,91 @@ def payment_charge(
     else:
         payment.status, payment.gateway_charge_id = Payment.Status.CAPTURED, charge.charge_id
     payment.save()
-    _reply_charge(payment, workflow)
+    return payment, True
+
+
+@transaction.atomic(savepoint=False)
+def payment_charge(
+    *, order_id: UUID, amount: Decimal, currency: str, card_token: str, card_last4: str
+) -> Payment:
+    """Charge a placed order's card once; the first time, publishes PaymentProcessed or
+    PaymentFailed."""
+    payment, is_new = _charge_once(
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        card_token=card_token,
+        card_last4=card_last4,
+    )
+    if is_new:
+        _reply_charge(payment, Workflow.CHOREOGRAPHY)
     return payment
 
 
 @transaction.atomic(savepoint=False)
-def payment_refund(
-    *,
-    order_id: UUID,
-    reason_code: str,
-    reason: str,
-    workflow: str = "choreography",
-    reply_again: bool = False,
-    void_uncharged: bool = False,
-) -> Refund | None:
-    """Give back everything an order's payment captured, at most once.
+def payment_charge_on_request(
+    *, order_id: UUID, amount: Decimal, currency: str, card_token: str, card_last4: str
+) -> Payment:
+    """Charge the card once on the saga's request, answering every time it is asked."""
+    payment, _ = _charge_once(
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        card_token=card_token,
+        card_last4=card_last4,
+    )
+    _reply_charge(payment, Workflow.ORCHESTRATION)
+    return payment
 
-    Publishes PaymentRefunded. An order with no payment yet gets a voided
-    one instead, when ``void_uncharged`` (its order has ended) or
-    ``reply_again`` (a command), so that a charge still on its way (a retry,
-    a late command) is refused; PaymentVoided is published. With
-    ``reply_again`` an order already settled gets its answer again; otherwise
-    nothing more happens and None is returned.
+
+def _locked_payment(order_id: UUID) -> Payment | None:
+    return Payment.objects.select_for_update().filter(order_id=order_id).first()
+
+
+@transaction.atomic(savepoint=False)
+def payment_refund(*, order_id: UUID, reason_code: str, reason: str) -> Refund | None:
+    """Give back everything an order's payment captured, at most once; publishes PaymentRefunded.
+
+    An order with nothing captured is left as it is, and None is returned.
     """
-    payment = Payment.objects.select_for_update().filter(order_id=order_id).first()
-    if payment is not None and payment.status == Payment.Status.CAPTURED:
-        return _refund(payment, reason_code=reason_code, reason=reason, workflow=workflow)
-    if payment is None and (void_uncharged or reply_again):
-        # The voided row goes in first: its unique order_id makes a charge
-        # under way wait for this transaction (and then find the order
-        # voided), or makes us wait for that charge to commit (and retry, to
-        # refund it). No charge can reach the gateway from now on.
-        payment = Payment.objects.create(
+    payment = _locked_payment(order_id)
+    if payment is None or payment.status != Payment.Status.CAPTURED:
+        return None
+    return _refund(payment, reason_code=reason_code, reason=reason, workflow=Workflow.CHOREOGRAPHY)
+
+
+@transaction.atomic(savepoint=False)
+def payment_refund_or_void(*, order_id: UUID, reason_code: str, reason: str) -> Refund | None:
+    """The order ended: money it captured goes back, and a charge not yet made never will be.
+
+    Publishes PaymentRefunded, or PaymentVoided for an order with no payment yet.
+    """
+    payment = _locked_payment(order_id)
+    if payment is None:
+        return _void(
             order_id=order_id,
-            amount=0,
-            currency=settings.SHOP_CURRENCY,
-            card_last4="",
-            status=Payment.Status.VOIDED,
-            failure_code="voided",
-            failure_reason="Voided before any charge",
+            reason_code=reason_code,
+            reason=reason,
+            workflow=Workflow.CHOREOGRAPHY,
         )
-        if charged := breaker.call(gateway.charge_lookup, idempotency_key=f"order-{order_id}"):
-            # The card was charged but our record of it was lost (the worker
-            # died between the gateway's answer and its commit): refund that
-            # charge. The refund's key names the charge, not this row, which
-            # a retry of this transaction would make anew.
-            payment.amount, payment.currency = charged.amount, charged.currency
-            payment.status, payment.gateway_charge_id = Payment.Status.CAPTURED, charged.charge_id
-            payment.failure_code = payment.failure_reason = ""
-            payment.save()
-            return _refund(
-                payment,
-                reason_code=reason_code,
-                reason=reason,
-                workflow=workflow,
-                idempotency_key=f"refund-{charged.charge_id}",
-            )
-        _publish_voided(order_id, reason_code, reason, workflow)
+    if payment.status != Payment.Status.CAPTURED:
         return None
-    if not reply_again:
-        return None
+    return _refund(payment, reason_code=reason_code, reason=reason, workflow=Workflow.CHOREOGRAPHY)
+
+
+@transaction.atomic(savepoint=False)
+def payment_refund_on_request(*, order_id: UUID, reason_code: str, reason: str) -> Refund | None:
+    """Refund, or void if nothing was captured, on the saga's request; answers every time.
+
+    An order refunded before gets PaymentRefunded again, one with nothing
+    captured (declined, voided) PaymentVoided.
+    """
+    workflow = Workflow.ORCHESTRATION
+    payment = _locked_payment(order_id)
+    if payment is None:
+        return _void(order_id=order_id, reason_code=reason_code, reason=reason, workflow=workflow)
+    if payment.status == Payment.Status.CAPTURED:
+        return _refund(payment, reason_code=reason_code, reason=reason, workflow=workflow)
     if payment.status == Payment.Status.REFUNDED:
         refund = payment.refund
         _publish_refunded(payment, refund.amount, reason_code, refund.reason, workflow)
@@ -156,7 +170,45 @@ def payment_refund(
     return None
 
 
-def _publish_voided(order_id: UUID, reason_code: str, reason: str, workflow: str) -> None:
+def _void(*, order_id: UUID, reason_code: str, reason: str, workflow: Workflow) -> Refund | None:
+    """Void an order that has no payment yet, so that no charge of it can be made any more.
+
+    The voided row goes in first: its unique order_id makes a charge under
+    way wait for this transaction (and then find the order voided), or makes
+    us wait for that charge to commit (and retry, to refund it). No charge
+    can reach the gateway from now on.
+    """
+    payment = Payment.objects.create(
+        order_id=order_id,
+        amount=0,
+        currency=settings.SHOP_CURRENCY,
+        card_last4="",
+        status=Payment.Status.VOIDED,
+        failure_code="voided",
+        failure_reason="Voided before any charge",
+    )
+    charged = breaker.call(gateway.charge_lookup, idempotency_key=f"order-{order_id}")
+    if not charged:
+        _publish_voided(order_id, reason_code, reason, workflow)
+        return None
+    # The card was charged but our record of it was lost (the worker died
+    # between the gateway's answer and its commit): refund that charge. The
+    # refund's key names the charge, not this row, which a retry of this
+    # transaction would make anew.
+    payment.amount, payment.currency = charged.amount, charged.currency
+    payment.status, payment.gateway_charge_id = Payment.Status.CAPTURED, charged.charge_id
+    payment.failure_code = payment.failure_reason = ""
+    payment.save()
+    return _refund(
+        payment,
+        reason_code=reason_code,
+        reason=reason,
+        workflow=workflow,
+        idempotency_key=f"refund-{charged.charge_id}",
+    )
+
+
+def _publish_voided(order_id: UUID, reason_code: str, reason: str, workflow: Workflow) -> None:
     publish(
         PaymentVoided(order_id=order_id, reason_code=reason_code, reason=reason, workflow=workflow)
     )
@@ -167,7 +219,7 @@ def _refund(
     *,
     reason_code: str,
     reason: str,
-    workflow: str,
+    workflow: Workflow,
     idempotency_key: str | None = None,
 ) -> Refund:
     amount = payment.amount - payment.amount_refunded
@@ -188,7 +240,7 @@ def _refund(
 
 
 def _publish_refunded(
-    payment: Payment, amount, reason_code: str, reason: str, workflow: str
+    payment: Payment, amount, reason_code: str, reason: str, workflow: Workflow
 ) -> None:
     publish(
         PaymentRefunded(

@@ -3,6 +3,7 @@
 from uuid import UUID
 
 from messaging.messages import Event
+from orders.events import Workflow
 
 
 class ShipmentCreated(Event):
@@ -10,21 +11,20 @@ class ShipmentCreated(Event):
     shipment_id: UUID
     carrier: str
     tracking_number: str
-    # Added in place (optional): which workflow the order runs under.
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
 
 
 class ShipmentFailed(Event):
     order_id: UUID
     reason: str
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
 
 
 class ShipmentCancelled(Event):
     """No shipment will be made for the order: one asked for later is refused."""
 
     order_id: UUID
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY
 
 
 class ShipmentCancelFailed(Event):
@@ -34,4 +34,4 @@ class ShipmentCancelFailed(Event):
     reason: str
     carrier: str = ""
     tracking_number: str = ""
-    workflow: str = "choreography"
+    workflow: Workflow = Workflow.CHOREOGRAPHY

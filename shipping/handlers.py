@@ -3,7 +3,7 @@
 from inventory.events import InventoryReserved
 from messaging.consumers import handler
 from messaging.messages import Envelope
-from orders.events import OrderPlaced
+from orders.events import OrderPlaced, Workflow
 
 from . import services
 from .commands import CancelShipment, CreateShipment
@@ -19,7 +19,7 @@ def remember_destination(event: OrderPlaced, envelope: Envelope) -> None:
     )
 
 
-@handler(InventoryReserved, when=lambda event: event.workflow == "choreography")
+@handler(InventoryReserved, when=lambda event: event.workflow == Workflow.CHOREOGRAPHY)
 def ship_reserved_order(event: InventoryReserved, envelope: Envelope) -> None:
     """Reserved stock means the parcel can go (the saga asks by command instead)."""
     services.shipment_create(order_id=event.order_id)
@@ -28,12 +28,10 @@ def ship_reserved_order(event: InventoryReserved, envelope: Envelope) -> None:
 @handler(CreateShipment)
 def create_shipment(command: CreateShipment, envelope: Envelope) -> None:
     """Ship on the saga's request; answers every time it is asked."""
-    services.shipment_create(
+    services.shipment_create_on_request(
         order_id=command.order_id,
         address=command.address,
         lines=[line.model_dump() for line in command.lines],
-        workflow="orchestration",
-        reply_again=True,
     )
 
 

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from messaging.errors import RetryLater
 from messaging.publishing import publish
+from orders.events import Workflow
 
 from .events import ShipmentCancelFailed, ShipmentCancelled, ShipmentCreated, ShipmentFailed
 from .models import Shipment, ShipmentRequest
@@ -26,34 +27,38 @@ def shipment_request_record(*, order_id: UUID, address: dict, lines: list[dict])
 
 
 @transaction.atomic(savepoint=False)
-def shipment_create(
-    *,
-    order_id: UUID,
-    address: dict | None = None,
-    lines: list[dict] | None = None,
-    workflow: str = "choreography",
-    reply_again: bool = False,
-) -> Shipment:
-    """Create the order's one shipment with a tracking number.
+def shipment_create(*, order_id: UUID) -> Shipment:
+    """Create the order's one shipment once; the first time, publishes ShipmentCreated, or
+    ShipmentFailed when the carrier does not serve the destination.
 
-    The address and lines come with the command (orchestration) or from the
-    order's OrderPlaced (choreography). Publishes ShipmentCreated, or
-    ShipmentFailed when the carrier does not serve the destination; asked
-    again, repeats the answer when ``reply_again``.
+    The address and lines are those of the order's OrderPlaced; until they
+    arrive the delivery is retried (RetryLater).
     """
     existing = Shipment.objects.filter(order_id=order_id).first()
     if existing is not None:
-        if reply_again:
-            _reply(existing, workflow)
         return existing
-    if address is None or lines is None:
-        request = ShipmentRequest.objects.filter(order_id=order_id).first()
-        if request is None:
-            raise RetryLater(f"the address of order {order_id} has not arrived yet")
-        address, lines = request.address, request.lines
+    request = ShipmentRequest.objects.filter(order_id=order_id).first()
+    if request is None:
+        raise RetryLater(f"the address of order {order_id} has not arrived yet")
+    shipment = _create(order_id, request.address, request.lines)
+    _reply(shipment, Workflow.CHOREOGRAPHY)
+    return shipment
+
+
+@transaction.atomic(savepoint=False)
+def shipment_create_on_request(*, order_id: UUID, address: dict, lines: list[dict]) -> Shipment:
+    """Create the order's one shipment on the saga's request; answers every time it is asked."""
+    shipment = Shipment.objects.filter(order_id=order_id).first()
+    if shipment is None:
+        shipment = _create(order_id, address, lines)
+    _reply(shipment, Workflow.ORCHESTRATION)
+    return shipment
+
+
+def _create(order_id: UUID, address: dict, lines: list[dict]) -> Shipment:
     country = address.get("country", "").upper()
     if country in settings.SHIPPING_UNSERVED_COUNTRIES:
-        shipment = Shipment.objects.create(
+        return Shipment.objects.create(
             order_id=order_id,
             status=Shipment.Status.REFUSED,
             failure_reason=f"{CARRIER} does not deliver to {country}",
@@ -61,24 +66,22 @@ def shipment_create(
             address=address,
             lines=lines,
         )
-    else:
-        shipment = Shipment.objects.create(
-            order_id=order_id,
-            carrier=CARRIER,
-            tracking_number=f"PP{secrets.randbelow(10**12):012d}",
-            address=address,
-            lines=lines,
-        )
-    _reply(shipment, workflow)
-    return shipment
+    return Shipment.objects.create(
+        order_id=order_id,
+        carrier=CARRIER,
+        tracking_number=f"PP{secrets.randbelow(10**12):012d}",
+        address=address,
+        lines=lines,
+    )
 
 
 @transaction.atomic(savepoint=False)
-def shipment_cancel(*, order_id: UUID, reason: str, workflow: str = "orchestration") -> None:
-    """Make sure no shipment goes out for the order (compensation).
+def shipment_cancel(*, order_id: UUID, reason: str) -> None:
+    """Make sure no shipment goes out for the order (the saga's compensation).
 
     Publishes ShipmentCancelled, or ShipmentCancelFailed if it already left.
     """
+    workflow = Workflow.ORCHESTRATION
     shipment = Shipment.objects.select_for_update().filter(order_id=order_id).first()
     if shipment is None:
         request = ShipmentRequest.objects.filter(order_id=order_id).first()
@@ -104,7 +107,7 @@ def shipment_cancel(*, order_id: UUID, reason: str, workflow: str = "orchestrati
     publish(ShipmentCancelled(order_id=order_id, workflow=workflow))
 
 
-def _reply(shipment: Shipment, workflow: str) -> None:
+def _reply(shipment: Shipment, workflow: Workflow) -> None:
     if shipment.status == Shipment.Status.CANCELLED:
         publish(
             ShipmentFailed(

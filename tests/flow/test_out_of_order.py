@@ -168,7 +168,7 @@ def test_a_reservation_that_comes_after_its_release_takes_nothing(stock):
     messages_before = OutboxMessage.objects.count()
 
     stock_release(order_id=order_id)
-    late = stock_reserve(order_id=order_id, lines=[ReservedLine(sku=sku, quantity=1)])
+    late = stock_reserve(order_id=order_id)
 
     assert late.status == Reservation.Status.RELEASED
     assert not late.lines.exists()
@@ -229,11 +229,8 @@ def test_a_void_racing_a_charge_that_dies_after_taking_the_money_refunds_it(
 
         def void() -> None:
             try:
-                payments.payment_refund(
-                    order_id=order.pk,
-                    reason_code="order_cancelled",
-                    reason="Cancelled",
-                    void_uncharged=True,
+                payments.payment_refund_or_void(
+                    order_id=order.pk, reason_code="order_cancelled", reason="Cancelled"
                 )
             finally:
                 connections.close_all()
