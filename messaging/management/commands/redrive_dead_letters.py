@@ -20,6 +20,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, ids, all, handler, reason, **options):
+        if ids and all:
+            raise CommandError("Name dead letter ids or use --all, not both.")
         if not ids and not (all or handler or reason):
             raise CommandError(
                 "Name dead letter ids, or select them with --all, --handler or --reason."
@@ -32,6 +34,6 @@ class Command(BaseCommand):
         if reason:
             selected = selected.filter(reason=reason)
         result = dead_letters_redrive(ids=list(selected.values_list("pk", flat=True)))
-        self.stdout.write(f"Redrive: {result}")
         if result.skipped and not result.redriven:
-            raise SystemExit(1)
+            raise CommandError(f"Nothing was redriven: {result}")
+        self.stdout.write(f"Redrive: {result}")

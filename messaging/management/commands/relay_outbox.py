@@ -1,7 +1,7 @@
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from messaging.relay import outbox_relay
 
@@ -31,6 +31,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, loop, interval, grace, batch_size, **options):
+        if interval <= 0 or grace < 0 or batch_size < 1:
+            raise CommandError(
+                "--interval must be above 0, --grace 0 or more, --batch-size 1 or more "
+                f"(got {interval}, {grace}, {batch_size})."
+            )
         while True:
             # Without --loop, drain everything pending now, batch by batch.
             result = outbox_relay(batch_size=batch_size, grace_seconds=grace)
@@ -40,7 +45,7 @@ class Command(BaseCommand):
             elif result.failed or result.dispatched < batch_size:
                 break
         if result.failed:
-            self.stderr.write(
-                "The broker refused or could not be reached; pending messages are kept."
+            raise CommandError(
+                f"{result.failed} messages were not sent: the broker refused them or could not "
+                "be reached. They are kept in the outbox for the next run."
             )
-            raise SystemExit(1)
