@@ -29,12 +29,6 @@ def reserve_stock(event: PaymentProcessed, envelope: Envelope) -> None:
     services.stock_reserve(order_id=event.order_id)
 
 
-@handler(ShipmentCreated)
-def ship_stock(event: ShipmentCreated, envelope: Envelope) -> None:
-    """The reserved units leave with the shipment."""
-    services.stock_ship(order_id=event.order_id)
-
-
 @handler(ShipmentFailed, when=choreographed)
 def release_unshippable(event: ShipmentFailed, envelope: Envelope) -> None:
     """An order that cannot ship gives its stock back."""
@@ -45,6 +39,12 @@ def release_unshippable(event: ShipmentFailed, envelope: Envelope) -> None:
 def release_stock(event: OrderCancelled, envelope: Envelope) -> None:
     """A cancelled order's reservation, if any, goes back to the shelf."""
     services.stock_release(order_id=event.order_id)
+
+
+@handler(ShipmentCreated)
+def ship_stock(event: ShipmentCreated, envelope: Envelope) -> None:
+    """The reserved units leave with the shipment."""
+    services.stock_ship(order_id=event.order_id)
 
 
 @handler(ReserveInventory)

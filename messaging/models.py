@@ -4,6 +4,9 @@ from django.db import models
 
 from .messages import Envelope
 
+# The envelope's fields, each a column of the outbox row of the same name.
+ENVELOPE_FIELDS = tuple(Envelope.model_fields)
+
 
 class OutboxMessage(models.Model):
     """Every message published, written in the producer's own transaction.
@@ -57,28 +60,10 @@ class OutboxMessage(models.Model):
     @classmethod
     def from_envelope(cls, envelope: Envelope) -> "OutboxMessage":
         """An unsaved row holding this envelope."""
-        return cls(
-            message_id=envelope.message_id,
-            kind=envelope.kind,
-            type=envelope.type,
-            version=envelope.version,
-            occurred_at=envelope.occurred_at,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.causation_id,
-            payload=envelope.payload,
-        )
+        return cls(**{name: getattr(envelope, name) for name in ENVELOPE_FIELDS})
 
     def to_envelope(self) -> Envelope:
-        return Envelope(
-            message_id=self.message_id,
-            kind=self.kind,
-            type=self.type,
-            version=self.version,
-            occurred_at=self.occurred_at,
-            correlation_id=self.correlation_id,
-            causation_id=self.causation_id,
-            payload=self.payload,
-        )
+        return Envelope(**{name: getattr(self, name) for name in ENVELOPE_FIELDS})
 
 
 class InboxRecord(models.Model):

@@ -13,48 +13,30 @@ from .models import SentEmail
 def confirm_order(event: OrderPlaced, envelope: Envelope) -> None:
     """Tell the customer we have their order."""
     services.recipient_record(order_id=event.order_id, email=event.email)
-    lines = "\n".join(
-        f"  {line.quantity} × {line.name} ({line.sku}) at {line.unit_price} {event.currency}"
-        for line in event.lines
-    )
     services.email_send(
         order_id=event.order_id,
         kind=SentEmail.Kind.PLACED,
-        subject=f"We received your order {services.short_id(event.order_id)}",
-        body=f"Thank you for your order.\n\n{lines}\n\nTotal: {event.total} {event.currency}\n",
+        lines=event.lines,
+        total=event.total,
+        currency=event.currency,
     )
 
 
 @handler(OrderCompleted)
 def announce_completion(event: OrderCompleted, envelope: Envelope) -> None:
     """The parcel is on its way."""
-    services.email_send(
-        order_id=event.order_id,
-        kind=SentEmail.Kind.COMPLETED,
-        subject=f"Your order {services.short_id(event.order_id)} is on its way",
-        body=f"Your order has shipped. Tracking number: {event.tracking_number}\n",
-    )
+    kind, tracking_number = SentEmail.Kind.COMPLETED, event.tracking_number
+    services.email_send(order_id=event.order_id, kind=kind, tracking_number=tracking_number)
 
 
 @handler(OrderCancelled)
 def announce_cancellation(event: OrderCancelled, envelope: Envelope) -> None:
     """Say the order was cancelled, and why."""
-    services.email_send(
-        order_id=event.order_id,
-        kind=SentEmail.Kind.CANCELLED,
-        subject=f"Your order {services.short_id(event.order_id)} was cancelled",
-        body=f"We are sorry: your order was cancelled.\n\nReason: {event.reason}\n",
-    )
+    services.email_send(order_id=event.order_id, kind=SentEmail.Kind.CANCELLED, reason=event.reason)
 
 
 @handler(PaymentRefunded)
 def announce_refund(event: PaymentRefunded, envelope: Envelope) -> None:
     """Say the money is on its way back."""
-    services.email_send(
-        order_id=event.order_id,
-        kind=SentEmail.Kind.REFUNDED,
-        subject=f"Refund for order {services.short_id(event.order_id)}",
-        body=(
-            f"We refunded {event.amount} {event.currency} to your card.\n\nReason: {event.reason}\n"
-        ),
-    )
+    facts = {"amount": event.amount, "currency": event.currency, "reason": event.reason}
+    services.email_send(order_id=event.order_id, kind=SentEmail.Kind.REFUNDED, **facts)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
 
 from messaging.errors import RetryLater
 
@@ -22,13 +24,20 @@ def recipient_record(*, order_id: UUID, email: str) -> None:
 
 
 @transaction.atomic(savepoint=False)
-def email_send(*, order_id: UUID, kind: str, subject: str, body: str) -> SentEmail | None:
-    """Send one email about an order, at most once per kind, and record it."""
+def email_send(*, order_id: UUID, kind: str, **facts: Any) -> SentEmail | None:
+    """Send one email of this kind about an order, at most once, and record it.
+
+    What it says comes from the template ``notifications/<kind>.txt``, whose
+    first line is the subject, given the ``facts`` and the order's reference.
+    """
     recipient = Recipient.objects.filter(order_id=order_id).first()
     if recipient is None:
         raise RetryLater(f"the customer of order {order_id} is not known yet")
     if SentEmail.objects.filter(order_id=order_id, kind=kind).exists():
         return None
+    text = render_to_string(f"notifications/{kind}.txt", {**facts, "order_ref": short_id(order_id)})
+    subject, _, body = text.partition("\n")
+    body = body.rstrip("\n") + "\n"
     sent = SentEmail.objects.create(
         order_id=order_id, kind=kind, to=recipient.email, subject=subject, body=body
     )

@@ -37,11 +37,13 @@ def update_catalog(event: ProductUpdated, envelope: Envelope) -> None:
 
 @handler(PaymentProcessed)
 def mark_paid(event: PaymentProcessed, envelope: Envelope) -> None:
+    """The card was charged: the order is paid."""
     services.order_mark_paid(order_id=event.order_id, amount=event.amount)
 
 
 @handler(PaymentFailed)
 def cancel_unpaid(event: PaymentFailed, envelope: Envelope) -> None:
+    """The card was not charged: a choreographed order ends here."""
     services.order_mark_payment_failed(
         order_id=event.order_id, reason_code=event.reason_code, reason=event.reason
     )
@@ -49,21 +51,22 @@ def cancel_unpaid(event: PaymentFailed, envelope: Envelope) -> None:
 
 @handler(InventoryReserved)
 def mark_reserved(event: InventoryReserved, envelope: Envelope) -> None:
+    """The stock is held for the order."""
     services.order_mark_reserved(order_id=event.order_id)
 
 
 @handler(PaymentRefunded)
 def record_refund(event: PaymentRefunded, envelope: Envelope) -> None:
+    """The money went back: a choreographed order still open is cancelled."""
+    order_id, amount = event.order_id, event.amount
     services.order_mark_refunded(
-        order_id=event.order_id,
-        amount=event.amount,
-        reason_code=event.reason_code,
-        reason=event.reason,
+        order_id=order_id, amount=amount, reason_code=event.reason_code, reason=event.reason
     )
 
 
 @handler(ShipmentCreated)
 def complete_shipped(event: ShipmentCreated, envelope: Envelope) -> None:
+    """The parcel left: a choreographed order is complete."""
     services.order_record_shipment(
         order_id=event.order_id, carrier=event.carrier, tracking_number=event.tracking_number
     )

@@ -187,14 +187,18 @@ def _is_choreographed(order: Order) -> bool:
     return order.workflow == Workflow.CHOREOGRAPHY
 
 
+def _cancel_if_choreographed(order: Order, *, reason_code: str, reason: str) -> None:
+    if _is_choreographed(order) and not order.is_closed:
+        _cancel(order, reason_code=reason_code, reason=reason)
+
+
 @transaction.atomic(savepoint=False)
 def order_mark_payment_failed(*, order_id: UUID, reason_code: str, reason: str) -> Order:
     """The card was not charged: the order ends here."""
     order = _locked(order_id)
     if order.payment_status == Order.PaymentStatus.PENDING:
         order.payment_status = Order.PaymentStatus.FAILED
-    if _is_choreographed(order) and not order.is_closed:
-        _cancel(order, reason_code=reason_code, reason=f"Payment failed: {reason}")
+    _cancel_if_choreographed(order, reason_code=reason_code, reason=f"Payment failed: {reason}")
     order.save()
     return order
 
@@ -218,8 +222,7 @@ def order_mark_refunded(*, order_id: UUID, amount: Decimal, reason_code: str, re
     order = _locked(order_id)
     order.amount_refunded = amount
     order.payment_status = Order.PaymentStatus.REFUNDED
-    if _is_choreographed(order) and not order.is_closed:
-        _cancel(order, reason_code=reason_code, reason=f"{reason} (refunded)")
+    _cancel_if_choreographed(order, reason_code=reason_code, reason=f"{reason} (refunded)")
     order.save()
     return order
 

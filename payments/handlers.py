@@ -1,5 +1,7 @@
 """How payments reacts to the other apps' events, and the commands it takes."""
 
+from decimal import Decimal
+
 from inventory.events import InventoryReservationFailed
 from messaging.consumers import handler
 from messaging.messages import Envelope
@@ -14,16 +16,20 @@ def choreographed(event) -> bool:
     return event.workflow == Workflow.CHOREOGRAPHY
 
 
+def _charge(message: OrderPlaced | ChargePayment, *, amount: Decimal) -> services.Charge:
+    return services.Charge(
+        order_id=message.order_id,
+        amount=amount,
+        currency=message.currency,
+        card_token=message.card_token,
+        card_last4=message.card_last4,
+    )
+
+
 @handler(OrderPlaced, when=choreographed)
 def charge_for_order(event: OrderPlaced, envelope: Envelope) -> None:
     """Charge the card of a newly placed order (the saga sends ChargePayment instead)."""
-    services.payment_charge(
-        order_id=event.order_id,
-        amount=event.total,
-        currency=event.currency,
-        card_token=event.card_token,
-        card_last4=event.card_last4,
-    )
+    services.payment_charge(charge=_charge(event, amount=event.total))
 
 
 @handler(InventoryReservationFailed, when=choreographed)
@@ -53,13 +59,7 @@ def refund_when_cancelled(event: OrderCancelled, envelope: Envelope) -> None:
 @handler(ChargePayment)
 def charge_payment(command: ChargePayment, envelope: Envelope) -> None:
     """Charge on the saga's request; answers every time it is asked."""
-    services.payment_charge_on_request(
-        order_id=command.order_id,
-        amount=command.amount,
-        currency=command.currency,
-        card_token=command.card_token,
-        card_last4=command.card_last4,
-    )
+    services.payment_charge_on_request(charge=_charge(command, amount=command.amount))
 
 
 @handler(RefundPayment)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
@@ -39,34 +40,43 @@ def _reply_charge(payment: Payment, workflow: Workflow) -> None:
         )
 
 
-def _charge_once(
-    *, order_id: UUID, amount: Decimal, currency: str, card_token: str, card_last4: str
-) -> tuple[Payment, bool]:
+@dataclass(frozen=True)
+class Charge:
+    """What charging an order's card takes: the amount, and the card's token from the gateway."""
+
+    order_id: UUID
+    amount: Decimal
+    currency: str
+    card_token: str
+    card_last4: str
+
+
+def _charge_once(charge: Charge) -> tuple[Payment, bool]:
     """The order's one payment, charged now unless it exists; and whether it was made now.
 
     A gateway timeout propagates, so the delivery is retried; the idempotency
     key makes the retry return the first charge instead of taking money twice.
     """
-    existing = Payment.objects.select_for_update().filter(order_id=order_id).first()
+    existing = Payment.objects.select_for_update().filter(order_id=charge.order_id).first()
     if existing is not None:
         return existing, False
     # The row goes in before the gateway is called: a concurrent refund or
     # void of this order waits on it (unique order_id) instead of voiding an
     # order whose card is being charged.
     payment = Payment.objects.create(
-        order_id=order_id,
-        amount=amount,
-        currency=currency,
-        card_last4=card_last4,
+        order_id=charge.order_id,
+        amount=charge.amount,
+        currency=charge.currency,
+        card_last4=charge.card_last4,
         status=Payment.Status.PROCESSING,
     )
     try:
-        charge = breaker.call(
+        charged = breaker.call(
             gateway.charge,
-            token=card_token,
-            amount=amount,
-            currency=currency,
-            idempotency_key=f"order-{order_id}",
+            token=charge.card_token,
+            amount=charge.amount,
+            currency=charge.currency,
+            idempotency_key=f"order-{charge.order_id}",
         )
     except gateway.CardDeclined as declined:
         payment.status, payment.failure_code = Payment.Status.FAILED, declined.code
@@ -75,41 +85,25 @@ def _charge_once(
         payment.status, payment.failure_code = Payment.Status.FAILED, "gateway_error"
         payment.failure_reason = f"The payment could not be processed: {refused}"[:200]
     else:
-        payment.status, payment.gateway_charge_id = Payment.Status.CAPTURED, charge.charge_id
+        payment.status, payment.gateway_charge_id = Payment.Status.CAPTURED, charged.charge_id
     payment.save()
     return payment, True
 
 
 @transaction.atomic(savepoint=False)
-def payment_charge(
-    *, order_id: UUID, amount: Decimal, currency: str, card_token: str, card_last4: str
-) -> Payment:
+def payment_charge(*, charge: Charge) -> Payment:
     """Charge a placed order's card once; the first time, publishes PaymentProcessed or
     PaymentFailed."""
-    payment, is_new = _charge_once(
-        order_id=order_id,
-        amount=amount,
-        currency=currency,
-        card_token=card_token,
-        card_last4=card_last4,
-    )
+    payment, is_new = _charge_once(charge)
     if is_new:
         _reply_charge(payment, Workflow.CHOREOGRAPHY)
     return payment
 
 
 @transaction.atomic(savepoint=False)
-def payment_charge_on_request(
-    *, order_id: UUID, amount: Decimal, currency: str, card_token: str, card_last4: str
-) -> Payment:
+def payment_charge_on_request(*, charge: Charge) -> Payment:
     """Charge the card once on the saga's request, answering every time it is asked."""
-    payment, _ = _charge_once(
-        order_id=order_id,
-        amount=amount,
-        currency=currency,
-        card_token=card_token,
-        card_last4=card_last4,
-    )
+    payment, _ = _charge_once(charge)
     _reply_charge(payment, Workflow.ORCHESTRATION)
     return payment
 

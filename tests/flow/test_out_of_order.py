@@ -218,11 +218,13 @@ def test_a_void_racing_a_charge_that_dies_after_taking_the_money_refunds_it(
             try:
                 with pytest.raises(_ProcessDied):
                     payments.payment_charge(
-                        order_id=order.pk,
-                        amount=order.total,
-                        currency=order.currency,
-                        card_token=placed.payload["card_token"],
-                        card_last4=order.card_last4,
+                        charge=payments.Charge(
+                            order_id=order.pk,
+                            amount=order.total,
+                            currency=order.currency,
+                            card_token=placed.payload["card_token"],
+                            card_last4=order.card_last4,
+                        )
                     )
             finally:
                 connections.close_all()
