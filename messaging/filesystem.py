@@ -5,6 +5,9 @@ take it while it is still being written, read half of it (or nothing) and
 lose the message. Here a message is written under a name no consumer looks
 for and renamed into place once complete: a rename is atomic, so a consumer
 sees a whole message or none.
+
+The channel makes its folders when it starts, so that the settings naming
+them need not make them on import.
 """
 
 import os
@@ -17,6 +20,14 @@ from kombu.utils.json import dumps
 
 
 class Channel(filesystem.Channel):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        folders = [self.data_folder_in, self.data_folder_out, self.control_folder]
+        if self.store_processed:
+            folders.append(self.processed_folder)
+        for folder in folders:
+            os.makedirs(folder, exist_ok=True)
+
     def _put(self, queue, payload, **kwargs):
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)

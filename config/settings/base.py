@@ -3,51 +3,34 @@
 Every value has a default that is safe to run with on a laptop: SQLite and a
 file-system broker when DATABASE_URL and CELERY_BROKER_URL are unset, DEBUG
 off unless asked for. config.settings.production tightens what production
-needs on top of this module.
+needs on top of this module, config.settings.test what the tests need.
+
+Importing it has no side effect: it reads the environment (config/settings/
+environment.py) and nothing else. The folders var/ needs are made by what
+uses them: SQLite's when a connection opens, the file-system broker's when
+its channel starts (messaging/filesystem.py).
 """
 
-import os
+import sqlite3
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
+from .environment import env, without_password
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value else default
-
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 # --- Core ------------------------------------------------------------------
 
-DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get(
-    "SECRET_KEY", "django-insecure-local-development-only-never-use-this-key"
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str(
+    "SECRET_KEY", default="django-insecure-local-development-only-never-use-this-key"
 )
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -117,14 +100,20 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # --- Database --------------------------------------------------------------
 
-DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
-    )
-}
+
+class FolderCreatingConnection(sqlite3.Connection):
+    """An SQLite connection that first makes the folder its file goes in.
+
+    SQLite creates a missing file but not a missing folder. Making it here, as
+    the connection opens, keeps importing the settings free of side effects
+    and works for every process, whichever opens the database first.
+    """
+
+    def __init__(self, database, *args, **kwargs):
+        name = str(database)
+        if name != ":memory:" and not name.startswith("file:"):
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(database, *args, **kwargs)
 
 
 def sqlite_tuned(database: dict) -> dict:
@@ -137,37 +126,53 @@ def sqlite_tuned(database: dict) -> dict:
     """
     if database["ENGINE"] != "django.db.backends.sqlite3":
         return database
-    Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     return {
         **database,
         "CONN_MAX_AGE": 0,
         "OPTIONS": {
+            "factory": FolderCreatingConnection,
             "transaction_mode": "IMMEDIATE",
-            "timeout": env_int("SQLITE_BUSY_TIMEOUT", 30),
+            "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=30),
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
     }
 
 
-DATABASES["default"] = sqlite_tuned(DATABASES["default"])
-
-# The simulated card gateway keeps its own records on a connection of its own,
-# so what it did survives when the caller's transaction rolls back, as a real
-# processor's would. It shares the database on PostgreSQL and has a file of
-# its own on SQLite (whose one writer at a time would otherwise wait on itself).
-if "GATEWAY_DATABASE_URL" in os.environ:
-    DATABASES["gateway"] = sqlite_tuned(
-        dj_database_url.parse(
-            os.environ["GATEWAY_DATABASE_URL"], conn_max_age=env_int("DB_CONN_MAX_AGE", 60)
+def database_from_env(name: str, *, default: str, **options) -> dict:
+    """The database whose dj-database-url URL the variable holds."""
+    url = env.str(name, default=default)
+    try:
+        return dj_database_url.parse(
+            url, conn_max_age=env.int("DB_CONN_MAX_AGE", default=60), **options
         )
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"{name}={without_password(url)!r} is not a database URL: {error}"
+        ) from None
+
+
+def databases(*, default_url: str) -> dict:
+    """The default database (DATABASE_URL, else default_url) and the simulated gateway's.
+
+    The simulated card gateway keeps its own records on a connection of its
+    own, so what it did survives when the caller's transaction rolls back, as
+    a real processor's would. It shares the database on PostgreSQL and has a
+    file of its own on SQLite (whose one writer at a time would otherwise wait
+    on itself).
+    """
+    default = sqlite_tuned(
+        database_from_env("DATABASE_URL", default=default_url, conn_health_checks=True)
     )
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["gateway"] = {
-        **DATABASES["default"],
-        "NAME": str(Path(DATABASES["default"]["NAME"]).with_name("gateway.sqlite3")),
-    }
-else:
-    DATABASES["gateway"] = dict(DATABASES["default"])
+    if "GATEWAY_DATABASE_URL" in env:
+        gateway = sqlite_tuned(database_from_env("GATEWAY_DATABASE_URL", default=""))
+    elif default["ENGINE"] == "django.db.backends.sqlite3":
+        gateway = {**default, "NAME": str(Path(default["NAME"]).with_name("gateway.sqlite3"))}
+    else:
+        gateway = dict(default)
+    return {"default": default, "gateway": gateway}
+
+
+DATABASES = databases(default_url=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 DATABASE_ROUTERS = ["gateway.routers.GatewayRouter"]
 
 # --- Authentication --------------------------------------------------------
@@ -181,41 +186,43 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # --- Email -----------------------------------------------------------------
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "shop@example.com")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@example.com")
 
 # --- Shop ------------------------------------------------------------------
 
-SHOP_CURRENCY = os.environ.get("SHOP_CURRENCY", "EUR")
+SHOP_CURRENCY = env.str("SHOP_CURRENCY", default="EUR")
 # Seconds the simulated card gateway takes per call, and how many calls for
 # its "timeout" test card time out before one succeeds.
-PAYMENT_GATEWAY_LATENCY = env_float("PAYMENT_GATEWAY_LATENCY", 0.3)
-PAYMENT_GATEWAY_TIMEOUTS = env_int("PAYMENT_GATEWAY_TIMEOUTS", 2)
+PAYMENT_GATEWAY_LATENCY = env.float("PAYMENT_GATEWAY_LATENCY", default=0.3)
+PAYMENT_GATEWAY_TIMEOUTS = env.int("PAYMENT_GATEWAY_TIMEOUTS", default=2)
 # The circuit breaker in front of the gateway (payments/breaker.py): it opens
 # after this many failed calls in a row and tries again this many seconds
 # later. Its state is shared through Redis when a URL is set; otherwise each
 # worker process keeps its own.
-PAYMENT_GATEWAY_BREAKER_FAILURES = env_int("PAYMENT_GATEWAY_BREAKER_FAILURES", 5)
-PAYMENT_GATEWAY_BREAKER_RESET = env_float("PAYMENT_GATEWAY_BREAKER_RESET", 30.0)
-PAYMENT_GATEWAY_BREAKER_REDIS_URL = os.environ.get(
-    "PAYMENT_GATEWAY_BREAKER_REDIS_URL", os.environ.get("REDIS_URL", "")
+PAYMENT_GATEWAY_BREAKER_FAILURES = env.int("PAYMENT_GATEWAY_BREAKER_FAILURES", default=5)
+PAYMENT_GATEWAY_BREAKER_RESET = env.float("PAYMENT_GATEWAY_BREAKER_RESET", default=30.0)
+PAYMENT_GATEWAY_BREAKER_REDIS_URL = env.str(
+    "PAYMENT_GATEWAY_BREAKER_REDIS_URL", default=env.str("REDIS_URL", default="")
 )
-PAYMENT_GATEWAY_BREAKER_NAMESPACE = os.environ.get("PAYMENT_GATEWAY_BREAKER_NAMESPACE", "eventshop")
+PAYMENT_GATEWAY_BREAKER_NAMESPACE = env.str(
+    "PAYMENT_GATEWAY_BREAKER_NAMESPACE", default="eventshop"
+)
 # Destinations the carrier does not serve: a shipment there fails (and the
 # order is compensated). AQ is Antarctica.
-SHIPPING_UNSERVED_COUNTRIES = env_list("SHIPPING_UNSERVED_COUNTRIES", ["AQ"])
+SHIPPING_UNSERVED_COUNTRIES = env.list("SHIPPING_UNSERVED_COUNTRIES", default=["AQ"])
 
 # Orders run by choreography (apps react to events) or orchestration (an
 # order saga sends commands); this is the default, the API and the form can
 # choose per order.
-ORDERS_DEFAULT_WORKFLOW = os.environ.get("ORDERS_DEFAULT_WORKFLOW", "choreography")
+ORDERS_DEFAULT_WORKFLOW = env.str("ORDERS_DEFAULT_WORKFLOW", default="choreography")
 # Each saga step waits this long for its reply, is sent this many times in
 # all, then the saga compensates (or, if compensating, needs attention).
-SAGA_STEP_TIMEOUT = env_float("SAGA_STEP_TIMEOUT", 60.0)
-SAGA_STEP_ATTEMPTS = env_int("SAGA_STEP_ATTEMPTS", 3)
-SAGA_DEADLINE_CHECK_INTERVAL = env_float("SAGA_DEADLINE_CHECK_INTERVAL", 5.0)
+SAGA_STEP_TIMEOUT = env.float("SAGA_STEP_TIMEOUT", default=60.0)
+SAGA_STEP_ATTEMPTS = env.int("SAGA_STEP_ATTEMPTS", default=3)
+SAGA_DEADLINE_CHECK_INTERVAL = env.float("SAGA_DEADLINE_CHECK_INTERVAL", default=5.0)
 # An order still open after this many seconds is listed as stuck.
-STUCK_ORDER_AGE = env_float("STUCK_ORDER_AGE", 300.0)
+STUCK_ORDER_AGE = env.float("STUCK_ORDER_AGE", default=300.0)
 
 # --- Celery ----------------------------------------------------------------
 
@@ -223,32 +230,39 @@ STUCK_ORDER_AGE = env_float("STUCK_ORDER_AGE", 300.0)
 # which needs no server and works across the processes of one machine. The
 # README says what it does not guarantee (publisher confirms, redelivery of a
 # message held by a killed worker); production uses RabbitMQ.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 BROKER_DIR = VAR_DIR / "broker"
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    for folder in ("messages", "control"):
-        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
-    # kombu's transport, made safe for several processes (messaging/filesystem.py).
-    CELERY_BROKER_TRANSPORT = "messaging.filesystem:Transport"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR / "messages"),
-        "data_folder_out": str(BROKER_DIR / "messages"),
-        "control_folder": str(BROKER_DIR / "control"),
-        "polling_interval": 0.1,
-    }
-elif CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
-    # Every publish waits for the broker's confirm: a message the broker did
-    # not take raises at the publisher instead of vanishing.
-    # A silent broker (hung, or the network dropping packets) must not hang
-    # anyone: every blocking socket read or write to it, a confirm awaited
-    # included, gives up after MESSAGING_BROKER_SOCKET_TIMEOUT seconds.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "confirm_publish": True,
-        "read_timeout": env_float("MESSAGING_BROKER_SOCKET_TIMEOUT", 10.0),
-        "write_timeout": env_float("MESSAGING_BROKER_SOCKET_TIMEOUT", 10.0),
-    }
-CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
-CELERY_BROKER_HEARTBEAT = env_int("CELERY_BROKER_HEARTBEAT", 30)
+
+
+def broker_transport(url: str) -> tuple[str | None, dict]:
+    """The transport class (None: the URL's own) and its options for this broker URL."""
+    if url.startswith("filesystem://"):
+        # kombu's transport, made safe for several processes; its channel
+        # makes these folders when it starts (messaging/filesystem.py).
+        return "messaging.filesystem:Transport", {
+            "data_folder_in": str(BROKER_DIR / "messages"),
+            "data_folder_out": str(BROKER_DIR / "messages"),
+            "control_folder": str(BROKER_DIR / "control"),
+            "polling_interval": 0.1,
+        }
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        # Every publish waits for the broker's confirm: a message the broker did
+        # not take raises at the publisher instead of vanishing.
+        # A silent broker (hung, or the network dropping packets) must not hang
+        # anyone: every blocking socket read or write to it, a confirm awaited
+        # included, gives up after MESSAGING_BROKER_SOCKET_TIMEOUT seconds.
+        socket_timeout = env.float("MESSAGING_BROKER_SOCKET_TIMEOUT", default=10.0)
+        return None, {
+            "confirm_publish": True,
+            "read_timeout": socket_timeout,
+            "write_timeout": socket_timeout,
+        }
+    return None, {}
+
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_TRANSPORT, CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport(CELERY_BROKER_URL)
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_BROKER_HEARTBEAT = env.int("CELERY_BROKER_HEARTBEAT", default=30)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A publish that cannot reach the broker gives up quickly; the outbox keeps the
 # message and the relay sends it later.
@@ -265,7 +279,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
-CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES", 7 * 24 * 3600)
+CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", default=7 * 24 * 3600)
 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -273,9 +287,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # being acknowledged and lost; the soft limit before it lets handlers fail
 # normally (and be retried, then dead-lettered) in all but stuck cases.
 CELERY_TASK_ACKS_ON_TIMEOUT = False
-CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_WORKER_CONSUMER = "messaging.worker:Consumer"
 
 # One durable queue per app, named after it; "messaging" carries the
@@ -294,7 +308,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Django fixup would otherwise close them after every task) and, as Django
 # does between requests, close one that broke or is older than
 # DB_CONN_MAX_AGE before and after each task (config/celery.py).
-CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Handlers store no result (the inbox and the dead letters say what became of
 # each message); a failure of any other task is still kept.
 CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
@@ -303,41 +317,49 @@ CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 
 # Retries of a failing handler: exponential backoff with full jitter,
 # base * 2**attempt seconds capped at the maximum, then a dead letter.
-MESSAGING_MAX_RETRIES = env_int("MESSAGING_MAX_RETRIES", 5)
-MESSAGING_RETRY_BACKOFF = env_float("MESSAGING_RETRY_BACKOFF", 2.0)
-MESSAGING_RETRY_BACKOFF_MAX = env_float("MESSAGING_RETRY_BACKOFF_MAX", 300.0)
+MESSAGING_MAX_RETRIES = env.int("MESSAGING_MAX_RETRIES", default=5)
+MESSAGING_RETRY_BACKOFF = env.float("MESSAGING_RETRY_BACKOFF", default=2.0)
+MESSAGING_RETRY_BACKOFF_MAX = env.float("MESSAGING_RETRY_BACKOFF_MAX", default=300.0)
 # Seconds to wait for the broker's confirm of one publish.
-MESSAGING_CONFIRM_TIMEOUT = env_float("MESSAGING_CONFIRM_TIMEOUT", 5.0)
+MESSAGING_CONFIRM_TIMEOUT = env.float("MESSAGING_CONFIRM_TIMEOUT", default=5.0)
 # An event for several queues is published once and RabbitMQ copies it into
 # each (the CC header); each worker names its own queue's handler. Off: one
 # message per subscriber, which workers of a version without fan-out can
 # read (turn it on once every worker runs this one).
-MESSAGING_FAN_OUT = env_bool("MESSAGING_FAN_OUT", True)
+MESSAGING_FAN_OUT = env.bool("MESSAGING_FAN_OUT", default=True)
 # After a dispatch failed, committed messages are left to the relay for this
 # many seconds instead of each waiting for the broker's timeouts.
-MESSAGING_DISPATCH_PAUSE = env_float("MESSAGING_DISPATCH_PAUSE", 5.0)
+MESSAGING_DISPATCH_PAUSE = env.float("MESSAGING_DISPATCH_PAUSE", default=5.0)
 # The largest message, in bytes: a larger one is refused when published and,
 # if one arrives anyway, dead-lettered without being read.
-MESSAGING_MAX_MESSAGE_BYTES = env_int("MESSAGING_MAX_MESSAGE_BYTES", 256 * 1024)
+MESSAGING_MAX_MESSAGE_BYTES = env.int("MESSAGING_MAX_MESSAGE_BYTES", default=256 * 1024)
 # The relay sends what the after-commit dispatch did not: every
 # MESSAGING_RELAY_INTERVAL seconds it takes up to MESSAGING_RELAY_BATCH
 # messages older than MESSAGING_RELAY_GRACE seconds that are still pending.
-MESSAGING_RELAY_INTERVAL = env_float("MESSAGING_RELAY_INTERVAL", 5.0)
-MESSAGING_RELAY_GRACE = env_float("MESSAGING_RELAY_GRACE", 10.0)
-MESSAGING_RELAY_BATCH = env_int("MESSAGING_RELAY_BATCH", 500)
+MESSAGING_RELAY_INTERVAL = env.float("MESSAGING_RELAY_INTERVAL", default=5.0)
+MESSAGING_RELAY_GRACE = env.float("MESSAGING_RELAY_GRACE", default=10.0)
+MESSAGING_RELAY_BATCH = env.int("MESSAGING_RELAY_BATCH", default=500)
 
-CELERY_BEAT_SCHEDULE = {
-    "messaging.relay_outbox": {
-        "task": "messaging.relay_outbox",
-        "schedule": MESSAGING_RELAY_INTERVAL,
-        "options": {"queue": "messaging", "expires": MESSAGING_RELAY_INTERVAL * 2},
-    },
-    "orders.saga_check_deadlines": {
-        "task": "orders.saga_check_deadlines",
-        "schedule": SAGA_DEADLINE_CHECK_INTERVAL,
-        "options": {"queue": "orders", "expires": SAGA_DEADLINE_CHECK_INTERVAL * 2},
-    },
-}
+
+def beat_schedule(*, relay_interval: float, deadline_check_interval: float) -> dict:
+    """Beat's periodic tasks: the outbox relay and the saga's deadline check."""
+    return {
+        "messaging.relay_outbox": {
+            "task": "messaging.relay_outbox",
+            "schedule": relay_interval,
+            "options": {"queue": "messaging", "expires": relay_interval * 2},
+        },
+        "orders.saga_check_deadlines": {
+            "task": "orders.saga_check_deadlines",
+            "schedule": deadline_check_interval,
+            "options": {"queue": "orders", "expires": deadline_check_interval * 2},
+        },
+    }
+
+
+CELERY_BEAT_SCHEDULE = beat_schedule(
+    relay_interval=MESSAGING_RELAY_INTERVAL, deadline_check_interval=SAGA_DEADLINE_CHECK_INTERVAL
+)
 
 # --- Logging ---------------------------------------------------------------
 
@@ -350,7 +372,7 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
     },

@@ -1,43 +1,58 @@
-"""Settings for the test suite: PostgreSQL and RabbitMQ on 127.0.0.1 by default.
+"""Settings for the test suite: PostgreSQL, RabbitMQ and Redis on 127.0.0.1, and quick timings.
 
-Outside CI, a missing PostgreSQL falls back to SQLite and the delivery tests
-skip when RabbitMQ is absent; with CI=true nothing falls back (tests/conftest.py
-fails instead of skipping).
+Each value below is a default, which the environment overrides as it does
+base's: the workers the tests start load this module too, so they run with
+the same values. The suite needs PostgreSQL; DATABASE_URL=sqlite:///...
+runs it on SQLite instead.
 """
 
 import os
-import socket
 
 from kombu import Exchange, Queue
 
+from .base import *  # noqa: F403
+from .base import (
+    CELERY_TASK_QUEUES,
+    INSTALLED_APPS,
+    MESSAGING_QUEUES,
+    SAGA_DEADLINE_CHECK_INTERVAL,
+    VAR_DIR,
+    beat_schedule,
+    broker_transport,
+    databases,
+)
+from .environment import env
 
-def _is_listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+DATABASES = databases(default_url="postgres://postgres@127.0.0.1:5432/test")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so that worker processes see the test database too.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
+CELERY_BROKER_TRANSPORT, CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport(CELERY_BROKER_URL)
+# tests/conftest.py reads the broker's URL from the environment: until it reads
+# settings.CELERY_BROKER_URL instead, the default has to be put there too.
+os.environ.setdefault("CELERY_BROKER_URL", CELERY_BROKER_URL)
 
-if "DATABASE_URL" not in os.environ and (os.environ.get("CI") or _is_listening("127.0.0.1", 5432)):
-    os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/test"
-os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # The gateway's circuit breaker shared through Redis, quick to try again.
-if os.environ.get("CI") or _is_listening("127.0.0.1", 6379):
-    os.environ.setdefault("PAYMENT_GATEWAY_BREAKER_REDIS_URL", "redis://127.0.0.1:6379/0")
-os.environ.setdefault("PAYMENT_GATEWAY_BREAKER_RESET", "1")
-# Fast retries so the tests see the whole backoff-then-dead-letter cycle.
-os.environ.setdefault("MESSAGING_MAX_RETRIES", "3")
-os.environ.setdefault("MESSAGING_RETRY_BACKOFF", "0.2")
-os.environ.setdefault("MESSAGING_RETRY_BACKOFF_MAX", "1")
-# A quick relay, so the test of the beat-driven relay waits seconds, not minutes.
-os.environ.setdefault("MESSAGING_RELAY_INTERVAL", "1")
-os.environ.setdefault("MESSAGING_RELAY_GRACE", "1")
+PAYMENT_GATEWAY_BREAKER_REDIS_URL = env.str(
+    "PAYMENT_GATEWAY_BREAKER_REDIS_URL",
+    default=env.str("REDIS_URL", default="redis://127.0.0.1:6379/0"),
+)
+PAYMENT_GATEWAY_BREAKER_RESET = env.float("PAYMENT_GATEWAY_BREAKER_RESET", default=1.0)
 # A gateway that answers at once; its timeout card still times out twice.
-os.environ.setdefault("PAYMENT_GATEWAY_LATENCY", "0")
+PAYMENT_GATEWAY_LATENCY = env.float("PAYMENT_GATEWAY_LATENCY", default=0.0)
 
-from .base import *  # noqa: E402, F403
-from .base import CELERY_TASK_QUEUES, INSTALLED_APPS, MESSAGING_QUEUES  # noqa: E402
+# Fast retries so the tests see the whole backoff-then-dead-letter cycle.
+MESSAGING_MAX_RETRIES = env.int("MESSAGING_MAX_RETRIES", default=3)
+MESSAGING_RETRY_BACKOFF = env.float("MESSAGING_RETRY_BACKOFF", default=0.2)
+MESSAGING_RETRY_BACKOFF_MAX = env.float("MESSAGING_RETRY_BACKOFF_MAX", default=1.0)
+# A quick relay, so the test of the beat-driven relay waits seconds, not minutes.
+MESSAGING_RELAY_INTERVAL = env.float("MESSAGING_RELAY_INTERVAL", default=1.0)
+MESSAGING_RELAY_GRACE = env.float("MESSAGING_RELAY_GRACE", default=1.0)
+CELERY_BEAT_SCHEDULE = beat_schedule(
+    relay_interval=MESSAGING_RELAY_INTERVAL, deadline_check_interval=SAGA_DEADLINE_CHECK_INTERVAL
+)
 
 # A probe app whose events and handlers exercise the backbone without any
 # business domain; its queues exist only in tests.
@@ -55,10 +70,6 @@ CELERY_TASK_QUEUES = [
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not memory, so that worker processes see the test database too.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 
 # The tests publish the probe app's messages (messaging.checks reads who publishes what).
 MESSAGING_PUBLISHER_MODULES = [

@@ -1,10 +1,17 @@
-"""Settings: the production profile passes Django's deploy checks; SQLite is set for concurrency."""
+"""Settings: read from the environment with errors that say what is wrong, no side effects on
+import, the production profile passes Django's deploy checks, SQLite is set for concurrency.
+"""
 
+import json
 import os
 import secrets
 import subprocess
 import sys
 
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.settings.environment import Env
 from tests.conftest import ROOT
 
 
@@ -13,6 +20,15 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter whose environment holds only PATH and env."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT, env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True,
+        timeout=120,
     )  # fmt: skip
 
 
@@ -55,3 +71,207 @@ def test_default_sqlite_database_uses_wal_and_immediate_transactions(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["wal", "IMMEDIATE", "30000"]
+
+
+# --- Reading the environment -------------------------------------------------
+
+
+def environment(**variables: str) -> Env:
+    reader = Env()
+    reader.ENVIRON = variables
+    return reader
+
+
+def test_a_bad_value_stops_the_start_naming_the_variable_and_the_value():
+    result = manage("check", MESSAGING_MAX_RETRIES="abc")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: MESSAGING_MAX_RETRIES='abc' is not an integer" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("read", "value", "message"),
+    [
+        (Env.int, "5.0", "X='5.0' is not an integer"),
+        (Env.float, "2s", "X='2s' is not a number"),
+        (Env.bool, "maybe", "X='maybe' is not a boolean (1, true, yes, on or 0, false, no, off)"),
+    ],
+)
+def test_a_value_that_does_not_parse_is_named_with_its_variable(read, value, message):
+    with pytest.raises(ImproperlyConfigured) as error:
+        read(environment(X=value), "X", default=None)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("value", ["1", "true", "TRUE", " yes ", "On"])
+def test_true_is_spelled_as_it_always_was(value):
+    assert environment(X=value).bool("X", default=False) is True
+
+
+@pytest.mark.parametrize("value", ["0", "false", "No", "OFF"])
+def test_false_is_spelled_as_it_always_was(value):
+    assert environment(X=value).bool("X", default=True) is False
+
+
+def test_an_empty_value_means_the_default_except_for_a_string():
+    env = environment(N="", F="", B="", L="", S="")
+
+    assert env.int("N", default=5) == 5
+    assert env.float("F", default=0.3) == 0.3
+    assert env.bool("B", default=True) is True
+    assert env.list("L", default=["AQ"]) == ["AQ"]
+    assert env.str("S", default="EUR") == ""
+
+
+def test_floats_lists_and_strings_are_read_as_written():
+    env = environment(F="1e-3", L=" AQ, FR ,,", S="$OTHER", OTHER="not this")
+
+    assert env.float("F", default=0.0) == 0.001
+    assert env.list("L", default=[]) == ["AQ", "FR"]
+    # django-environ would follow "$OTHER"; a secret key may start with "$".
+    assert env.str("S", default="") == "$OTHER"
+
+
+def test_a_required_variable_that_is_unset_is_named():
+    with pytest.raises(ImproperlyConfigured, match="Set the X environment variable"):
+        environment().str("X")
+
+
+def test_a_database_url_that_does_not_parse_is_named_without_its_password():
+    result = manage("check", DATABASE_URL="postgres://shop:s3cret@db:port/shop")
+
+    assert result.returncode != 0
+    assert "DATABASE_URL='postgres://shop:***@db:port/shop' is not a database URL" in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+# --- No side effects on import ------------------------------------------------
+
+# The module itself, not django.conf.settings: loading those, Django sets TZ.
+IMPORT_SETTINGS = """
+import importlib, json, os, socket
+
+def refuse(*args, **kwargs):
+    raise AssertionError("a settings module opened a socket")
+
+socket.socket.connect = socket.socket.connect_ex = socket.create_connection = refuse
+before = dict(os.environ)
+importlib.import_module(os.environ["DJANGO_SETTINGS_MODULE"])
+print(json.dumps(sorted(k for k in {*before, *os.environ} if before.get(k) != os.environ.get(k))))
+"""
+
+PRODUCTION = {"SECRET_KEY": "p" * 64, "ALLOWED_HOSTS": "shop.example.com"}
+
+
+@pytest.mark.parametrize(
+    ("module", "env"),
+    [
+        ("config.settings.base", {}),
+        ("config.settings.production", PRODUCTION),
+        ("config.settings.test", {}),
+        # SQLite and the file-system broker, whose folders used to be made on import.
+        ("config.settings.test", {"DATABASE_URL": "sqlite:///{var}/db.sqlite3"}),
+        ("config.settings.test", {"CELERY_BROKER_URL": "filesystem://"}),
+    ],
+)
+def test_importing_settings_makes_no_folder_opens_no_socket_and_leaves_the_environment(
+    tmp_path, module, env
+):
+    var = tmp_path / "var"
+    env = {name: value.format(var=var) for name, value in env.items()}
+
+    result = run_python(IMPORT_SETTINGS, DJANGO_SETTINGS_MODULE=module, VAR_DIR=str(var), **env)
+
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
+    # tests/conftest.py still reads the broker's URL from the environment.
+    still_put_there_for_conftest = ["CELERY_BROKER_URL"] if module.endswith(".test") else []
+    assert json.loads(result.stdout) in ([], still_put_there_for_conftest)
+
+
+def test_the_sqlite_folder_is_made_when_the_first_connection_opens(tmp_path):
+    var = tmp_path / "var"
+    code = (
+        "import django; django.setup()\n"
+        "from django.db import connections\n"
+        "connections['default'].ensure_connection()\n"
+    )
+
+    result = run_python(code, DJANGO_SETTINGS_MODULE="config.settings.base", VAR_DIR=str(var))
+
+    assert result.returncode == 0, result.stderr
+    assert (var / "db.sqlite3").exists()
+
+
+def test_the_broker_folders_are_made_when_its_channel_starts(tmp_path):
+    var = tmp_path / "var"
+    code = (
+        "import django; django.setup()\n"
+        "from config.celery import app\n"
+        "with app.connection_for_write() as connection:\n"
+        "    connection.default_channel\n"
+    )
+
+    result = run_python(code, DJANGO_SETTINGS_MODULE="config.settings.base", VAR_DIR=str(var))
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (var / "broker").iterdir()) == ["control", "messages"]
+
+
+# --- The test settings ---------------------------------------------------------
+
+SHOW_TEST_SETTINGS = """
+from django.conf import settings
+print(settings.DATABASES["default"]["HOST"], settings.DATABASES["default"]["NAME"])
+print(settings.CELERY_BROKER_URL, settings.CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"])
+print(settings.PAYMENT_GATEWAY_BREAKER_REDIS_URL)
+for name in [
+    "MESSAGING_MAX_RETRIES", "MESSAGING_RETRY_BACKOFF", "MESSAGING_RETRY_BACKOFF_MAX",
+    "MESSAGING_RELAY_INTERVAL", "MESSAGING_RELAY_GRACE", "PAYMENT_GATEWAY_LATENCY",
+    "PAYMENT_GATEWAY_BREAKER_RESET",
+]:
+    print(name, getattr(settings, name))
+print("relay every", settings.CELERY_BEAT_SCHEDULE["messaging.relay_outbox"]["schedule"])
+"""
+
+
+def test_the_test_settings_default_to_the_local_servers_and_quick_timings():
+    result = run_python(SHOW_TEST_SETTINGS, DJANGO_SETTINGS_MODULE="config.settings.test")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "127.0.0.1 test",
+        "amqp://guest:guest@127.0.0.1:5672// True",
+        "redis://127.0.0.1:6379/0",
+        "MESSAGING_MAX_RETRIES 3",
+        "MESSAGING_RETRY_BACKOFF 0.2",
+        "MESSAGING_RETRY_BACKOFF_MAX 1.0",
+        "MESSAGING_RELAY_INTERVAL 1.0",
+        "MESSAGING_RELAY_GRACE 1.0",
+        "PAYMENT_GATEWAY_LATENCY 0.0",
+        "PAYMENT_GATEWAY_BREAKER_RESET 1.0",
+        "relay every 1.0",
+    ]
+
+
+def test_the_environment_overrides_the_test_settings_defaults():
+    result = run_python(
+        SHOW_TEST_SETTINGS,
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/elsewhere",
+        CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672/elsewhere",
+        PAYMENT_GATEWAY_BREAKER_REDIS_URL="redis://127.0.0.1:6379/5",
+        MESSAGING_MAX_RETRIES="7",
+        MESSAGING_RELAY_INTERVAL="4",
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:4] == [
+        "127.0.0.1 elsewhere",
+        "amqp://guest:guest@127.0.0.1:5672/elsewhere True",
+        "redis://127.0.0.1:6379/5",
+        "MESSAGING_MAX_RETRIES 7",
+    ]
+    assert "MESSAGING_RELAY_INTERVAL 4.0" in lines
+    assert lines[-1] == "relay every 4.0"
