@@ -32,6 +32,7 @@ from config.wsgi import application
 from gateway.models import CardToken
 from messaging.models import OutboxMessage
 from orders import services
+from orders.events import Workflow
 from orders.models import CatalogItem, Order, OrderLine, OrderSaga
 from tests.flow.conftest import ADDRESS
 
@@ -155,7 +156,7 @@ def test_api_answers_every_generated_request_as_documented(case, placed_order):
     if placing and response.status_code == 202:
         order = Order.objects.get(pk=response.json()["id"])
         skus = {item["sku"] for item in case.body["items"]}
-        saga = int(order.workflow == Order.Workflow.ORCHESTRATION)
+        saga = int(order.workflow == Workflow.ORCHESTRATION)
         assert after == {
             "Order": before["Order"] + 1,
             "OrderLine": before["OrderLine"] + len(skus),
