@@ -13,8 +13,8 @@ from kombu import Exchange, Queue
 from config.celery import app
 from messaging.consumers import Handler
 from messaging.messages import Envelope
-from tests.conftest import require
 from tests.probe.events import ProbePinged
+from tests.support.prerequisites import require
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

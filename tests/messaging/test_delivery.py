@@ -15,9 +15,10 @@ from messaging import pipelined
 from messaging.consumers import handler_named
 from messaging.models import InboxRecord, OutboxMessage
 from messaging.publishing import dispatch_together, outbox_dispatch, publish, send
-from tests.conftest import require, wait_for
 from tests.probe.events import ProbePinged, RecordProbe
+from tests.support.prerequisites import require
 from tests.support.probes import deliveries, effects, new_probe_id, ping
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
