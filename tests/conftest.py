@@ -12,7 +12,6 @@ CI=true it fails instead.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 
@@ -25,13 +24,12 @@ from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until_quiet
 from tests.support.workers import APP_QUEUES, WorkerProcess, worker_env, workers_running
 
-BROKER_URL = os.environ["CELERY_BROKER_URL"]  # set by config.settings.test
-
 
 @pytest.fixture(scope="session")
 def rabbitmq() -> str:
-    require(BROKER_URL.startswith("amqp") and broker_reachable(BROKER_URL), "RabbitMQ")
-    return BROKER_URL
+    url = settings.CELERY_BROKER_URL
+    require(url.startswith("amqp") and broker_reachable(url), "RabbitMQ")
+    return url
 
 
 @pytest.fixture(scope="session")
