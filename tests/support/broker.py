@@ -9,7 +9,9 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from django.conf import settings
 
 from tests.support.tcp_proxy import TcpProxy
 
@@ -21,6 +23,11 @@ def broker_reachable(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def broker_vhost(url: str) -> str:
+    """The virtual host an AMQP URL names: amqp://host// and amqp://host/ both mean "/"."""
+    return unquote(urlsplit(url).path[1:]) or "/"
 
 
 def proxied_url(url: str, proxy: TcpProxy) -> str:
@@ -58,10 +65,13 @@ def purge_queues(names: list[str]) -> None:
 
 
 def queue_depths(names: list[str]) -> dict[str, int]:
-    """Messages ready or in flight (unacknowledged, including delayed retries) per queue."""
+    """Messages ready or in flight (unacknowledged, including delayed retries) per queue.
+
+    Counted on the vhost the tests use: rabbitmqctl alone would count "/".
+    """
     listed = subprocess.run(
         [shutil.which("rabbitmqctl") or "rabbitmqctl", "list_queues", "name", "messages",
-         "--formatter", "json", "--quiet"],
+         "-p", broker_vhost(settings.CELERY_BROKER_URL), "--formatter", "json", "--quiet"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     return {q["name"]: q["messages"] for q in json.loads(listed.stdout) if q["name"] in names}
