@@ -39,9 +39,10 @@ def broker_proxy(rabbitmq: str) -> Iterator[TcpProxy]:
         yield proxy
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _close_connections_before_teardown(django_db_setup, django_db_blocker):
-    """Close every alias's connection (the gateway's too) before the test database is dropped."""
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, closing every alias's connection (the gateway's too) before it drops
+    the test database."""
     yield
     from django.db import connections
 
