@@ -6,8 +6,6 @@ the same values. The suite needs PostgreSQL; DATABASE_URL=sqlite:///...
 runs it on SQLite instead.
 """
 
-import os
-
 from kombu import Exchange, Queue
 
 from .base import *  # noqa: F403
@@ -30,9 +28,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
 CELERY_BROKER_TRANSPORT, CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport(CELERY_BROKER_URL)
-# tests/conftest.py reads the broker's URL from the environment: until it reads
-# settings.CELERY_BROKER_URL instead, the default has to be put there too.
-os.environ.setdefault("CELERY_BROKER_URL", CELERY_BROKER_URL)
 
 # The gateway's circuit breaker shared through Redis, quick to try again.
 PAYMENT_GATEWAY_BREAKER_REDIS_URL = env.str(

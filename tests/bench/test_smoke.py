@@ -16,7 +16,9 @@ import sys
 import pytest
 from django.db import connection
 
-from tests.conftest import ROOT, _database_url, require
+from tests.support.database import database_url as _database_url
+from tests.support.paths import ROOT
+from tests.support.prerequisites import require
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

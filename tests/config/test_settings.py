@@ -12,7 +12,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.environment import Env
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -184,9 +184,7 @@ def test_importing_settings_makes_no_folder_opens_no_socket_and_leaves_the_envir
 
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == []
-    # tests/conftest.py still reads the broker's URL from the environment.
-    still_put_there_for_conftest = ["CELERY_BROKER_URL"] if module.endswith(".test") else []
-    assert json.loads(result.stdout) in ([], still_put_there_for_conftest)
+    assert json.loads(result.stdout) == []
 
 
 def test_the_sqlite_folder_is_made_when_the_first_connection_opens(tmp_path):

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from inventory import services as inventory
 from orders.models import CatalogItem, Order
-from tests.conftest import require, wait_for
+from tests.support.prerequisites import require
+from tests.support.waiting import wait_for
 
 VALID_CARD = "4242 4242 4242 4242"
 ADDRESS = {

@@ -13,7 +13,7 @@ from notifications.models import SentEmail
 from orders.models import Order, OrderLine
 from payments.models import Payment
 from shipping.models import Shipment
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 
 @dataclass(frozen=True)

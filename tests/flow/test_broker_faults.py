@@ -25,10 +25,12 @@ from messaging.relay import outbox_relay
 from orders.models import Order
 from payments.models import Payment
 from shipping.models import Shipment
-from tests.conftest import APP_QUEUES, WorkerProcess, require, wait_for
 from tests.flow.conftest import order_body, rabbitmqctl
 from tests.flow.test_saga import consumer_paused
+from tests.support.prerequisites import require
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_for
+from tests.support.workers import APP_QUEUES, WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

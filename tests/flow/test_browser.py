@@ -13,8 +13,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from config.celery import app
 from orders.models import Order
-from tests.conftest import require
 from tests.flow.conftest import ADDRESS
+from tests.support.prerequisites import require
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

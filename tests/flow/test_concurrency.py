@@ -11,8 +11,8 @@ from django.test import Client
 from inventory.models import Product
 from orders.models import Order
 from payments.models import Payment
-from tests.conftest import wait_for
 from tests.flow.conftest import order_body
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

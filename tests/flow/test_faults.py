@@ -18,11 +18,13 @@ from messaging.models import OutboxMessage
 from messaging.relay import outbox_relay
 from orders.models import Order, SagaEntry
 from payments.models import Payment
-from tests.conftest import ROOT, WorkerProcess, wait_for
 from tests.flow.conftest import order_body, place_orders, wait_until_closed
 from tests.flow.invariants import assert_books_balance, wait_until_all_closed
 from tests.flow.test_saga import consumer_paused
 from tests.support import faults
+from tests.support.paths import ROOT
+from tests.support.waiting import wait_for
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

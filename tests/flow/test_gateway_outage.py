@@ -16,9 +16,10 @@ from gateway.models import Outage
 from messaging.models import DeadLetter
 from orders.models import Order
 from payments import breaker
-from tests.conftest import require, wait_for
 from tests.flow.conftest import place_orders
 from tests.flow.invariants import assert_books_balance, wait_until_all_closed
+from tests.support.prerequisites import require
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

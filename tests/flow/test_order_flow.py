@@ -14,8 +14,8 @@ from inventory.models import Product
 from notifications.models import SentEmail
 from payments.models import Payment
 from shipping.models import Shipment
-from tests.conftest import wait_for
 from tests.flow.conftest import ADDRESS, order_body, wait_until_closed
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -34,9 +34,9 @@ from payments.commands import ChargePayment, RefundPayment
 from payments.models import Payment
 from shipping.commands import CancelShipment, CreateShipment, ShipmentLine
 from shipping.models import Shipment
-from tests.conftest import wait_for, wait_until_quiet
 from tests.flow.conftest import ADDRESS, order_body
 from tests.flow.test_saga import consumer_paused
+from tests.support.waiting import wait_for, wait_until_quiet
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -8,9 +8,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from messaging.models import DeadLetter
-from tests.conftest import wait_for
 from tests.flow.conftest import order_body, wait_until_closed
 from tests.messaging.test_dead_letters import send_raw, task_body
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from inventory import services as inventory
 from orders.models import CatalogItem
 from orders.services import OrderItem, order_place
-from tests.conftest import wait_for
 from tests.flow.conftest import ADDRESS
 from tests.flow.invariants import assert_books_balance, wait_until_all_closed
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -22,8 +22,8 @@ from orders.models import Order, OrderSaga, SagaEntry
 from orders.saga import saga_check_deadlines, saga_handle_reply
 from payments.events import PaymentProcessed
 from payments.models import Payment
-from tests.conftest import wait_for
 from tests.flow.conftest import order_body, wait_until_closed
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

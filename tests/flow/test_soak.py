@@ -31,10 +31,11 @@ from inventory import services as inventory
 from messaging.relay import outbox_relay
 from orders.models import CatalogItem
 from orders.services import OrderItem, order_place
-from tests.conftest import APP_QUEUES, WorkerProcess, wait_for
 from tests.flow.conftest import ADDRESS, rabbitmqctl
 from tests.flow.invariants import assert_books_balance, wait_until_all_closed
 from tests.support import faults
+from tests.support.waiting import wait_for
+from tests.support.workers import APP_QUEUES, WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -14,8 +14,8 @@ from config.celery import app
 from messaging import transport
 from messaging.messages import Envelope
 from messaging.subscriptions import Handler
-from tests.conftest import require
 from tests.probe.events import ProbePinged
+from tests.support.prerequisites import require
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,10 +14,10 @@ from kombu import Producer
 from config.celery import app
 from messaging.models import DeadLetter
 from messaging.publishing import publish
-from tests.conftest import wait_for
 from tests.probe.events import ProbeTroubled
 from tests.probe.models import ProbeSwitch
 from tests.support.probes import effects, new_probe_id, ping
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

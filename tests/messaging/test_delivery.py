@@ -16,9 +16,10 @@ from messaging.models import InboxRecord, OutboxMessage
 from messaging.outbox import Entry, outbox_dispatch
 from messaging.publishing import dispatch_together, publish, send
 from messaging.subscriptions import handler_named
-from tests.conftest import require, wait_for
 from tests.probe.events import ProbePinged, RecordProbe
+from tests.support.prerequisites import require
 from tests.support.probes import deliveries, effects, new_probe_id, ping
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

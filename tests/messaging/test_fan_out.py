@@ -20,10 +20,13 @@ from messaging.dead_letters import dead_letters_redrive
 from messaging.fanout import FANNED_OUT_HANDLERS, FANNED_OUT_TASK
 from messaging.models import DeadLetter, OutboxMessage
 from messaging.publishing import publish
-from tests.conftest import _start, _worker_env, purge_queues, wait_for
 from tests.probe.events import ProbeFanned
 from tests.probe.models import ProbeSwitch
+from tests.support.broker import purge_queues
 from tests.support.probes import deliveries, effects, new_probe_id
+from tests.support.waiting import wait_for
+from tests.support.workers import worker_env as _worker_env
+from tests.support.workers import workers_start as _start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from messaging.models import OutboxMessage
 from messaging.relay import outbox_relay
-from tests.conftest import ROOT, wait_for
 from tests.probe.events import ProbePinged
+from tests.support.paths import ROOT
 from tests.support.probes import effects, new_probe_id
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

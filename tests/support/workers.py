@@ -1,0 +1,130 @@
+"""Real worker processes: the project's own ``celery -A config worker``, on the test database."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.database import database_url, is_test_database
+from tests.support.paths import ROOT
+
+APP_QUEUES = ["orders", "payments", "inventory", "shipping", "notifications"]
+
+# What a worker runs as: (node name, the queues it consumes, its pool's size).
+WorkerSpec = tuple[str, list[str], int]
+
+
+class WorkerProcess:
+    def __init__(self, name: str, queues: list[str], env: dict[str, str], concurrency: int):
+        self.name = name
+        self.env = env
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker",
+                "-n", f"{name}@%h", "-Q", ",".join(queues), "-c", str(concurrency),
+                "-l", "INFO", "--without-gossip", "--without-mingle",
+            ],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.name}@{socket.gethostname()}"
+
+    def pool_children(self) -> list[int]:
+        found = subprocess.run(
+            [shutil.which("pgrep") or "pgrep", "-P", str(self.process.pid)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return [int(pid) for pid in found.stdout.split()]
+
+    def log(self) -> str:
+        return "\n".join(self.lines[-200:])
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(" ready." in line for line in self.lines):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker {self.name} did not start:\n{self.log()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        # The worker leads its own process group: no pool child outlives it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def worker_env(rabbitmq: str, django_db_blocker) -> dict[str, str]:
+    """The environment of a worker on this broker and on the test database."""
+    with django_db_blocker.unblock():
+        if not is_test_database():
+            # pytest-django creates the test database only when a collected
+            # test asks for one; never let workers loose on the real one.
+            pytest.fail("tests that use workers must be marked django_db(transaction=True)")
+        default_url = database_url()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": default_url,
+        "CELERY_BROKER_URL": rabbitmq,
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("GATEWAY_DATABASE_URL", None)
+    if default_url.startswith("sqlite"):
+        env["GATEWAY_DATABASE_URL"] = database_url("gateway")
+    return env
+
+
+def workers_start(specs: dict[str, WorkerSpec], env: dict[str, str]) -> dict[str, WorkerProcess]:
+    """Start a worker per spec and return once all are ready; if one is not, none is left."""
+    started = {
+        key: WorkerProcess(name, queues, env, concurrency)
+        for key, (name, queues, concurrency) in specs.items()
+    }
+    try:
+        for worker in started.values():
+            worker.wait_ready()
+    except Exception:
+        workers_stop(started)
+        raise
+    return started
+
+
+def workers_stop(workers: dict[str, WorkerProcess]) -> None:
+    for worker in workers.values():
+        worker.stop()
+
+
+@contextlib.contextmanager
+def workers_running(
+    specs: dict[str, WorkerSpec], env: dict[str, str]
+) -> Iterator[dict[str, WorkerProcess]]:
+    started = workers_start(specs, env)
+    try:
+        yield started
+    finally:
+        workers_stop(started)
