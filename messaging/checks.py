@@ -50,8 +50,7 @@ def subscriptions_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]
 
 
 def _subscription_errors(name: str, message_class, published: set[str]) -> list[checks.Error]:
-    key = getattr(message_class, "key", None)
-    if key is None or _registered(message_class) is not message_class:
+    if _registered(message_class) is not message_class:
         return [
             checks.Error(
                 f"{name} subscribes to {message_class!r}, which has no registered schema",
@@ -72,8 +71,12 @@ def _subscription_errors(name: str, message_class, published: set[str]) -> list[
 
 
 def _registered(message_class):
+    key = (
+        getattr(message_class, "message_type", None),
+        getattr(message_class, "message_version", 0),
+    )
     try:
-        return registry.get(*message_class.key())
+        return registry.get(*key)
     except MessageError:
         return None
 
