@@ -1,6 +1,19 @@
-"""docs/benchmarks.md from the benchmark's JSON document."""
+"""docs/benchmarks.json, the benchmark's document, and docs/benchmarks.md made from it."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_report(out: Path, meta: dict, summary: dict, results: dict) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    document = {**meta, "summary": summary, "runs": results}
+    json_path = out / "benchmarks.json"
+    md_path = out / "benchmarks.md"
+    json_path.write_text(json.dumps(document, indent=1, default=str) + "\n")
+    md_path.write_text(markdown(document))
+    return md_path, json_path
 
 
 def fmt(value, digits: int = 1) -> str:
