@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from urllib.parse import urlsplit, urlunsplit
 
+from . import graph
 from .cli import Options
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench"
@@ -38,6 +39,8 @@ def setup_environment(options: Options) -> None:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.pop("BENCH_NAIVE", None)
     os.environ.pop("BENCH_NO_CONFIRMS", None)
+    # The harness reads the graph from this run's apps, and hands it down itself.
+    os.environ.pop(graph.ENV, None)
     ensure_vhost_and_database()
     import django
 

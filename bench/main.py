@@ -15,6 +15,7 @@ flows, memory.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import tempfile
 import time
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     problems = graph.graph_check()
     if problems:
         raise SystemExit("bench/graph.py no longer matches the apps: " + "; ".join(problems))
+    # For every process started from here: the kombu floor's cannot read the subscriptions.
+    os.environ[graph.ENV] = graph.handed_down()
     purge_queues()
     meta = run_meta(options, argv)
     results: dict = {s: {"saturation": [], "latency": {}} for s in options.scenarios}
