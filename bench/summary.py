@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .cli import Options
 from .stats import median
-from .targets import closed_loop, targets_for
+from .targets import closed_loop, record_for, targets_for
 
 TITLES = {
     "ours": "Our flow, choreography",
@@ -42,7 +42,8 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
         "web_naive": web_naive,
         "recovery": recovery,
         "memory": memory,
-        "targets": targets_for(scen, ratios, web, recovery, memory),
+        "targets": targets_for(ratios, web),
+        "record": record_for(scen, web, web_naive, recovery, memory),
     }
 
 
@@ -84,6 +85,9 @@ def ratios_of(scen: dict, results: dict, web: dict, web_naive: dict) -> dict:
         y = scen.get(b, {}).get(key)
         return x / y if x and y else None
 
+    def half_load_p50(scenario: str):
+        return scen.get(scenario, {}).get("latency", {}).get("50", {}).get("p50_ms")
+
     ratios = {
         "throughput_ours_over_naive": ratio("ours", "naive"),
         "throughput_ours_over_celery": ratio("ours", "celery"),
@@ -93,6 +97,8 @@ def ratios_of(scen: dict, results: dict, web: dict, web_naive: dict) -> dict:
         "cpu_per_order_ours_over_celery": ratio("ours", "celery", "cpu_ms_per_order"),
         "cpu_per_order_ours_over_kombu": ratio("ours", "kombu", "cpu_ms_per_order"),
     }
+    ours, naive = half_load_p50("ours"), half_load_p50("naive")
+    ratios["p50_at_half_load_ours_over_naive"] = ours / naive if ours and naive else None
     # Per-run ratios (each from one interleaved round), to show their spread.
     if "ours" in results and "naive" in results:
         ratios["throughput_ours_over_naive_runs"] = [
