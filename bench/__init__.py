@@ -1,4 +1,4 @@
 """The benchmark: our order flow side by side with a naive baseline and two floors.
 
-Run it with ``python -m bench`` (or ``make bench``); see bench/runner.py.
+Run it with ``python -m bench`` (or ``make bench``); see bench/main.py.
 """

@@ -1,50 +1,33 @@
 """The message graph of one successful order under choreography, for the two floors.
 
 Each node is one task delivery on one app's queue; its children are the
-deliveries its published event fans out to (every subscriber of our apps
-whose ``when`` filter takes a choreographed order's messages). The floors
-replay this graph with no-op work, so that they make the same number of
-hops, on the same queues, with the same critical path as our flow:
-OrderPlaced → payments → inventory → shipping → orders (completed) →
-notifications.
+deliveries its published events fan out to: every handler of our apps
+subscribed to them whose ``when`` filter takes a choreographed order's
+messages, read from the apps' real subscriptions. What each delivery
+publishes is declared here (``EVENTS``: what the services publish on the way
+of a successful order). The floors replay this graph with no-op work, so
+that they make the same number of hops, on the same queues, with the same
+critical path as our flow: OrderPlaced → payments → inventory → shipping →
+orders (completed) → notifications.
 
-``graph_check()`` compares it with the subscriptions of the real apps.
+Reading the table needs the apps loaded: the harness reads it once and hands
+the graph to the processes it starts (``BENCH_GRAPH``), so that the kombu
+floor's, which have no Django, replay the same graph.
 """
 
 from __future__ import annotations
+
+import functools
+import json
+import os
+from types import SimpleNamespace
 
 START = "order_placed"
 # The delivery that completes the order (orders.complete_shipped): the floors
 # report it done there, as our flow sets the order's closed_at there.
 DONE = "orders.complete_shipped"
 
-# node -> (queue app, [children]); children are node names.
-GRAPH: dict[str, tuple[str, list[str]]] = {
-    # OrderPlaced, published by the web request
-    START: ("", [
-        "payments.charge_for_order",
-        "inventory.remember_order_lines",
-        "shipping.remember_destination",
-        "notifications.confirm_order",
-    ]),
-    # PaymentProcessed
-    "payments.charge_for_order": ("payments", [
-        "orders.mark_paid", "inventory.reserve_stock",
-    ]),
-    # ProductUpdated (one per reserved product), InventoryReserved
-    "inventory.reserve_stock": ("inventory", [
-        "orders.update_catalog",
-        "orders.mark_reserved", "shipping.ship_reserved_order",
-    ]),
-    # ShipmentCreated
-    "shipping.ship_reserved_order": ("shipping", [
-        "orders.complete_shipped", "inventory.ship_stock",
-    ]),
-    # OrderCompleted
-    "orders.complete_shipped": ("orders", ["notifications.announce_completion"]),
-}  # fmt: skip
-
-# The events each publishing node publishes, in the order of GRAPH's children.
+# The events each publishing delivery publishes (the start: the web request).
 EVENTS = {
     START: ["OrderPlaced"],
     "payments.charge_for_order": ["PaymentProcessed"],
@@ -53,16 +36,59 @@ EVENTS = {
     "orders.complete_shipped": ["OrderCompleted"],
 }
 
+# What the ``when`` filters see of a choreographed order's message.
+CHOREOGRAPHED = SimpleNamespace(workflow="choreography")
+# The graph as the harness read it, in the environment of the processes it starts.
+ENV = "BENCH_GRAPH"
+
+
+def _subscribed(message_class) -> list:
+    """The handlers subscribed to a message class: the one place the bench reads the table."""
+    from messaging.consumers import handlers_for
+
+    return handlers_for(message_class)
+
+
+@functools.cache
+def _table() -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(node → its children, delivery → its queue), as the harness handed it down, else read."""
+    handed = os.environ.get(ENV)
+    if handed:
+        children, queues = json.loads(handed)
+        return children, queues
+    return _read()
+
+
+def _read() -> tuple[dict[str, list[str]], dict[str, str]]:
+    """(node → its children, delivery → its queue), from the apps' subscriptions."""
+    from messaging.messages import registry
+
+    children: dict[str, list[str]] = {}
+    queues: dict[str, str] = {}
+    for node, events in EVENTS.items():
+        handlers = [
+            handler
+            for event in events
+            for handler in _subscribed(registry.get(event, 1))
+            if handler.name.split(".", 1)[0] != "bench" and handler.wants(CHOREOGRAPHED)
+        ]
+        children[node] = [handler.name for handler in handlers]
+        queues.update((handler.name, handler.queue) for handler in handlers)
+    return children, queues
+
+
+def handed_down() -> str:
+    """The graph for ``BENCH_GRAPH``, read from the subscriptions (the apps must be loaded)."""
+    return json.dumps(_read())
+
 
 def queue_of(node: str) -> str:
-    """The app whose queue carries this delivery."""
-    if node in GRAPH and GRAPH[node][0]:
-        return GRAPH[node][0]
-    return node.split(".", 1)[0]
+    """The queue (its app's) that carries this delivery."""
+    return _table()[1][node]
 
 
 def children(node: str) -> list[str]:
-    return GRAPH.get(node, ("", []))[1]
+    return _table()[0].get(node, [])
 
 
 def deliveries() -> list[str]:
@@ -78,7 +104,7 @@ def deliveries() -> list[str]:
 
 def critical_path() -> list[str]:
     path, node = [], DONE
-    parents = {child: parent for parent, (_, kids) in GRAPH.items() for child in kids}
+    parents = {child: parent for parent in EVENTS for child in children(parent)}
     while node != START:
         path.append(node)
         node = parents[node]
@@ -86,24 +112,20 @@ def critical_path() -> list[str]:
 
 
 def graph_check() -> list[str]:
-    """Differences between GRAPH and what our apps subscribe (empty when they agree)."""
-    from types import SimpleNamespace
+    """What in EVENTS no longer fits our apps' subscriptions (empty when all does)."""
+    from messaging.messages import MessageError, registry
 
-    from messaging.consumers import handlers_for
-    from messaging.messages import registry
-
-    # What the ``when`` filters see of a choreographed order's message.
-    choreographed = SimpleNamespace(workflow="choreography")
     problems = []
     for node, events in EVENTS.items():
-        expected = sorted(child.split("#", 1)[0] for child in children(node))
-        actual = sorted(
-            handler.name
-            for event in events
-            for handler in handlers_for(registry.get(event, 1))
-            if handler.name.split(".", 1)[0] != "bench"
-            and (handler.when is None or handler.when(choreographed))
-        )
-        if expected != actual:
-            problems.append(f"{'/'.join(events)}: graph {expected} != subscribed {actual}")
+        for event in events:
+            try:
+                registry.get(event, 1)
+            except MessageError as exc:
+                problems.append(f"{node} publishes {event}: {exc}")
+    if problems:
+        return problems
+    reached = set(deliveries())
+    for node in [*EVENTS, DONE]:
+        if node != START and node not in reached:
+            problems.append(f"{node} is no longer a delivery of a choreographed order")
     return problems

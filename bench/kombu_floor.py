@@ -4,7 +4,8 @@ One process per app queue (``python -m bench.kombu_floor APP``), like one
 worker per app: it consumes its queue (prefetch 4, acknowledged after its
 children were published and confirmed, like acks_late) and publishes each
 child delivery to its queue with RabbitMQ's confirm. No Celery, no Django,
-no database: what is left is the broker round trips of the same hops.
+no database (the harness hands it the graph, see bench/graph.py): what is
+left is the broker round trips of the same hops.
 """
 
 from __future__ import annotations

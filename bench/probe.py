@@ -5,6 +5,9 @@ validation, the inbox record in one transaction with the handler, the result
 backend) and does nothing of its own.
 """
 
+import uuid
+from datetime import datetime
+
 from messaging.consumers import handler, subscribe
 from messaging.messages import Envelope, Event
 
@@ -20,3 +23,13 @@ def record_ping(event: BenchPinged, envelope: Envelope) -> None:
 
 
 subscribe(record_ping)
+
+
+def ping_envelope(message: BenchPinged, occurred_at: datetime) -> Envelope:
+    """The envelope ``publish()`` would give this ping, the first of its conversation."""
+    message_id = uuid.uuid4()
+    return Envelope(
+        message_id=message_id, kind=message.kind, type=message.message_type,
+        version=message.message_version, occurred_at=occurred_at,
+        correlation_id=str(message_id), causation_id=None, payload=message.model_dump(mode="json"),
+    )  # fmt: skip

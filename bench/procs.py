@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -119,6 +120,18 @@ def celery_worker(
         "--without-gossip", "--without-mingle",
     ]  # fmt: skip
     return Managed(name, argv, env, log_dir)
+
+
+def run_to_end(what: str, argv: list[str], env: dict[str, str]) -> dict:
+    """Run a program (an injector, a load generator) to its end; the JSON line it prints last."""
+    done = subprocess.run(  # noqa: S603
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{what} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def free_port() -> int:

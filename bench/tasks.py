@@ -1,4 +1,4 @@
-"""The bench app's Celery tasks: the naive baseline's (bench/naive.py) and the bare Celery floor.
+"""The bench app's Celery tasks: the bare Celery floor's (bench/naive.py makes the naive twins).
 
 The floor is the order's message graph (bench/graph.py) made of no-op tasks:
 each delivery only sends its children on their queues, and the delivery that
@@ -11,7 +11,7 @@ import time
 
 from celery import shared_task
 
-from . import graph, naive  # noqa: F401  (registers the naive tasks)
+from . import graph
 from .doneq import report_done
 
 

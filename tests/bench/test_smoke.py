@@ -53,7 +53,10 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
         assert figures["latency"]["50"]["p99_ms"] > 0, scenario
     assert summary["scenarios"]["ours"]["inbox_rows_per_order"] > 0
     assert summary["scenarios"]["naive"]["inbox_rows_per_order"] == 0
-    for key in ("throughput_ours_over_naive", "throughput_ours_over_celery"):
+    for key in (
+        "throughput_ours_over_naive", "throughput_ours_over_celery",
+        "p50_at_half_load_ours_over_naive", "cpu_per_order_ours_over_naive",
+    ):  # fmt: skip
         assert summary["ratios"][key] > 0
     assert summary["web"]["closed"]["rps"] > 0
     assert summary["web"]["closed"]["errors"] == summary["web"]["open"]["errors"] == 0
@@ -69,8 +72,16 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     probe = summary["memory"]["probe_worker"]
     assert probe["handled"] == probe["messages"]
     assert probe["start_mb"] > 0
+    # The targets are ratios to the naive baseline of the same run, each measured.
+    assert [t["goal"] for t in summary["targets"]] == ["≥ 1.0", "≤ 1.1", "≥ 1.0", "≤ 1.05"]
     assert {t["status"] for t in summary["targets"]} <= {"PASS", "MISS"}
+    # The absolute figures are kept for the record, ours and the naive baseline's.
+    record = {r["figure"]: r for r in summary["record"]}
+    assert record["Throughput, orders/s"]["ours"] > 0
+    assert record["Throughput, orders/s"]["naive"] > 0
+    assert record["Outbox drain, events/s"]["ours"] > 0
 
     text = (tmp_path / "benchmarks.md").read_text()
     for heading in ("Targets", "Order flow side by side", "Web", "Recovery", "Memory"):
         assert f"## {heading}" in text
+    assert "### For the record" in text

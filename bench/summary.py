@@ -1,0 +1,134 @@
+"""The summary of a benchmark's runs: medians per scenario, the ratios between them, the targets."""
+
+from __future__ import annotations
+
+from .cli import Options
+from .stats import median
+from .targets import closed_loop, record_for, targets_for
+
+TITLES = {
+    "ours": "Our flow, choreography",
+    "orchestration": "Our flow, orchestration",
+    "naive": "Naive baseline (delay_on_commit)",
+    "celery": "Bare Celery floor (no-op tasks)",
+    "kombu": "Transport floor (raw kombu, confirms)",
+}
+
+
+def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
+    scen = {s: scenario_summary(s, results[s]) for s in options.scenarios}
+    web = web_summary(results["web"])
+    web_naive = web_summary(results.get("web_naive", {}))
+    ratios = ratios_of(scen, results, web, web_naive)
+    recovery = {}
+    if results["recovery"]:
+        rr = results["recovery"]
+        recovery = {
+            "events": options.backlog,
+            "events_per_s": median([r["events_per_s"] for r in rr]),
+            "events_per_s_runs": [r["events_per_s"] for r in rr],
+            "cpu_ms_per_event": median([r["cpu_ms_per_event"] for r in rr]),
+            "left_pending": max(r["left_pending"] for r in rr),
+            "broker_down_s_per_order": median([r["broker_down_s_per_order"] for r in rr]),
+            "broker_down_pending_after": median([r["broker_down_pending_after"] for r in rr]),
+        }
+    memory = dict(results["memory"])
+    if fleet_memory:
+        memory["app_workers"] = fleet_memory
+    return {
+        "scenarios": scen,
+        "ratios": ratios,
+        "web": web,
+        "web_naive": web_naive,
+        "recovery": recovery,
+        "memory": memory,
+        "targets": targets_for(ratios, web),
+        "record": record_for(scen, web, web_naive, recovery, memory),
+    }
+
+
+def scenario_summary(scenario: str, runs: dict) -> dict:
+    """The medians of one scenario's saturation runs and of its latency runs, level by level."""
+    sat = runs["saturation"]
+    entry = {
+        "title": TITLES[scenario],
+        "orders_per_s": median([r.get("orders_per_s") for r in sat]),
+        "orders_per_s_runs": [r.get("orders_per_s") for r in sat],
+        "cpu_ms_per_order": median([r.get("cpu_ms_per_order") for r in sat]),
+        "python_ms_per_order": median([r.get("python_ms_per_order") for r in sat]),
+        "postgres_ms_per_order": median([r.get("postgres_ms_per_order") for r in sat]),
+        "rabbitmq_ms_per_order": median([r.get("rabbitmq_ms_per_order") for r in sat]),
+        "all_complete": all(r["complete"] for r in sat)
+        and all(r["complete"] for lv in runs["latency"].values() for r in lv),
+        "latency": {},
+    }
+    for key in ("outbox_rows_per_order", "inbox_rows_per_order", "task_results_per_order"):
+        if sat and key in sat[0]:
+            entry[key] = median([r.get(key) for r in sat])
+    for level, lruns in runs["latency"].items():
+        entry["latency"][level] = {
+            "rate": median([r["rate"] for r in lruns]),
+            "achieved_rate": median([r["injector"]["achieved_rate"] for r in lruns]),
+            "orders": median([r["injected"] for r in lruns]),
+            "p50_ms": median([r.get("p50_ms") for r in lruns]),
+            "p95_ms": median([r.get("p95_ms") for r in lruns]),
+            "p99_ms": median([r.get("p99_ms") for r in lruns]),
+            "p99_ms_runs": [r.get("p99_ms") for r in lruns],
+            "cpu_ms_per_order": median([r.get("cpu_ms_per_order") for r in lruns]),
+        }
+    return entry
+
+
+def ratios_of(scen: dict, results: dict, web: dict, web_naive: dict) -> dict:
+    def ratio(a: str, b: str, key: str = "orders_per_s"):
+        x = scen.get(a, {}).get(key)
+        y = scen.get(b, {}).get(key)
+        return x / y if x and y else None
+
+    def half_load_p50(scenario: str):
+        return scen.get(scenario, {}).get("latency", {}).get("50", {}).get("p50_ms")
+
+    ratios = {
+        "throughput_ours_over_naive": ratio("ours", "naive"),
+        "throughput_ours_over_celery": ratio("ours", "celery"),
+        "throughput_ours_over_kombu": ratio("ours", "kombu"),
+        "throughput_orchestration_over_naive": ratio("orchestration", "naive"),
+        "cpu_per_order_ours_over_naive": ratio("ours", "naive", "cpu_ms_per_order"),
+        "cpu_per_order_ours_over_celery": ratio("ours", "celery", "cpu_ms_per_order"),
+        "cpu_per_order_ours_over_kombu": ratio("ours", "kombu", "cpu_ms_per_order"),
+    }
+    ours, naive = half_load_p50("ours"), half_load_p50("naive")
+    ratios["p50_at_half_load_ours_over_naive"] = ours / naive if ours and naive else None
+    # Per-run ratios (each from one interleaved round), to show their spread.
+    if "ours" in results and "naive" in results:
+        ratios["throughput_ours_over_naive_runs"] = [
+            (a.get("orders_per_s") or 0) / b["orders_per_s"] if b.get("orders_per_s") else None
+            for a, b in zip(
+                results["ours"]["saturation"], results["naive"]["saturation"], strict=False
+            )
+        ]
+    closed, closed_naive = (closed_loop(w).get("rps") for w in (web, web_naive))
+    ratios["web_ours_over_naive"] = closed / closed_naive if closed and closed_naive else None
+    return ratios
+
+
+def web_summary(by_kind: dict) -> dict:
+    """The medians of one server's web runs, per kind of load."""
+    web = {}
+    for kind in ("closed", "closed_wrk", "open"):
+        wruns = by_kind.get(kind)
+        if wruns:
+            web[kind] = {
+                "generator": wruns[0]["generator"],
+                "rps": median([r["rps"] for r in wruns]),
+                "p50_ms": median([r["p50_ms"] for r in wruns]),
+                "p99_ms": median([r["p99_ms"] for r in wruns]),
+                "errors": sum(r["errors"] for r in wruns),
+                "cpu_ms_per_request": median([r["cpu_ms_per_order"] for r in wruns]),
+                "generator_cpu_ms_per_request": median(
+                    [r["generator_cpu_ms_per_request"] for r in wruns]
+                ),
+                "rps_runs": [r["rps"] for r in wruns],
+                "p99_ms_runs": [r["p99_ms"] for r in wruns],
+            }
+    return web
