@@ -44,7 +44,7 @@ ENV = "BENCH_GRAPH"
 
 def _subscribed(message_class) -> list:
     """The handlers subscribed to a message class: the one place the bench reads the table."""
-    from messaging.consumers import handlers_for
+    from messaging.subscriptions import handlers_for
 
     return handlers_for(message_class)
 

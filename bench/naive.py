@@ -44,10 +44,9 @@ from django.utils import timezone
 
 from messaging import publishing as messaging_publishing
 from messaging.messages import Envelope, Event, registry
+from messaging.subscriptions import handlers_for
+from orders.events import Workflow
 
-from .graph import _subscribed
-
-CHOREOGRAPHY = "choreography"
 # The apps whose handlers the baseline mirrors (bench's own probe is not one).
 APPS = ["orders", "payments", "inventory", "shipping", "notifications"]
 
@@ -92,7 +91,7 @@ def routes() -> dict[type[Event], list]:
     for message_class in registry:
         if message_class.kind != "event":
             continue
-        for handler in _subscribed(message_class):
+        for handler in handlers_for(message_class):
             if handler.name.split(".", 1)[0] in APPS:
                 table.setdefault(message_class, []).append((handler, twin_of(handler)))
     return table
@@ -100,7 +99,7 @@ def routes() -> dict[type[Event], list]:
 
 def naive_publish(event: Event, *, correlation_id: str | None = None) -> None:
     """``publish`` as a user would write it: delay_on_commit to each subscriber."""
-    if getattr(event, "workflow", CHOREOGRAPHY) != CHOREOGRAPHY:
+    if getattr(event, "workflow", Workflow.CHOREOGRAPHY) != Workflow.CHOREOGRAPHY:
         raise NotImplementedError("the naive baseline runs choreography only")
     payload = event.model_dump(mode="json")
     occurred_at = timezone.now().isoformat()

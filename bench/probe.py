@@ -8,7 +8,7 @@ backend) and does nothing of its own.
 import uuid
 from datetime import datetime
 
-from messaging.consumers import handler, subscribe
+from messaging.consumers import handler
 from messaging.messages import Envelope, Event
 
 
@@ -21,8 +21,6 @@ class BenchPinged(Event):
 def record_ping(event: BenchPinged, envelope: Envelope) -> None:
     """Nothing: what is measured is the backbone around it."""
 
-
-subscribe(record_ping)
 
 
 def ping_envelope(message: BenchPinged, occurred_at: datetime) -> Envelope:

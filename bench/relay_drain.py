@@ -1,4 +1,4 @@
-"""The outbox drain: run the relay (messaging.publishing.outbox_relay) until nothing is pending.
+"""The outbox drain: run the relay (messaging.relay.outbox_relay) until nothing is pending.
 
     python -m bench.relay_drain [--batch-size N]
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from config.celery import app
     from messaging.models import OutboxMessage
-    from messaging.publishing import outbox_relay
+    from messaging.relay import outbox_relay
 
     # Connect first: the drain is timed, not the handshakes.
     connection.ensure_connection()

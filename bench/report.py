@@ -253,7 +253,7 @@ def markdown(doc: dict) -> str:
         add(
             f"{fmt(rec['events'])} pending events of one subscriber each (written as `publish()` "
             "writes them, while dispatch could not happen), drained by the relay "
-            "(`messaging.publishing.outbox_relay`, what `manage.py relay_outbox` runs) into the "
+            "(`messaging.relay.outbox_relay`, what `manage.py relay_outbox` runs) into the "
             "real broker: "
             f"**{fmt(rec['events_per_s'])} events/s** (runs: {runs(rec['events_per_s_runs'])}), "
             f"{fmt(rec['cpu_ms_per_event'], 2)} CPU ms per event, "

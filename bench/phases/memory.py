@@ -79,14 +79,16 @@ def run(options: Options, log_dir: Path, results: dict) -> None:
 
 def send_pings(producer, first: int, count: int) -> None:
     """Put ``count`` pings straight on the probe's queue, as its handler's task expects them."""
+    from celery import current_app
     from django.conf import settings
     from django.utils import timezone
 
     from ..probe import BenchPinged, ping_envelope, record_ping
 
+    task = current_app.tasks[record_ping.name]
     for seq in range(first, first + count):
         envelope = ping_envelope(BenchPinged(seq=seq), timezone.now())
-        record_ping.task.apply_async(
+        task.apply_async(
             kwargs={"envelope": envelope.to_wire()}, queue=settings.PROBE_QUEUE, producer=producer
         )
 
