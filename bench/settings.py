@@ -28,6 +28,9 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import CELERY_TASK_QUEUES, INSTALLED_APPS, MESSAGING_QUEUES
 
 INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
+# The harness puts the probe's pings on its queue and in the outbox itself, as
+# a producer would, without publish(): its handler is not one nothing reaches.
+SILENCED_SYSTEM_CHECKS = ["messaging.E001"]
 
 APP_QUEUES = ["orders", "payments", "inventory", "shipping", "notifications"]
 # The naive baseline's tasks, one queue per app like ours.

@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .messages import Envelope, Message, registry
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Handler:
     """A function that reacts to messages of the given classes, consumed from ``queue``."""
 
