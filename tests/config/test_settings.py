@@ -169,7 +169,7 @@ PRODUCTION = {"SECRET_KEY": "p" * 64, "ALLOWED_HOSTS": "shop.example.com"}
         ("config.settings.base", {}),
         ("config.settings.production", PRODUCTION),
         ("config.settings.test", {}),
-        # SQLite and the file-system broker, whose folders used to be made on import.
+        # SQLite and the file-system broker, whose folders must not be made on import.
         ("config.settings.test", {"DATABASE_URL": "sqlite:///{var}/db.sqlite3"}),
         ("config.settings.test", {"CELERY_BROKER_URL": "filesystem://"}),
     ],
