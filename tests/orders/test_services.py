@@ -12,6 +12,7 @@ from django.utils import timezone
 from gateway.models import CardToken
 from orders import services
 from orders.models import CatalogItem, Order, OrderSaga
+from orders.selectors import order_timeline
 from orders.services import OrderItem, OrderRejected
 from payments.events import PaymentFailed, PaymentProcessed
 from shipping.events import ShipmentCreated
@@ -576,3 +577,33 @@ def test_a_reply_about_an_order_without_a_saga_is_ignored():
     assert ended is None
     assert reread(order).status == "placed"
     assert published() == []
+
+
+# --- The order's conversation ------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="order_cancel / order_complete publish without correlation_id=str(order.id): outside "
+    "a delivery (a customer's or staff's cancel, as tests/flow/test_out_of_order.py does) the "
+    "event starts a conversation of its own and is missing from the order's timeline",
+)
+@pytest.mark.parametrize(
+    ("end", "event"),
+    [
+        (lambda order: services.order_cancel(order_id=order.id, reason_code="customer_request",
+                                             reason="Changed my mind"), "OrderCancelled"),
+        (lambda order: services.order_complete(order_id=order.id, carrier="DHL",
+                                               tracking_number="JD01"), "OrderCompleted"),
+    ],
+    ids=["order_cancel", "order_complete"],
+)  # fmt: skip
+def test_an_order_ended_outside_any_delivery_shows_the_end_in_its_timeline(end, event):
+    # Given an open order
+    order = OrderFactory(status="reserved")
+
+    # When it is ended by a direct call (no message being handled)
+    end(order)
+
+    # Then the event is in the order's conversation, where its timeline reads it
+    assert [row.type for row in order_timeline(order=order)] == [event]
