@@ -91,6 +91,13 @@ def _deadline() -> Any:
     return timezone.now() + timedelta(seconds=60)
 
 
+def _undoing(step: str, code: str, reason: str, **fields: Any) -> factory.Trait:
+    """A saga compensating at ``step`` for this failure."""
+    return factory.Trait(
+        state=State.COMPENSATING, step=step, failure_code=code, failure_reason=reason, **fields
+    )
+
+
 class OrderSagaFactory(DjangoModelFactory):
     """An orchestrated order's saga, waiting for the reply to its first command.
 
@@ -112,30 +119,18 @@ class OrderSagaFactory(DjangoModelFactory):
             ship_requested=True,
             order=_order(status=Status.RESERVED),
         )
-        cancelling_shipment = factory.Trait(
-            state=State.COMPENSATING,
-            step=Step.CANCEL_SHIPMENT,
-            reserve_requested=True,
-            ship_requested=True,
-            failure_code="timeout",
-            failure_reason="No reply to Create Shipment in time",
-            order=_order(status=Status.RESERVED),
-        )
-        releasing = factory.Trait(
-            state=State.COMPENSATING,
-            step=Step.RELEASE_INVENTORY,
-            reserve_requested=True,
-            failure_code="shipping_failed",
-            failure_reason="We do not ship to AQ.",
-            order=_order(status=Status.RESERVED),
-        )
-        refunding = factory.Trait(
-            state=State.COMPENSATING,
-            step=Step.REFUND_PAYMENT,
-            failure_code="out_of_stock",
-            failure_reason="Not enough SKU-0001 in stock.",
+        cancelling_shipment = _undoing(
+            Step.CANCEL_SHIPMENT, "timeout", "No reply to Create Shipment in time",
+            reserve_requested=True, ship_requested=True, order=_order(status=Status.RESERVED),
+        )  # fmt: skip
+        releasing = _undoing(
+            Step.RELEASE_INVENTORY, "shipping_failed", "We do not ship to AQ.",
+            reserve_requested=True, order=_order(status=Status.RESERVED),
+        )  # fmt: skip
+        refunding = _undoing(
+            Step.REFUND_PAYMENT, "out_of_stock", "Not enough SKU-0001 in stock.",
             order=_order(status=Status.PAID),
-        )
+        )  # fmt: skip
         parked = factory.Trait(state=State.NEEDS_ATTENTION, deadline=None)
         cancelled = factory.Trait(
             state=State.CANCELLED,
