@@ -533,6 +533,23 @@ def test_a_step_without_reply_after_its_last_attempt_is_compensated(
     ]
 
 
+def test_a_step_is_sent_as_often_as_saga_step_attempts_says_then_compensated(settings):
+    # Given a shop that sends a step twice at most, and a charge sent once, unanswered
+    settings.SAGA_STEP_ATTEMPTS = 2
+    saga = saga_at("charging")
+
+    # When its deadline passes, and passes again
+    after_the_deadline(settings)
+    after_the_deadline(settings)
+
+    # Then the charge went a second time, then the saga undid it
+    assert [sent for sent, _ in commands_sent(saga)] == ["ChargePayment", "RefundPayment"]
+    assert [kind for kind, _, _ in history(saga)] == [
+        "timed_out", "sent", "timed_out", "compensating", "sent",
+    ]  # fmt: skip
+    assert position(saga) == ("compensating", "refund_payment", 1)
+
+
 @pytest.mark.parametrize("given", ["cancelling_shipment", "releasing", "refunding"])
 def test_a_compensation_without_reply_after_its_last_attempt_parks_the_saga(
     settings, attempts, given
