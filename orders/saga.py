@@ -274,7 +274,7 @@ def _late(saga: OrderSaga, reply: Message, envelope: Envelope) -> None:
         _go(saga, Step.RELEASE_INVENTORY)
     elif isinstance(reply, ShipmentCreated) and saga.step == Step.CANCEL_SHIPMENT:
         _note(saga, Kind.LATE, envelope=envelope, note="the cancel's reply will decide")
-    elif saga.state != State.RUNNING and isinstance(reply, ShipmentCreated):
+    elif saga.state not in {State.RUNNING, State.COMPLETED} and isinstance(reply, ShipmentCreated):
         _park(saga, f"shipment {reply.tracking_number} was created for a cancelled order", envelope)
     else:
         _note(saga, Kind.LATE, envelope=envelope, note="already handled or undone next: ignored")

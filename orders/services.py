@@ -167,7 +167,8 @@ def _cancel(order: Order, *, reason_code: str, reason: str) -> None:
     order.status = Order.Status.CANCELLED
     order.cancel_reason_code, order.cancel_reason = reason_code, reason[:300]
     order.closed_at = timezone.now()
-    publish(OrderCancelled(order_id=order.id, reason_code=reason_code, reason=reason))
+    event = OrderCancelled(order_id=order.id, reason_code=reason_code, reason=reason)
+    publish(event, correlation_id=str(order.id))
 
 
 @transaction.atomic(savepoint=False)
@@ -249,7 +250,8 @@ def _complete(order: Order, *, carrier: str, tracking_number: str) -> Order:
     if _advance(order, Order.Status.SHIPPED):
         order.status = Order.Status.COMPLETED
         order.closed_at = timezone.now()
-        publish(OrderCompleted(order_id=order.id, tracking_number=tracking_number))
+        event = OrderCompleted(order_id=order.id, tracking_number=tracking_number)
+        publish(event, correlation_id=str(order.id))
     order.save()
     return order
 

@@ -377,14 +377,6 @@ def test_a_duplicate_or_stray_reply_is_ignored(given, message_class):
     assert published() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="saga._late parks any ShipmentCreated when the saga is not running, a completed saga "
-    "included: a redelivered ShipmentCreated, or the shipment's own reply arriving after "
-    "ShipmentCancelFailed completed the order, turns a completed saga into needs_attention "
-    "('shipment … was created for a cancelled order'), which saga_retry_step cannot clear "
-    "(its step is done)",
-)
 @pytest.mark.parametrize(
     ("given", "completing"),
     [("shipping", ShipmentCreated), ("cancelling_shipment", ShipmentCancelFailed)],

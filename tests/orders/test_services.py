@@ -582,12 +582,6 @@ def test_a_reply_about_an_order_without_a_saga_is_ignored():
 # --- The order's conversation ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="order_cancel / order_complete publish without correlation_id=str(order.id): outside "
-    "a delivery (a customer's or staff's cancel, as tests/flow/test_out_of_order.py does) the "
-    "event starts a conversation of its own and is missing from the order's timeline",
-)
 @pytest.mark.parametrize(
     ("end", "event"),
     [
