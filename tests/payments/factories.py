@@ -61,6 +61,17 @@ class OutageFactory(DjangoModelFactory):
 # --- Payments' own rows ---
 
 
+def _uncaptured(status: str, failure_code: str, failure_reason: str, **more) -> factory.Trait:
+    """A payment that holds no money, and so has no charge at the gateway."""
+    return factory.Trait(
+        status=status,
+        failure_code=failure_code,
+        failure_reason=failure_reason,
+        gateway_charge_id="",
+        **more,
+    )
+
+
 class PaymentFactory(DjangoModelFactory):
     """An order's payment, captured by default (with its charge at the gateway, so it can be
     refunded); the traits give the other ends a payment can come to."""
@@ -87,20 +98,15 @@ class PaymentFactory(DjangoModelFactory):
     )
 
     class Params:
-        declined = factory.Trait(
-            status=Payment.Status.FAILED,
-            card_last4="0002",
-            failure_code="card_declined",
-            failure_reason="Your card was declined.",
-            gateway_charge_id="",
+        declined = _uncaptured(
+            Payment.Status.FAILED, "card_declined", "Your card was declined.", card_last4="0002"
         )
-        voided = factory.Trait(
-            status=Payment.Status.VOIDED,
+        voided = _uncaptured(
+            Payment.Status.VOIDED,
+            "voided",
+            "Voided before any charge",
             amount=Decimal("0"),
             card_last4="",
-            failure_code="voided",
-            failure_reason="Voided before any charge",
-            gateway_charge_id="",
         )
         refunded = factory.Trait(
             status=Payment.Status.REFUNDED,
