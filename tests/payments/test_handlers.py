@@ -5,10 +5,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
 
 from inventory.events import InventoryReservationFailed
-from messaging.context import handling
 from orders.events import Workflow
 from payments import handlers
 from payments.commands import ChargePayment, RefundPayment
@@ -20,17 +18,10 @@ from tests.payments.factories import (
     OrderPlacedFactory,
     PaymentFactory,
 )
-from tests.support.envelopes import envelope_of, published, published_types
+from tests.payments.handling import handle
+from tests.support.envelopes import published, published_types
 
 pytestmark = pytest.mark.django_db(databases=["default", "gateway"])
-
-
-def handle(handler, message):
-    """Deliver ``message`` to ``handler`` once, in the order's conversation; its envelope."""
-    envelope = envelope_of(message, correlation_id=str(message.order_id))
-    with transaction.atomic(), handling(envelope):
-        handler(message, envelope)
-    return envelope
 
 
 def out_of_stock(order_id, workflow=Workflow.CHOREOGRAPHY):
