@@ -171,11 +171,9 @@ def test_a_paid_orders_lines_are_reserved_and_the_order_hears_so():
 
 def test_before_the_orders_lines_arrive_the_reservation_waits():
     # Given a paid order whose OrderPlaced has not reached inventory
-    order_id = uuid.uuid4()
-
     # When its stock is to be reserved
     with pytest.raises(RetryLater, match="have not arrived yet"), transaction.atomic():
-        stock_reserve(order_id=order_id)
+        stock_reserve(order_id=uuid.uuid4())
 
     # Then nothing is reserved and nothing is said: the delivery comes again
     assert not Reservation.objects.exists()
