@@ -15,7 +15,7 @@ from payments.events import PaymentProcessed
 from shipping.events import ShipmentCreated, ShipmentFailed
 from tests.inventory.factories import OrderRequestFactory, ProductFactory, ReservationFactory
 from tests.payments.factories import OrderCancelledFactory, OrderPlacedFactory
-from tests.payments.handling import handle
+from tests.payments.handling import assert_workflows_taken, handle
 from tests.support.envelopes import published
 
 pytestmark = pytest.mark.django_db
@@ -46,10 +46,6 @@ def unshippable(order_id, workflow=Workflow.CHOREOGRAPHY):
     return ShipmentFailed(order_id=order_id, reason=reason, workflow=workflow)
 
 
-def placed(order_id, workflow=Workflow.CHOREOGRAPHY):
-    return OrderPlacedFactory(order_id=order_id, workflow=workflow)
-
-
 def stock(product: Product) -> tuple[int, int, int]:
     product.refresh_from_db()
     return (product.on_hand, product.reserved, product.shipped)
@@ -60,7 +56,9 @@ def stock(product: Product) -> tuple[int, int, int]:
     [
         pytest.param(handlers.reserve_stock, paid, False, id="reserve_stock"),
         pytest.param(handlers.release_unshippable, unshippable, False, id="release_unshippable"),
-        pytest.param(handlers.remember_order_lines, placed, True, id="remember_order_lines"),
+        pytest.param(
+            handlers.remember_order_lines, OrderPlacedFactory, True, id="remember_order_lines"
+        ),
         # The units leave with the parcel, whichever workflow sent it.
         pytest.param(handlers.ship_stock, shipped, True, id="ship_stock"),
     ],
@@ -68,12 +66,7 @@ def stock(product: Product) -> tuple[int, int, int]:
 def test_a_choreography_handler_takes_no_orchestration_message(
     handler, message_of, takes_orchestration
 ):
-    # Given the same message from an order of each workflow
-    order_id = uuid.uuid4()
-
-    # Then a choreography handler takes only the choreographed one (the saga sends commands)
-    assert handler.wants(message_of(order_id, Workflow.CHOREOGRAPHY))
-    assert handler.wants(message_of(order_id, Workflow.ORCHESTRATION)) is takes_orchestration
+    assert_workflows_taken(handler, message_of, orchestration=takes_orchestration)
 
 
 def test_a_placed_orders_lines_are_kept_for_its_payment():

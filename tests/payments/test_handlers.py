@@ -18,7 +18,7 @@ from tests.payments.factories import (
     OrderPlacedFactory,
     PaymentFactory,
 )
-from tests.payments.handling import handle
+from tests.payments.handling import assert_workflows_taken, handle
 from tests.support.envelopes import published, published_types
 
 pytestmark = pytest.mark.django_db(databases=["default", "gateway"])
@@ -34,25 +34,18 @@ def unshippable(order_id, workflow=Workflow.CHOREOGRAPHY):
     return ShipmentFailed(order_id=order_id, reason=reason, workflow=workflow)
 
 
-def placed(order_id, workflow=Workflow.CHOREOGRAPHY):
-    return OrderPlacedFactory(order_id=order_id, workflow=workflow)
-
-
-CHOREOGRAPHED = [
-    pytest.param(handlers.charge_for_order, placed, id="charge_for_order"),
-    pytest.param(handlers.refund_when_out_of_stock, out_of_stock, id="refund_when_out_of_stock"),
-    pytest.param(handlers.refund_when_unshippable, unshippable, id="refund_when_unshippable"),
-]
-
-
-@pytest.mark.parametrize(("handler", "message_of"), CHOREOGRAPHED)
+@pytest.mark.parametrize(
+    ("handler", "message_of"),
+    [
+        pytest.param(handlers.charge_for_order, OrderPlacedFactory, id="charge_for_order"),
+        pytest.param(
+            handlers.refund_when_out_of_stock, out_of_stock, id="refund_when_out_of_stock"
+        ),
+        pytest.param(handlers.refund_when_unshippable, unshippable, id="refund_when_unshippable"),
+    ],
+)
 def test_a_choreography_handler_takes_no_orchestration_message(handler, message_of):
-    # Given the same message from an order of each workflow
-    order_id = uuid.uuid4()
-
-    # Then only the choreographed one is for this handler (the saga sends commands instead)
-    assert handler.wants(message_of(order_id, Workflow.CHOREOGRAPHY))
-    assert not handler.wants(message_of(order_id, Workflow.ORCHESTRATION))
+    assert_workflows_taken(handler, message_of, orchestration=False)
 
 
 @pytest.mark.parametrize(
