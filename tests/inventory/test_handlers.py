@@ -63,9 +63,7 @@ def stock(product: Product) -> tuple[int, int, int]:
         pytest.param(handlers.ship_stock, shipped, True, id="ship_stock"),
     ],
 )
-def test_a_choreography_handler_takes_no_orchestration_message(
-    handler, message_of, takes_orchestration
-):
+def test_each_handler_takes_the_workflows_it_serves(handler, message_of, takes_orchestration):
     assert_workflows_taken(handler, message_of, orchestration=takes_orchestration)
 
 
