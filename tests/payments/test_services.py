@@ -314,6 +314,7 @@ def test_with_nothing_captured_a_refund_does_nothing(make_payment):
     payment = make_payment()
     order_id = payment.order_id if payment else uuid.uuid4()
     before = list(Payment.objects.values_list("status", "amount_refunded"))
+    refunds_before = list(Refund.objects.all())
 
     # When it is refunded
     refund = payment_refund(order_id=order_id, reason_code="shipping_failed", reason="No carrier")
@@ -321,7 +322,7 @@ def test_with_nothing_captured_a_refund_does_nothing(make_payment):
     # Then nothing changes, no new refund is made and nothing is published
     assert refund is None
     assert list(Payment.objects.values_list("status", "amount_refunded")) == before
-    assert Refund.objects.count() == (1 if payment and payment.status == "refunded" else 0)
+    assert list(Refund.objects.all()) == refunds_before
     assert published_types() == []
 
 
@@ -439,24 +440,42 @@ def test_cancelling_an_order_with_nothing_captured_any_more_does_nothing(trait):
 # --- payment_refund_on_request ---
 
 
-def test_on_request_a_captured_payment_is_refunded_and_answered_again_alike():
+def test_on_request_a_captured_payment_is_refunded_once_and_answered_again_alike():
     # Given a captured payment the saga asked to refund
     payment = PaymentFactory()
     payment_refund_on_request(order_id=payment.order_id, reason_code="timeout", reason="Too slow")
 
-    # When the saga asks again, for another reason
+    # When the saga asks again (its reply was late)
     again = payment_refund_on_request(
-        order_id=payment.order_id, reason_code="out_of_stock", reason="Out of stock"
+        order_id=payment.order_id, reason_code="timeout", reason="Too slow"
     )
 
-    # Then the money went back once, and the answer repeats the refund that was made
+    # Then the money went back once, and the second answer is the first one again
     assert again == Refund.objects.get()
     assert gateway_charge_of(payment).refunded == AMOUNT
     first, second = published("PaymentRefunded")
-    assert first.payload["workflow"] == second.payload["workflow"] == "orchestration"
-    assert (second.payload["amount"], second.payload["reason"]) == ("20.00", "Too slow")
-    assert second.payload["reason_code"] == "out_of_stock"
-    assert published_types() == ["PaymentRefunded", "PaymentRefunded"]
+    assert first.payload["workflow"] == "orchestration"
+    assert second.payload == first.payload
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="payment_refund_on_request, asked again for a refunded payment, publishes the first "
+    "refund's reason with the new request's reason_code: the reply's code and words disagree",
+)
+def test_on_request_a_refund_asked_again_for_another_reason_repeats_why_the_money_went_back():
+    # Given a payment the saga had refunded because the order timed out
+    payment = PaymentFactory()
+    payment_refund_on_request(order_id=payment.order_id, reason_code="timeout", reason="Too slow")
+
+    # When it asks again, giving another reason
+    payment_refund_on_request(
+        order_id=payment.order_id, reason_code="out_of_stock", reason="Out of stock"
+    )
+
+    # Then the answer tells why the money really went back: its code and words agree
+    _, second = published("PaymentRefunded")
+    assert (second.payload["reason_code"], second.payload["reason"]) == ("timeout", "Too slow")
 
 
 def test_on_request_an_order_with_no_payment_is_voided_and_answered_again_alike():
