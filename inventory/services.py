@@ -45,9 +45,9 @@ def product_save(
     *, sku: str, name: str, price: Decimal, on_hand: int | None = None, is_active: bool = True
 ) -> Product:
     """Create or update a catalog product and tell the other apps about it."""
-    product, _ = Product.objects.select_for_update().get_or_create(
-        sku=sku, defaults={"name": name, "price": price, "on_hand": on_hand or 0}
-    )
+    # Checked before anything is written, a new product too: the database's
+    # constraints would refuse a bad one less readably.
+    product = Product.objects.select_for_update().filter(sku=sku).first() or Product(sku=sku)
     product.name, product.price, product.is_active = name, price, is_active
     if on_hand is not None:
         product.on_hand = on_hand

@@ -49,6 +49,8 @@ class Refund(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="refund")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
+    # Why the money went back: out_of_stock, order_cancelled, staff...
+    reason_code = models.CharField(max_length=30, blank=True)
     reason = models.CharField(max_length=300)
     gateway_refund_id = models.CharField(max_length=40)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -157,8 +157,10 @@ def payment_refund_on_request(*, order_id: UUID, reason_code: str, reason: str) 
     if payment.status == Payment.Status.CAPTURED:
         return _refund(payment, reason_code=reason_code, reason=reason, workflow=workflow)
     if payment.status == Payment.Status.REFUNDED:
+        # The answer says why the money went back then, whatever is asked now.
         refund = payment.refund
-        _publish_refunded(payment, refund.amount, reason_code, refund.reason, workflow)
+        first_code = refund.reason_code or reason_code
+        _publish_refunded(payment, refund.amount, first_code, refund.reason, workflow)
         return refund
     _publish_voided(order_id, reason_code, reason, workflow)
     return None
@@ -224,7 +226,11 @@ def _refund(
         idempotency_key=idempotency_key or f"refund-{payment.id}",
     )
     refund = Refund.objects.create(
-        payment=payment, amount=amount, reason=reason[:300], gateway_refund_id=result.refund_id
+        payment=payment,
+        amount=amount,
+        reason_code=reason_code[:30],
+        reason=reason[:300],
+        gateway_refund_id=result.refund_id,
     )
     payment.amount_refunded += amount
     payment.status = Payment.Status.REFUNDED

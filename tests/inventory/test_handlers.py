@@ -14,9 +14,9 @@ from orders.events import Workflow
 from payments.events import PaymentProcessed
 from shipping.events import ShipmentCreated, ShipmentFailed
 from tests.inventory.factories import OrderRequestFactory, ProductFactory, ReservationFactory
-from tests.payments.factories import OrderCancelledFactory, OrderPlacedFactory
-from tests.payments.handling import assert_workflows_taken, handle
 from tests.support.envelopes import published
+from tests.support.handling import assert_workflows_taken, handle
+from tests.support.order_messages import OrderCancelledFactory, OrderPlacedFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -116,12 +116,6 @@ def test_a_negative_price_for_a_product_is_refused_with_a_readable_error():
     assert published_types() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product_save inserts a new product (get_or_create) before full_clean() runs: a new "
-    "SKU with a negative price hits the database's check constraint (IntegrityError), not the "
-    "ValidationError an existing product gets",
-)
 def test_a_new_product_with_a_negative_price_is_refused_with_a_readable_error():
     # When staff add a product with a negative price
     with pytest.raises(ValidationError):

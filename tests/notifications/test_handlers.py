@@ -13,8 +13,8 @@ from notifications.models import Recipient, SentEmail
 from orders.events import OrderCancelled
 from payments.events import PaymentRefunded
 from tests.notifications.factories import RecipientFactory
-from tests.payments.factories import OrderCompletedFactory, OrderPlacedFactory
-from tests.payments.handling import assert_workflows_taken, handle
+from tests.support.handling import assert_workflows_taken, handle
+from tests.support.order_messages import OrderCompletedFactory, OrderPlacedFactory
 
 pytestmark = pytest.mark.django_db
 

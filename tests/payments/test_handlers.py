@@ -12,14 +12,11 @@ from payments import handlers
 from payments.commands import ChargePayment, RefundPayment
 from payments.models import Payment
 from shipping.events import ShipmentFailed
-from tests.payments.factories import (
-    CardTokenFactory,
-    OrderCancelledFactory,
-    OrderPlacedFactory,
-    PaymentFactory,
-)
-from tests.payments.handling import assert_workflows_taken, handle
+from tests.gateway.factories import CardTokenFactory
+from tests.payments.factories import PaymentFactory
 from tests.support.envelopes import published, published_types
+from tests.support.handling import assert_workflows_taken, handle
+from tests.support.order_messages import OrderCancelledFactory, OrderPlacedFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "gateway"])
 

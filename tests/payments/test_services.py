@@ -15,6 +15,7 @@ from django.db import transaction
 from gateway import client as gateway
 from gateway.models import Charge, Outage
 from messaging.errors import DependencyUnavailable
+from payments import services
 from payments.models import Payment, Refund
 from payments.services import (
     payment_charge,
@@ -23,7 +24,7 @@ from payments.services import (
     payment_refund_on_request,
     payment_refund_or_void,
 )
-from tests.payments.factories import (
+from tests.gateway.factories import (
     DECLINED_CARD,
     INSUFFICIENT_FUNDS_CARD,
     TIMEOUT_CARD,
@@ -31,8 +32,8 @@ from tests.payments.factories import (
     CardTokenFactory,
     GatewayChargeFactory,
     OutageFactory,
-    PaymentFactory,
 )
+from tests.payments.factories import PaymentFactory
 from tests.support.envelopes import published, published_types
 
 pytestmark = pytest.mark.django_db(databases=["default", "gateway"])
@@ -53,11 +54,13 @@ def charge(service=payment_charge, *, order_id=None, card=VALID_CARD, card_token
     """Charge AMOUNT EUR to a tokenized test card (or to the token given)."""
     token = card_token or CardTokenFactory(card_number=card).token
     return service(
-        order_id=order_id or uuid.uuid4(),
-        amount=AMOUNT,
-        currency="EUR",
-        card_token=token,
-        card_last4=card[-4:],
+        charge=services.Charge(
+            order_id=order_id or uuid.uuid4(),
+            amount=AMOUNT,
+            currency="EUR",
+            card_token=token,
+            card_last4=card[-4:],
+        )
     )
 
 
@@ -458,11 +461,6 @@ def test_on_request_a_captured_payment_is_refunded_once_and_answered_again_alike
     assert second.payload == first.payload
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="payment_refund_on_request, asked again for a refunded payment, publishes the first "
-    "refund's reason with the new request's reason_code: the reply's code and words disagree",
-)
 def test_on_request_a_refund_asked_again_for_another_reason_repeats_why_the_money_went_back():
     # Given a payment the saga had refunded because the order timed out
     payment = PaymentFactory()

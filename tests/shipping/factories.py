@@ -7,7 +7,7 @@ from factory.django import DjangoModelFactory
 
 from shipping.models import Shipment, ShipmentRequest
 from shipping.services import CARRIER
-from tests.payments.factories import AddressFactory
+from tests.support.order_messages import AddressFactory
 
 
 def _address() -> dict:

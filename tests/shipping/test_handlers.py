@@ -10,10 +10,10 @@ from orders.events import Workflow
 from shipping import handlers
 from shipping.commands import CancelShipment, CreateShipment, ShipmentLine
 from shipping.models import Shipment, ShipmentRequest
-from tests.payments.factories import AddressFactory, OrderPlacedFactory
-from tests.payments.handling import assert_workflows_taken, handle
 from tests.shipping.factories import ShipmentRequestFactory
 from tests.support.envelopes import published, published_types
+from tests.support.handling import assert_workflows_taken, handle
+from tests.support.order_messages import AddressFactory, OrderPlacedFactory
 
 pytestmark = pytest.mark.django_db
 

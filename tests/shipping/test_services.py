@@ -14,9 +14,9 @@ from shipping.services import (
     shipment_create_on_request,
     shipment_request_record,
 )
-from tests.payments.factories import AddressFactory
 from tests.shipping.factories import ShipmentFactory, ShipmentRequestFactory
 from tests.support.envelopes import published, published_types
+from tests.support.order_messages import AddressFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,4 @@
-"""A message handed to a handler as a delivery hands it over, for the handler tests of every app.
-
-Here beside payments' factories, as the orders' messages are, until tests/support takes them.
-"""
+"""A message handed to a handler as a delivery hands it over, for the handler tests of every app."""
 
 import uuid
 from collections.abc import Callable
