@@ -22,7 +22,6 @@ def record_ping(event: BenchPinged, envelope: Envelope) -> None:
     """Nothing: what is measured is the backbone around it."""
 
 
-
 def ping_envelope(message: BenchPinged, occurred_at: datetime) -> Envelope:
     """The envelope ``publish()`` would give this ping, the first of its conversation."""
     message_id = uuid.uuid4()
