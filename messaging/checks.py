@@ -97,11 +97,15 @@ def _unimported_handler_modules() -> list[checks.Error]:
 
 
 def _project_apps():
+    """The project's own apps: inside its folder, and not installed packages (a virtualenv in
+    the project's folder holds Django's own)."""
     root = Path(settings.BASE_DIR).resolve()
+    installed = {"site-packages", "dist-packages"}
     return [
         app_config
         for app_config in apps.get_app_configs()
-        if Path(app_config.path).resolve().is_relative_to(root)
+        if (path := Path(app_config.path).resolve()).is_relative_to(root)
+        and not installed & set(path.parts)
     ]
 
 

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,11 @@ def test_an_app_whose_handlers_module_was_never_imported_fails(monkeypatch):
     assert errors_of("messaging.E004") == [
         "payments.handlers was never imported: none of its handlers is subscribed"
     ]
+
+
+def test_installed_packages_are_not_taken_for_the_projects_apps(settings):
+    # Given a project whose folder holds its virtualenv too (.venv, as `make install` makes it)
+    settings.BASE_DIR = Path("/")
+
+    # Then Django's own apps are not checked as ours
+    assert errors_of("messaging.E004") == []
