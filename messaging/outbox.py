@@ -57,9 +57,11 @@ def outbox_dispatch(entries: list[Entry]) -> Outcome:
     for entry in entries:
         try:
             handlers = subscribers(entry.envelope, entry.message)
-        except MessageError as exc:
-            # Its class was removed or renamed since it was recorded.
-            _failed([entry], str(exc))
+        except Exception as exc:
+            # Its class was removed or renamed since it was recorded, or a
+            # handler's when filter fails on it: it waits, the others go.
+            error = str(exc) if isinstance(exc, MessageError) else f"{type(exc).__name__}: {exc}"
+            _failed([entry], error)
             unknown += 1
             continue
         wire = entry.envelope.to_wire()
@@ -77,6 +79,13 @@ def outbox_dispatch(entries: list[Entry]) -> Outcome:
     return Outcome(dispatched=len(sendable), failed=unknown)
 
 
+def outbox_record_failure(*, pks: list[int], error: str) -> None:
+    """Note on each row that an attempt to send it failed, and why (the relay tries again)."""
+    OutboxMessage.objects.filter(pk__in=pks).update(
+        dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=error[:2000]
+    )
+
+
 def _failed(entries: list[Entry], error: str) -> None:
     if not entries:
         return
@@ -86,9 +95,7 @@ def _failed(entries: list[Entry], error: str) -> None:
         + (f" and {len(entries) - 5} more" if len(entries) > 5 else ""),
         error,
     )
-    OutboxMessage.objects.filter(pk__in=[entry.pk for entry in entries]).update(
-        dispatch_attempts=F("dispatch_attempts") + 1, last_dispatch_error=error[:2000]
-    )
+    outbox_record_failure(pks=[entry.pk for entry in entries], error=error)
 
 
 def _mark_dispatched(pks: list[int]) -> None:

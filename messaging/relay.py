@@ -10,9 +10,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from pydantic import ValidationError
 
 from .models import OutboxMessage
-from .outbox import Entry, outbox_dispatch
+from .outbox import Entry, outbox_dispatch, outbox_record_failure
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,10 @@ def outbox_relay(
     """Send pending messages older than the grace period, oldest first.
 
     Several relays may run at once: on PostgreSQL each takes rows the others
-    have not locked. The rows go in chunks, each confirmed with one wait; a
-    chunk the broker did not confirm is recorded, and the rest wait for the
-    next run, since the broker is then most likely unreachable.
+    have not locked. The rows go in chunks, each confirmed with one wait.
+    Once the broker failed a chunk, it and the rest of the batch are recorded
+    as failed and wait for the next run: the broker is then most likely
+    unreachable. A row that cannot be read or routed is recorded and skipped.
     """
     batch_size = batch_size or settings.MESSAGING_RELAY_BATCH
     if grace_seconds is None:
@@ -53,12 +55,28 @@ def outbox_relay(
             pending = pending.select_for_update(skip_locked=True)
         rows = list(pending[:batch_size])
         for start in range(0, len(rows), RELAY_CONFIRM_CHUNK):
-            chunk = [Entry.of(row) for row in rows[start : start + RELAY_CONFIRM_CHUNK]]
+            chunk, unreadable = _entries(rows[start : start + RELAY_CONFIRM_CHUNK])
             outcome = outbox_dispatch(chunk)
-            dispatched, failed = dispatched + outcome.dispatched, failed + outcome.failed
+            dispatched = dispatched + outcome.dispatched
+            failed = failed + outcome.failed + unreadable
             if outcome.broker_error:
+                rest = [row.pk for row in rows[start + RELAY_CONFIRM_CHUNK :]]
+                outbox_record_failure(pks=rest, error=outcome.broker_error)
+                failed += len(rest)
                 logger.warning("Relay: the broker failed, the rest waits: %s", outcome.broker_error)
                 break
     if dispatched or failed:
         logger.info("Outbox relay: %s dispatched, %s failed", dispatched, failed)
     return RelayResult(dispatched=dispatched, failed=failed)
+
+
+def _entries(rows: list[OutboxMessage]) -> tuple[list[Entry], int]:
+    """The rows as entries to send, and how many could not be read as an envelope."""
+    entries, unreadable = [], 0
+    for row in rows:
+        try:
+            entries.append(Entry.of(row))
+        except ValidationError as exc:
+            outbox_record_failure(pks=[row.pk], error=f"not a readable envelope: {exc}")
+            unreadable += 1
+    return entries, unreadable

@@ -1,8 +1,9 @@
 """The subscription table: which handler takes which message, on which queue.
 
 Every route to a queue reads it here: the dispatch after commit and the
-relay ask ``subscribers(envelope)``; a redrive or a retry addresses the
-handler it names (``handler_named``). A command has exactly one handler, an
+relay ask ``subscribers(envelope)``; a redrive addresses the handler its dead
+letter names (``handler_named``); a retry goes back to the delivery's own
+handler. A command has exactly one handler, an
 event any number; a handler's ``when`` filter is applied by ``subscribers``,
 so a message it refuses is never even put on the handler's queue.
 """

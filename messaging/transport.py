@@ -1,9 +1,10 @@
 """The one way to a queue: task messages built by Celery's own parts, confirmed with one wait.
 
-Every route to a queue ends here: the dispatch after commit and the relay
-(``messaging.outbox``), a redrive (``messaging.dead_letters``) and a retry
-(``messaging.delivery``) hand ``send`` a list of ``Copy``, one per handler
-that is to get a message.
+Every route of ours to a queue ends here: the dispatch after commit and the
+relay (``messaging.outbox``), a redrive (``messaging.dead_letters``) and a
+retry (``messaging.delivery``) hand ``send`` a list of ``Copy``, one per
+handler that is to get a message. (A delivery whose worker process died is
+sent again by Celery itself, as a retry: ``retry_on_worker_lost``.)
 
 On RabbitMQ with publisher confirms every copy goes out on a kept-open
 channel in confirm mode and the sender waits once, until the broker has
@@ -62,7 +63,8 @@ def send(copies: list[Copy]) -> None:
     A channel kept open by an earlier send may have been closed by the broker
     since (a restart, a forced close): then the batch goes once more on a new
     connection. A timeout or a nack is not retried: the caller's fallback
-    (the outbox's relay, the broker's redelivery) takes over.
+    takes over (the relay for a dispatch, a dead letter for a retry, a
+    skipped redrive that staff can run again).
     """
     if not copies:
         return

@@ -282,7 +282,10 @@ def _late(saga: OrderSaga, reply: Message, envelope: Envelope) -> None:
 
 @transaction.atomic(savepoint=False)
 def saga_handle_reply(*, order_id: UUID, reply: Message, envelope: Envelope) -> Ending | None:
-    """Move the order's saga on by one reply; returns how the order ends, if it now does."""
+    """Move the order's saga on by one reply; returns how the order ends, if it now does.
+
+    The caller applies the ending: ``orders.services.order_saga_advance`` does.
+    """
     saga = OrderSaga.objects.select_for_update().select_related("order").filter(pk=order_id).first()
     if saga is None:
         logger.warning("No saga for order %s; %s ignored", order_id, envelope.type)

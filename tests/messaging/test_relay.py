@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from messaging import outbox, relay
 from messaging.models import OutboxMessage
 from messaging.relay import outbox_relay
 from tests.probe.events import ProbePinged
@@ -73,8 +74,10 @@ def test_celery_beat_runs_the_relay(workers):
 
 
 def test_relay_with_the_broker_unreachable_records_the_failure_and_sends_later(
-    workers, broker_proxy
+    workers, broker_proxy, monkeypatch
 ):
+    # Given three messages left behind, more than one chunk of the relay's
+    monkeypatch.setattr(relay, "RELAY_CONFIRM_CHUNK", 2)
     probe_ids = [new_probe_id() for _ in range(3)]
     rows = [committed_but_never_dispatched(p, age_seconds=30) for p in probe_ids]
 
@@ -95,3 +98,31 @@ def test_relay_with_the_broker_unreachable_records_the_failure_and_sends_later(
     assert outbox_relay(grace_seconds=0).dispatched == 3
     for probe_id in probe_ids:
         wait_for(lambda p=probe_id: effects(p, "record_ping").exists(), what="the relayed event")
+
+
+def test_a_message_that_cannot_be_routed_waits_and_the_others_go(workers, monkeypatch):
+    # Given two messages left behind, one of which a subscriber's filter fails on
+    good, bad = new_probe_id(), new_probe_id()
+    rows = [committed_but_never_dispatched(p, age_seconds=30) for p in (good, bad)]
+    lookup = outbox.subscribers
+
+    def failing_for_bad(envelope, message=None):
+        if envelope.payload["probe_id"] == bad:
+            raise AttributeError("'ProbePinged' object has no attribute 'workflow'")
+        return lookup(envelope, message)
+
+    monkeypatch.setattr(outbox, "subscribers", failing_for_bad)
+
+    # When the relay runs
+    result = outbox_relay(grace_seconds=0)
+
+    # Then the good one went and the bad one waits, saying why
+    assert (result.dispatched, result.failed) == (1, 1)
+    wait_for(lambda: effects(good, "record_ping").exists(), what="the routable message")
+    for row in rows:
+        row.refresh_from_db()
+    assert rows[0].dispatched_at is not None
+    assert rows[1].dispatched_at is None
+    assert rows[1].last_dispatch_error == (
+        "AttributeError: 'ProbePinged' object has no attribute 'workflow'"
+    )
