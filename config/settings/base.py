@@ -64,6 +64,7 @@ LOCAL_APPS = [
     "inventory",
     "shipping",
     "notifications",
+    "analytics",
     # A stand-in for a third-party card processor, not one of our apps.
     "gateway",
 ]
