@@ -2,7 +2,8 @@
 
 The dispatch after a producer's commit (``messaging.publishing``) and the
 relay (``messaging.relay``) both come here: each entry's subscribers are
-looked up in the one subscription table, every copy goes out in one batch
+looked up in the one subscription table (an event also goes to the event
+log, ``messaging.eventlog``), every copy goes out in one batch
 with one wait for the broker's confirms (``messaging.transport``), and only
 then are the rows marked dispatched and ``message_confirmed`` sent. Should
 the broker fail, no row is marked, and the relay sends them again later (the
@@ -21,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import transport
+from .eventlog import log_subscriber
 from .messages import Envelope, Message, MessageError
 from .models import OutboxMessage
 from .signals import message_confirmed, notify
@@ -53,6 +55,9 @@ def outbox_dispatch(entries: list[Entry]) -> Outcome:
     """Send committed entries to their subscribers' queues, confirmed with one wait."""
     copies: list[transport.Copy] = []
     sendable: list[Entry] = []
+    # Every event also goes to the log, in the same publish where the broker
+    # copies it (messaging.eventlog).
+    log = log_subscriber()
     unknown = 0
     for entry in entries:
         try:
@@ -64,6 +69,8 @@ def outbox_dispatch(entries: list[Entry]) -> Outcome:
             _failed([entry], error)
             unknown += 1
             continue
+        if log is not None and entry.envelope.kind == "event":
+            handlers = [*handlers, log]
         wire = entry.envelope.to_wire()
         copies.extend(transport.Copy(handler, wire) for handler in handlers)
         sendable.append(entry)

@@ -29,7 +29,7 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from kombu import Connection
+from kombu import Connection, Queue
 from kombu.utils.uuid import uuid
 
 from .fanout import Subscriber, fanned_out
@@ -155,22 +155,31 @@ def _publish(producer, copies: list[Copy], declare: list, **options) -> None:
         producer,
         name,
         message,
-        queue=first.handler.queue,
+        queue=declaration(first.handler),
         declare=declare,
         headers=headers,
         **options,
     )
 
 
+def declaration(handler: Subscriber) -> Queue:
+    """The queue a handler is consumed from, as it is declared.
+
+    An app's queue is Celery's; a queue that no worker consumes (the event
+    log's stream) comes with its own declaration.
+    """
+    own = getattr(handler, "declaration", None)
+    return own if own is not None else current_app.amqp.queues[handler.queue]
+
+
 def _send_unconfirmed(copies: list[Copy]) -> None:
     app = current_app
     with app.producer_or_acquire() as producer:
         for message in _messages(copies, fan_out=False):
-            queue = app.amqp.queues[message[0].handler.queue]
             _publish(
                 producer,
                 message,
-                declare=[queue],
+                declare=[declaration(message[0].handler)],
                 retry=True,
                 retry_policy=app.conf.task_publish_retry_policy,
             )
@@ -233,14 +242,18 @@ class _ConfirmChannel:
 
     def send(self, copies: list[Copy]) -> None:
         """Publish every copy, then wait once for all the confirms."""
-        queues = current_app.amqp.queues
         for message in _messages(copies, fan_out=settings.MESSAGING_FAN_OUT):
-            undeclared = {c.handler.queue for c in message} - self.declared
+            undeclared = {
+                c.handler.queue: c.handler for c in message if c.handler.queue not in self.declared
+            }
             _publish(
-                self.producer, message, declare=[queues[q] for q in sorted(undeclared)], retry=False
+                self.producer,
+                message,
+                declare=[declaration(undeclared[q]) for q in sorted(undeclared)],
+                retry=False,
             )
             self.confirms.published += 1
-            self.declared |= undeclared
+            self.declared |= undeclared.keys()
         self.confirms.wait_for_all(self.connection, timeout=settings.MESSAGING_CONFIRM_TIMEOUT)
 
     def close(self) -> None:

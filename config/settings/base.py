@@ -11,6 +11,7 @@ uses them: SQLite's when a connection opens, the file-system broker's when
 its channel starts (messaging/filesystem.py).
 """
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -340,6 +341,41 @@ MESSAGING_MAX_MESSAGE_BYTES = env.int("MESSAGING_MAX_MESSAGE_BYTES", default=256
 MESSAGING_RELAY_INTERVAL = env.float("MESSAGING_RELAY_INTERVAL", default=5.0)
 MESSAGING_RELAY_GRACE = env.float("MESSAGING_RELAY_GRACE", default=10.0)
 MESSAGING_RELAY_BATCH = env.int("MESSAGING_RELAY_BATCH", default=500)
+
+
+# --- Event log -------------------------------------------------------------
+
+# Every dispatched event is kept in an ordered log that stream processors
+# read and replay (messaging.eventlog): a RabbitMQ stream queue named
+# "events" on RabbitMQ, the outbox table itself otherwise.
+EVENT_LOG_BACKENDS = ("rabbitmq", "database")
+
+
+def event_log_backend(broker_url: str) -> str:
+    """EVENT_LOG_BACKEND, else the stream on RabbitMQ and the outbox table elsewhere."""
+    default = (
+        "rabbitmq" if broker_url.startswith(("amqp://", "amqps://", "pyamqp://")) else "database"
+    )
+    backend = env.str("EVENT_LOG_BACKEND", default=default)
+    if backend not in EVENT_LOG_BACKENDS:
+        raise ImproperlyConfigured(
+            f"EVENT_LOG_BACKEND={backend!r} is not a log backend: {' or '.join(EVENT_LOG_BACKENDS)}"
+        )
+    return backend
+
+
+EVENT_LOG_BACKEND = event_log_backend(CELERY_BROKER_URL)
+# How long the stream keeps entries, and how large it may grow: RabbitMQ drops
+# the oldest segments past either. A replay from "first" starts at the oldest
+# entry still kept. They are the stream's arguments when it is first
+# declared; change them on a running broker with a policy (README).
+EVENT_LOG_MAX_AGE = env.str("EVENT_LOG_MAX_AGE", default="7D")
+if not re.fullmatch(r"[1-9][0-9]*[YMDhms]", EVENT_LOG_MAX_AGE):
+    raise ImproperlyConfigured(
+        f"EVENT_LOG_MAX_AGE={EVENT_LOG_MAX_AGE!r} is not an age: a number and a unit of "
+        "Y, M, D, h, m or s, e.g. 7D"
+    )
+EVENT_LOG_MAX_LENGTH_BYTES = env.int("EVENT_LOG_MAX_LENGTH_BYTES", default=5 * 1024**3)
 
 
 def beat_schedule(*, relay_interval: float, deadline_check_interval: float) -> dict:

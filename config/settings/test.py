@@ -18,6 +18,7 @@ from .base import (
     beat_schedule,
     broker_transport,
     databases,
+    event_log_backend,
 )
 from .environment import env
 
@@ -28,6 +29,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
 CELERY_BROKER_TRANSPORT, CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport(CELERY_BROKER_URL)
+EVENT_LOG_BACKEND = event_log_backend(CELERY_BROKER_URL)
 
 # The gateway's circuit breaker shared through Redis, quick to try again.
 PAYMENT_GATEWAY_BREAKER_REDIS_URL = env.str(

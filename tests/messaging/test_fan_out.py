@@ -82,11 +82,11 @@ def test_one_publish_reaches_every_queue_and_each_copy_runs_its_queues_handler(
     probe_id = new_probe_id()
     envelope = publish_fanned(probe_id)
 
-    # Then it was published twice, not three times: once for both queues
-    # (RabbitMQ copies it into probe_d, named in CC), and once more for the
-    # second handler on probe_c
+    # Then it was published twice, not four times: once for both queues and
+    # the event log (RabbitMQ copies it into probe_d and events, named in CC),
+    # and once more for the second handler on probe_c
     assert sorted(publishes) == sorted(
-        [(FANNED_OUT_TASK, "probe_c", ["probe_d"]), (RECORD_AGAIN, "probe_c", [])]
+        [(FANNED_OUT_TASK, "probe_c", ["probe_d", "events"]), (RECORD_AGAIN, "probe_c", [])]
     )
     # and every handler took effect exactly once
     wait_for(
@@ -114,9 +114,15 @@ def test_with_fan_out_off_each_subscriber_gets_a_message_of_its_own(
     probe_id = new_probe_id()
     publish_fanned(probe_id)
 
-    # Then each handler's task was published to its queue, and each took effect once
+    # Then each handler's task was published to its queue (and one to the
+    # event log), and each took effect once
     assert sorted(publishes) == sorted(
-        [(RECORD, "probe_c", []), (RECORD_AGAIN, "probe_c", []), (FAILING, "probe_d", [])]
+        [
+            (RECORD, "probe_c", []),
+            (RECORD_AGAIN, "probe_c", []),
+            (FAILING, "probe_d", []),
+            ("messaging.event_log", "events", []),
+        ]
     )
     wait_for(
         lambda: set(effects(probe_id).values_list("handler", flat=True)) == EVERY_HANDLER,

@@ -22,3 +22,10 @@ class ProbeFanned(Event):
 
 class RecordProbe(Command):
     probe_id: str
+
+
+class ProbeLogged(Event):
+    """No handler takes it: it goes only to the event log (tests/messaging/test_eventlog.py)."""
+
+    probe_id: str
+    seq: int = 0

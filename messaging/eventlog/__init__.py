@@ -1,0 +1,48 @@
+"""The event log: every event that was dispatched, in one ordered, replayable log.
+
+Stream processors (``analytics``) read it from an offset; nothing is ever
+consumed away, so a processor can start again anywhere, and a projection can
+be rebuilt from the first entry. Two backends sit behind the one interface
+here, chosen by EVENT_LOG_BACKEND:
+
+- ``rabbitmq``: a RabbitMQ stream queue, ``events``. The copy of an event in
+  the log is made by the publish that dispatches it, under the same publisher
+  confirm: ``events`` is one more queue in the message's routing
+  (``log_subscriber``), so an event is in the log if and only if it was
+  dispatched. The offset is the stream's.
+- ``database``: the outbox table itself (the embedded default, on SQLite,
+  whose single writer makes id order commit order); the offset is the row's id.
+
+A relay resend can put an event in the log twice: readers deduplicate by
+message id. A Kafka or Redis backend is one more module with a reader, a
+``head`` and, where the broker does not copy the publish itself, an append
+after the confirm.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from . import database, rabbitmq
+from .entries import EventLog, LogEntry, LogError, LogReader, Start
+
+__all__ = ["EventLog", "LogEntry", "LogError", "LogReader", "Start", "event_log", "log_subscriber"]
+
+BACKENDS = {"rabbitmq": rabbitmq.StreamLog, "database": database.TableLog}
+
+
+def event_log() -> EventLog:
+    """The log EVENT_LOG_BACKEND names."""
+    try:
+        backend = BACKENDS[settings.EVENT_LOG_BACKEND]
+    except KeyError:
+        raise LogError(
+            f"EVENT_LOG_BACKEND={settings.EVENT_LOG_BACKEND!r} is not a log backend: "
+            f"{' or '.join(BACKENDS)}"
+        ) from None
+    return backend()
+
+
+def log_subscriber() -> rabbitmq.LogSubscriber | None:
+    """What the dispatch adds to an event's routing so that it lands in the log, if anything."""
+    return rabbitmq.LOG_SUBSCRIBER if settings.EVENT_LOG_BACKEND == "rabbitmq" else None

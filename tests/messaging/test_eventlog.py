@@ -1,0 +1,172 @@
+"""The event log: every dispatched event, in order, on the real RabbitMQ stream and in the table."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
+from kombu import Connection
+
+from config.celery import app
+from messaging.eventlog import LogError, event_log, log_subscriber
+from messaging.eventlog.database import TableLog
+from messaging.eventlog.rabbitmq import QUEUE, StreamLog
+from messaging.models import OutboxMessage
+from messaging.publishing import publish, send
+from tests.probe.events import ProbeLogged, ProbePinged, RecordProbe
+from tests.support.probes import new_probe_id
+
+
+def read_all(reader, *, until_count: int, timeout: float = 10.0) -> list:
+    entries = []
+    deadline = timezone.now() + timedelta(seconds=timeout)
+    while len(entries) < until_count and timezone.now() < deadline:
+        entries.extend(reader.read(max_entries=500, timeout=0.5))
+    return entries
+
+
+def mine(entries, probe_id: str) -> list:
+    """This test's own entries (not what a worker of another test published in reply)."""
+    return [
+        e
+        for e in entries
+        if e.envelope
+        and e.envelope.payload.get("probe_id") == probe_id
+        and e.envelope.causation_id is None
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+class TestRabbitMQStream:
+    @pytest.fixture(autouse=True)
+    def _stream(self, rabbitmq, settings):
+        settings.EVENT_LOG_BACKEND = "rabbitmq"
+
+    def test_every_dispatched_event_is_in_the_stream_in_publish_order_and_commands_are_not(self):
+        # given a reader of what is appended from now on
+        probe_id = new_probe_id()
+        reader = event_log().reader("next")
+        try:
+            # when events with and without subscribers are published, and a command
+            with transaction.atomic():
+                for seq in range(20):
+                    publish(ProbeLogged(probe_id=probe_id, seq=seq))
+                publish(ProbePinged(probe_id=probe_id))
+                send(RecordProbe(probe_id=probe_id))
+            entries = mine(read_all(reader, until_count=21), probe_id)
+        finally:
+            reader.close()
+        # then each event is there once, in the order published, as its envelope
+        assert [e.envelope.type for e in entries] == ["ProbeLogged"] * 20 + ["ProbePinged"]
+        assert [e.envelope.payload["seq"] for e in entries[:20]] == list(range(20))
+        offsets = [e.offset for e in entries]
+        assert offsets == sorted(offsets) and len(set(offsets)) == 21
+        published = {
+            str(row.message_id): row.correlation_id
+            for row in OutboxMessage.objects.filter(
+                kind="event", payload__probe_id=probe_id, causation_id=None
+            )
+        }
+        assert {str(e.envelope.message_id): e.envelope.correlation_id for e in entries} == published
+
+    def test_a_reader_resumes_at_an_offset_and_at_a_time(self):
+        probe_id = new_probe_id()
+        before = timezone.now()
+        reader = event_log().reader("next")
+        with transaction.atomic():
+            for seq in range(5):
+                publish(ProbeLogged(probe_id=probe_id, seq=seq))
+        entries = mine(read_all(reader, until_count=5), probe_id)
+        reader.close()
+        third = entries[2].offset
+
+        resumed = event_log().reader(third)
+        again = mine(read_all(resumed, until_count=3), probe_id)
+        resumed.close()
+        assert [e.envelope.payload["seq"] for e in again] == [2, 3, 4]
+
+        by_time = event_log().reader(before - timedelta(seconds=1))
+        timed = mine(read_all(by_time, until_count=5), probe_id)
+        by_time.close()
+        assert [e.envelope.payload["seq"] for e in timed] == [0, 1, 2, 3, 4]
+
+    def test_head_and_first_bound_what_the_stream_holds(self):
+        with transaction.atomic():
+            publish(ProbeLogged(probe_id=new_probe_id()))
+        log = StreamLog()
+        reader = log.reader("next")
+        with transaction.atomic():
+            publish(ProbeLogged(probe_id=new_probe_id()))
+        [last] = read_all(reader, until_count=1)
+        reader.close()
+        assert log.head() >= last.offset
+        assert log.first() is not None and log.first() <= last.offset
+
+    def test_an_entry_that_is_no_envelope_is_read_with_its_reason(self):
+        reader = event_log().reader("next")
+        with Connection(app.conf.broker_url) as conn:
+            conn.Producer().publish(
+                json.dumps([[], {"envelope": {"type": "Nope"}}, {}]),
+                exchange="",
+                routing_key=QUEUE,
+                content_type="application/json",
+            )
+        [entry] = read_all(reader, until_count=1)
+        reader.close()
+        assert entry.envelope is None
+        assert "envelope is invalid" in entry.error and '"Nope"' in entry.raw
+
+
+class TestTableLog:
+    pytestmark = pytest.mark.django_db
+
+    def rows(self, count: int, probe_id: str) -> list[OutboxMessage]:
+        with transaction.atomic():
+            for seq in range(count):
+                publish(ProbeLogged(probe_id=probe_id, seq=seq))
+            send(RecordProbe(probe_id=probe_id))
+        return list(OutboxMessage.objects.filter(kind="event").order_by("id"))
+
+    @pytest.fixture(autouse=True)
+    def _table(self, settings, monkeypatch):
+        settings.EVENT_LOG_BACKEND = "database"
+        # Only the table is under test here: nothing goes to a broker.
+        monkeypatch.setattr("messaging.outbox.transport.send", lambda copies: None)
+
+    def test_the_log_is_the_outbox_events_in_id_order(self):
+        rows = self.rows(4, "p1")
+        entries = event_log().reader("first").read(max_entries=100, timeout=0)
+        assert [e.offset for e in entries] == [row.pk for row in rows]
+        assert [e.envelope.message_id for e in entries] == [row.message_id for row in rows]
+        assert TableLog().head() == rows[-1].pk and TableLog().first() == rows[0].pk
+
+    def test_a_reader_starts_at_an_offset_a_time_or_the_next_entry(self):
+        rows = self.rows(4, "p2")
+        assert [e.offset for e in TableLog().reader(rows[2].pk).read(max_entries=9, timeout=0)] == [
+            rows[2].pk,
+            rows[3].pk,
+        ]
+        later = TableLog().reader(rows[3].occurred_at).read(max_entries=9, timeout=0)
+        assert [e.offset for e in later] == [rows[3].pk]
+        assert TableLog().reader("next").read(max_entries=9, timeout=0) == []
+
+    def test_reads_come_in_batches_and_go_on_from_the_last(self):
+        rows = self.rows(5, "p3")
+        reader = TableLog().reader("first")
+        assert len(reader.read(max_entries=3, timeout=0)) == 3
+        assert [e.offset for e in reader.read(max_entries=3, timeout=0)] == [r.pk for r in rows[3:]]
+
+    def test_a_start_that_is_no_position_is_refused(self):
+        with pytest.raises(LogError, match="first, next, an offset or a time"):
+            TableLog().reader("yesterday")
+
+    def test_no_copy_goes_to_a_stream(self):
+        assert log_subscriber() is None
+
+
+def test_an_unknown_backend_is_a_clear_error(settings):
+    with override_settings(EVENT_LOG_BACKEND="kafka"):
+        with pytest.raises(LogError, match="'kafka' is not a log backend: rabbitmq or database"):
+            event_log()
