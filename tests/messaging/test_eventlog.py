@@ -166,7 +166,9 @@ class TestTableLog:
         assert log_subscriber() is None
 
 
-def test_an_unknown_backend_is_a_clear_error(settings):
-    with override_settings(EVENT_LOG_BACKEND="kafka"):
-        with pytest.raises(LogError, match="'kafka' is not a log backend: rabbitmq or database"):
-            event_log()
+def test_an_unknown_backend_is_a_clear_error():
+    with (
+        override_settings(EVENT_LOG_BACKEND="kafka"),
+        pytest.raises(LogError, match="'kafka' is not a log backend: rabbitmq or database"),
+    ):
+        event_log()
