@@ -48,6 +48,9 @@ class OrderPlaced(Event):
     # A token from the card gateway; card numbers never enter the event log.
     card_token: str
     card_last4: str
+    # The gateway's fingerprint of the card (a hash, the same for every token
+    # of one card), for the fraud screen's velocity rules.
+    card_fingerprint: str = ""
     workflow: Workflow = Workflow.CHOREOGRAPHY
 
 

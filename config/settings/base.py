@@ -377,6 +377,15 @@ if not re.fullmatch(r"[1-9][0-9]*[YMDhms]", EVENT_LOG_MAX_AGE):
     )
 EVENT_LOG_MAX_LENGTH_BYTES = env.int("EVENT_LOG_MAX_LENGTH_BYTES", default=5 * 1024**3)
 
+# --- Stream processing -----------------------------------------------------
+
+# A processor commits its projection and its offset together, every
+# ANALYTICS_BATCH_SIZE entries at most (or sooner, when the log goes quiet).
+ANALYTICS_BATCH_SIZE = env.int("ANALYTICS_BATCH_SIZE", default=500)
+# Seconds after a minute's end, by event time, before its figures are final;
+# an entry for an earlier minute still counts there, and as a late entry.
+ANALYTICS_ALLOWED_LATENESS = env.int("ANALYTICS_ALLOWED_LATENESS", default=300)
+
 
 def beat_schedule(*, relay_interval: float, deadline_check_interval: float) -> dict:
     """Beat's periodic tasks: the outbox relay and the saga's deadline check."""
