@@ -108,6 +108,8 @@ class MinuteFigure(models.Model):
     value = models.DecimalField(max_digits=20, decimal_places=2)
 
     class Meta:
+        # Its admin page shows the figures, not the rows.
+        verbose_name = verbose_name_plural = "live figures"
         constraints = [
             models.UniqueConstraint(
                 fields=["slot", "minute", "metric", "key"], name="minute_figure_once"
