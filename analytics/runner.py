@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from messaging.eventlog import EventLog, LogEntry, LogReader, Start, event_log
 
-from .models import ProcessorState, Slot
+from .models import ProcessorState, SeenMessage, Slot
 from .processing import BatchResult, Fenced, Processor, batch_commit, batch_commit_one_by_one
 
 logger = logging.getLogger(__name__)

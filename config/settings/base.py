@@ -385,6 +385,9 @@ ANALYTICS_BATCH_SIZE = env.int("ANALYTICS_BATCH_SIZE", default=500)
 # Seconds after a minute's end, by event time, before its figures are final;
 # an entry for an earlier minute still counts there, and as a late entry.
 ANALYTICS_ALLOWED_LATENESS = env.int("ANALYTICS_ALLOWED_LATENESS", default=300)
+# Seconds of event time for which a processor remembers the message ids it
+# took, to skip a copy the relay appended again.
+ANALYTICS_DEDUP_WINDOW = env.int("ANALYTICS_DEDUP_WINDOW", default=24 * 3600)
 
 
 def beat_schedule(*, relay_interval: float, deadline_check_interval: float) -> dict:
