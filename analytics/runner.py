@@ -182,6 +182,17 @@ class Runner:
             lag_seconds=lag_seconds,
             heartbeat_at=timezone.now(),
         )
+        self._forget_old_ids(state)
+
+    def _forget_old_ids(self, state: ProcessorState) -> None:
+        # A copy appended again comes soon after the first (a relay resend):
+        # ids older than the dedup window, by event time, are not kept.
+        if state.last_entry_occurred_at is None:
+            return
+        horizon = state.last_entry_occurred_at - timedelta(seconds=settings.ANALYTICS_DEDUP_WINDOW)
+        SeenMessage.objects.filter(
+            processor=self.name, slot=self.slot, occurred_at__lt=horizon
+        ).delete()
 
     def _record_error(self, exc: Exception) -> None:
         try:
