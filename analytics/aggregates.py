@@ -64,24 +64,28 @@ class Aggregates(Processor):
 
     def process(self, items: list[Item]) -> None:
         self.deltas: dict[tuple[datetime, str, str], Decimal] = defaultdict(Decimal)
+        watermark = self.state.get("watermark")
+        self.watermark = parse_datetime(watermark) if watermark else None
+        self.lateness = timedelta(seconds=settings.ANALYTICS_ALLOWED_LATENESS)
         self.open_orders = self._open_orders(items)
         self.placed: dict = {}
         self.ended: set = set()
         for item in items:
             self._take(item)
+        if self.watermark is not None:
+            self.state["watermark"] = self.watermark.isoformat()
         self._save_open_orders()
         self._save_figures()
 
     def _take(self, item: Item) -> None:
         occurred = item.envelope.occurred_at
         minute = minute_of(occurred)
-        watermark = self.state.get("watermark")
-        if watermark:
-            lateness = timedelta(seconds=settings.ANALYTICS_ALLOWED_LATENESS)
-            if minute + timedelta(minutes=1) + lateness <= parse_datetime(watermark):
-                self._add(minute, "late_entries")
-        if not watermark or occurred > parse_datetime(watermark):
-            self.state["watermark"] = occurred.isoformat()
+        if self.watermark is not None and minute + timedelta(minutes=1) + self.lateness <= (
+            self.watermark
+        ):
+            self._add(minute, "late_entries")
+        if self.watermark is None or occurred > self.watermark:
+            self.watermark = occurred
         message = item.message
         match message:
             case OrderPlaced():

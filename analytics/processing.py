@@ -9,6 +9,7 @@ killed at any moment resumes from its last commit and counts nothing twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 from uuid import UUID
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 
 from messaging.context import handling
@@ -71,7 +72,12 @@ class Processor:
             publish(event)
 
     def wants(self, message_type: str) -> bool:
-        return any(cls.message_type == message_type for cls in self.message_classes)
+        return message_type in self._wanted_types()
+
+    @classmethod
+    @functools.cache
+    def _wanted_types(cls) -> frozenset[str]:
+        return frozenset(message_class.message_type for message_class in cls.message_classes)
 
 
 class Fenced(Exception):
@@ -143,7 +149,9 @@ def batch_commit_one_by_one(
         except Fenced:
             raise
         except Exception as exc:
-            logger.exception("%s could not take entry %s; skipped", processor.name, entry.offset)
+            logger.error(
+                "%s could not take entry %s; skipped: %s", processor.name, entry.offset, exc
+            )
             processor = processor_factory()
             _skip_failed(processor, offset, entry, exc)
         offset = entry.offset
@@ -199,19 +207,38 @@ def _unseen(processor: Processor, items: list[Item], result: BatchResult) -> lis
     """The items not taken before: a copy appended again by a relay resend is dropped."""
     if not items:
         return items
-    ids = {item.envelope.message_id for item in items}
-    seen: set[UUID] = set(
+    first: dict[UUID, Item] = {}
+    for item in items:
+        first.setdefault(item.envelope.message_id, item)
+    fresh_ids = _remember(processor, list(first.values()))
+    fresh = [item for message_id, item in first.items() if message_id in fresh_ids]
+    result.duplicates += len(items) - len(fresh)
+    result.processed += len(fresh)
+    return fresh
+
+
+def _remember(processor: Processor, items: list[Item]) -> set[UUID]:
+    """Record the items' message ids as seen; returns those that were not seen before."""
+    if connection.vendor == "postgresql":
+        # One statement for the whole batch: the ids that went in are the new ones.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _remember_sql(),
+                [
+                    processor.name,
+                    processor.slot,
+                    [item.envelope.message_id for item in items],
+                    [item.envelope.occurred_at for item in items],
+                ],
+            )
+            return {row[0] for row in cursor.fetchall()}
+    ids = [item.envelope.message_id for item in items]
+    seen = set(
         SeenMessage.objects.filter(
             processor=processor.name, slot=processor.slot, message_id__in=ids
         ).values_list("message_id", flat=True)
     )
-    fresh = []
-    for item in items:
-        if item.envelope.message_id in seen:
-            result.duplicates += 1
-            continue
-        seen.add(item.envelope.message_id)
-        fresh.append(item)
+    fresh = [item for item in items if item.envelope.message_id not in seen]
     SeenMessage.objects.bulk_create(
         SeenMessage(
             processor=processor.name,
@@ -221,8 +248,22 @@ def _unseen(processor: Processor, items: list[Item], result: BatchResult) -> lis
         )
         for item in fresh
     )
-    result.processed += len(fresh)
-    return fresh
+    return {item.envelope.message_id for item in fresh}
+
+
+@functools.cache
+def _remember_sql() -> str:
+    quote = connection.ops.quote_name
+    column = {f.name: quote(f.column) for f in SeenMessage._meta.fields}
+    return (
+        f"INSERT INTO {quote(SeenMessage._meta.db_table)} "
+        f"({column['processor']}, {column['slot']}, {column['message_id']}, "
+        f"{column['occurred_at']}) "
+        "SELECT %s, %s, ids.message_id, ids.occurred_at "
+        "FROM unnest(%s::uuid[], %s::timestamptz[]) AS ids(message_id, occurred_at) "
+        f"ON CONFLICT ({column['processor']}, {column['slot']}, {column['message_id']}) "
+        f"DO NOTHING RETURNING {column['message_id']}"
+    )
 
 
 def _skip(processor: Processor, result: BatchResult, entry: LogEntry, reason: str, error: str):
