@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ["ours", "orchestration", "naive"]
 FLOORS = ["celery", "kombu"]
 SCENARIOS = [*FLOWS, *FLOORS]
-PHASES = ["web", "recovery", "flows", "memory"]
+PHASES = ["web", "recovery", "stream", "flows", "memory"]
 LOAD_LEVELS = [25, 50, 75]
 EXPERIMENTS = ["db_reuse", "no_results"]
 
@@ -28,6 +28,7 @@ class Options:
     web_concurrency: int = 8
     web_workers: int = 4
     backlog: int = 10_000
+    stream_backlog: int = 100_000
     memory_messages: int = 100_000
     concurrency: int = 1
     floor_factor: int = 4
@@ -49,6 +50,9 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--latency-seconds", type=float, help="length of each open-loop run")
     parser.add_argument("--web-seconds", type=float, help="length of each web run")
     parser.add_argument("--backlog", type=int, help="outbox backlog to drain (default 10000)")
+    parser.add_argument(
+        "--stream-backlog", type=int, help="entries in the event log's stream (default 100000)"
+    )
     parser.add_argument(
         "--memory-messages", type=int, help="messages through the memory worker (default 100000)"
     )
@@ -76,16 +80,18 @@ def parse(argv: list[str] | None) -> Options:
     if args.quick:
         options = Options(
             orders=60, runs=1, latency_seconds=3, web_seconds=3, backlog=2000,
-            memory_messages=3000, mode="quick",
+            stream_backlog=10_000, memory_messages=3000, mode="quick",
         )  # fmt: skip
     if args.smoke:
         options = Options(
             orders=4, runs=1, latency_seconds=1, web_seconds=1, web_rate=10, web_concurrency=2,
-            web_workers=1, backlog=30, memory_messages=20, floor_factor=1, levels=[50],
+            web_workers=1, backlog=30, stream_backlog=300, memory_messages=20, floor_factor=1,
+            levels=[50],
             mode="smoke",
         )  # fmt: skip
     for name in (
-        "orders", "runs", "latency_seconds", "web_seconds", "backlog", "memory_messages",
+        "orders", "runs", "latency_seconds", "web_seconds", "backlog", "stream_backlog",
+        "memory_messages",
         "concurrency", "web_workers", "out", "profile",
     ):  # fmt: skip
         value = getattr(args, name)

@@ -9,7 +9,7 @@ docs/benchmarks.json. Every process it started is stopped at the end (by its
 own process group); RabbitMQ and PostgreSQL are only read from.
 
 The phases are in bench/phases/, in the order they run: web, recovery,
-flows, memory.
+stream, flows, memory.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from . import environment, graph, procs
 from .broker import purge_queues
 from .cli import parse
 from .meta import run_meta
-from .phases import flows, memory, recovery, web
+from .phases import flows, memory, recovery, stream, web
 from .report import write_report
 from .summary import summarize
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     results.update(
         {key: {"closed": [], "closed_wrk": [], "open": []} for key in web.WEB_SCENARIOS.values()}
     )
-    results.update({"recovery": [], "memory": {}})
+    results.update({"recovery": [], "stream": [], "memory": {}})
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     print(f"  process logs in {log_dir}", flush=True)
     fleet_memory: dict = {}
@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         if "recovery" in options.phases:
             print("Recovery (outbox drain)", flush=True)
             recovery.run(options, log_dir, results)
+        if "stream" in options.phases:
+            print("Stream (the event log's processors on a backlog)", flush=True)
+            stream.run(options, log_dir, results)
         if "flows" in options.phases and options.scenarios:
             print("Flows: starting workers", flush=True)
             fleet_memory = flows.run(options, log_dir, results)

@@ -267,6 +267,35 @@ def markdown(doc: dict) -> str:
         )
     add("")
 
+    add("## Stream: the event log's processors")
+    add("")
+    st = s.get("stream") or {}
+    if st:
+        add(
+            f"A backlog of {fmt(st['entries'])} entries in the `events` stream (orders placed, "
+            "paid and completed, as the dispatch appends them), read from the first entry "
+            "three ways in each run: a raw AMQP read that decodes each body and keeps nothing "
+            "(the floor), each processor into an empty projection (`stream_processor`), and a "
+            "replay of the aggregates into the shadow with its comparison (`replay_events`)."
+        )
+        add("")
+        add(
+            table(
+                ["reader", "entries/s (median)", "÷ raw read", "per run"],
+                [
+                    ["raw stream read (floor)", fmt(st["floor_per_s"]), "1.00",
+                     runs(st["floor_per_s_runs"])],
+                    ["aggregates", fmt(st["aggregates_per_s"]),
+                     fmt(st["stream_aggregates_over_floor"], 2), runs(st["aggregates_per_s_runs"])],
+                    ["fraud screen (publishes a verdict per order)", fmt(st["fraud_per_s"]),
+                     fmt(st["stream_fraud_over_floor"], 2), runs(st["fraud_per_s_runs"])],
+                    ["replay of the aggregates", fmt(st["replay_per_s"]), "",
+                     runs(st["replay_per_s_runs"])],
+                ],
+            )
+        )  # fmt: skip
+    add("")
+
     add("## Memory")
     add("")
     mem = s["memory"]

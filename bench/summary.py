@@ -32,6 +32,8 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
             "broker_down_s_per_order": median([r["broker_down_s_per_order"] for r in rr]),
             "broker_down_pending_after": median([r["broker_down_pending_after"] for r in rr]),
         }
+    stream = stream_summary(results.get("stream", []))
+    ratios.update({key: stream[key] for key in ("stream_aggregates_over_floor",) if key in stream})
     memory = dict(results["memory"])
     if fleet_memory:
         memory["app_workers"] = fleet_memory
@@ -41,10 +43,24 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
         "web": web,
         "web_naive": web_naive,
         "recovery": recovery,
+        "stream": stream,
         "memory": memory,
         "targets": targets_for(ratios, web),
-        "record": record_for(scen, web, web_naive, recovery, memory),
+        "record": record_for(scen, web, web_naive, recovery, memory, stream),
     }
+
+
+def stream_summary(runs: list[dict]) -> dict:
+    """Medians of the stream phase, and the median of each run's processor ÷ floor."""
+    if not runs:
+        return {}
+    summary = {"entries": runs[0]["entries"]}
+    for key in ("floor", "aggregates", "fraud", "replay"):
+        summary[f"{key}_per_s"] = median([r[key] for r in runs])
+        summary[f"{key}_per_s_runs"] = [r[key] for r in runs]
+    summary["stream_aggregates_over_floor"] = median([r["aggregates"] / r["floor"] for r in runs])
+    summary["stream_fraud_over_floor"] = median([r["fraud"] / r["floor"] for r in runs])
+    return summary
 
 
 def scenario_summary(scenario: str, runs: dict) -> dict:

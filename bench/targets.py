@@ -41,10 +41,16 @@ def targets_for(ratios: dict, web: dict) -> list[dict]:
             "CPU per order, ours ÷ naive", "≤ 1.05",
             ratios.get("cpu_per_order_ours_over_naive"), lambda v: v <= 1.05,
         ),
+        check(
+            "Stream processor (aggregates) on a backlog, entries/s ÷ raw stream read", "≥ 0.5",
+            ratios.get("stream_aggregates_over_floor"), lambda v: v >= 0.5,
+        ),
     ]  # fmt: skip
 
 
-def record_for(scen: dict, web: dict, web_naive: dict, recovery: dict, memory: dict) -> list[dict]:
+def record_for(
+    scen: dict, web: dict, web_naive: dict, recovery: dict, memory: dict, stream: dict
+) -> list[dict]:
     """The absolute figures of ours (and of the naive baseline where it has them), no verdict."""
 
     def flow(scenario: str, key: str):
@@ -67,6 +73,11 @@ def record_for(scen: dict, web: dict, web_naive: dict, recovery: dict, memory: d
         ("Web: p99 ms, open loop",
          web.get("open", {}).get("p99_ms"), web_naive.get("open", {}).get("p99_ms")),
         ("Outbox drain, events/s", recovery.get("events_per_s"), None),
+        ("Event log, raw stream read, entries/s", stream.get("floor_per_s"), None),
+        ("Stream processor, aggregates, entries/s", stream.get("aggregates_per_s"), None),
+        ("Stream processor, fraud screen, entries/s", stream.get("fraud_per_s"), None),
+        ("Replay of the aggregates (rebuild + compare), entries/s",
+         stream.get("replay_per_s"), None),
         ("Worker memory, largest worker (PSS MB, main process + pool children)",
          largest_worker(memory, "ours", probe), largest_worker(memory, "naive")),
         ("Worker memory growth over the probe run, MB", probe.get("growth_mb"), None),
