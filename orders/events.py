@@ -49,6 +49,9 @@ class OrderPlaced(Event):
     card_token: str
     card_last4: str
     workflow: Workflow = Workflow.CHOREOGRAPHY
+    # The gateway's fingerprint of the card (the same for every order paid with it), for
+    # the fraud screen's velocity rules; optional, so v1 stays readable.
+    card_fingerprint: str = ""
 
 
 class OrderCompleted(Event):
