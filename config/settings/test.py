@@ -38,6 +38,10 @@ PAYMENT_GATEWAY_BREAKER_RESET = env.float("PAYMENT_GATEWAY_BREAKER_RESET", defau
 # A gateway that answers at once; its timeout card still times out twice.
 PAYMENT_GATEWAY_LATENCY = env.float("PAYMENT_GATEWAY_LATENCY", default=0.0)
 
+# The flow tests run without a stream processor, so nothing would ever screen
+# their orders; the screening tests turn it on (FRAUD_SCREENING=1 for their workers).
+FRAUD_SCREENING = env.bool("FRAUD_SCREENING", default=False)
+
 # Fast retries so the tests see the whole backoff-then-dead-letter cycle.
 MESSAGING_MAX_RETRIES = env.int("MESSAGING_MAX_RETRIES", default=3)
 MESSAGING_RETRY_BACKOFF = env.float("MESSAGING_RETRY_BACKOFF", default=0.2)
