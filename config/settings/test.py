@@ -70,8 +70,10 @@ CELERY_TASK_QUEUES = [
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
-# The tests publish the probe app's messages (messaging.checks reads who publishes what).
+# The tests publish the probe app's messages (messaging.checks reads who publishes what),
+# and play the fraud screen's stream processor, publishing OrderScreened.
 MESSAGING_PUBLISHER_MODULES = [
+    "tests.flow.test_fraud_screening",
     "tests.support.probes",
     "tests.messaging.test_delivery",
     "tests.messaging.test_dead_letters",
