@@ -20,6 +20,9 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench"
 os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/bench")
 # A gateway that answers at once: the benchmark measures our code, not a sleep.
 os.environ.setdefault("PAYMENT_GATEWAY_LATENCY", "0")
+# No stream processor runs in the benchmark (as in the tests' flows), so no
+# order would ever be screened: payments charges at once, as it did before.
+os.environ.setdefault("FRAUD_SCREENING", "0")
 # Emails are rendered and recorded but go nowhere (the console backend would
 # write every one to the worker's log).
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.dummy.EmailBackend")

@@ -7,6 +7,8 @@ moves money twice.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -24,6 +26,9 @@ DECLINED_CARDS = {
     "4000000000009995": ("insufficient_funds", "Your card has insufficient funds."),
 }
 TIMEOUT_CARD = "4000000000000119"
+# The key of the card fingerprints: the simulated processor's own secret. A
+# fingerprint names a card across tokens without revealing its number.
+FINGERPRINT_KEY = b"eventshop-simulated-gateway-card-fingerprint-v1"
 
 
 class GatewayError(Exception):
@@ -53,6 +58,8 @@ class InvalidCardNumber(ValueError):
 class CardTokenResult:
     token: str
     last4: str
+    # The same for every token of the same card number, as processors expose it.
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -84,13 +91,21 @@ def card_number_normalize(card_number: str) -> str:
     return digits
 
 
+def card_fingerprint(digits: str) -> str:
+    """A stable hash of a normalised card number: HMAC-SHA256 under the gateway's key, in hex."""
+    return hmac.new(FINGERPRINT_KEY, digits.encode("ascii"), hashlib.sha256).hexdigest()
+
+
 def tokenize(*, card_number: str) -> CardTokenResult:
-    """Exchange a card number for a token; raises InvalidCardNumber."""
+    """Exchange a card number for a token and the card's fingerprint; raises InvalidCardNumber."""
     digits = card_number_normalize(card_number)
     token = CardToken.objects.create(
-        token=f"tok_{secrets.token_hex(12)}", card_number=digits, last4=digits[-4:]
+        token=f"tok_{secrets.token_hex(12)}",
+        card_number=digits,
+        last4=digits[-4:],
+        fingerprint=card_fingerprint(digits),
     )
-    return CardTokenResult(token=token.token, last4=token.last4)
+    return CardTokenResult(token=token.token, last4=token.last4, fingerprint=token.fingerprint)
 
 
 def charge(*, token: str, amount: Decimal, currency: str, idempotency_key: str) -> ChargeResult:

@@ -7,6 +7,8 @@ class CardToken(models.Model):
     token = models.CharField(max_length=40, unique=True)
     card_number = models.CharField(max_length=19)
     last4 = models.CharField(max_length=4)
+    # HMAC-SHA256 of the card number (client.card_fingerprint): one card, one fingerprint.
+    fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -119,6 +119,7 @@ def order_place(
                 card_token=token.token,
                 card_last4=token.last4,
                 workflow=order.workflow,
+                card_fingerprint=token.fingerprint,
             ),
             correlation_id=str(order.id),
         )

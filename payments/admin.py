@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from . import services
-from .models import Payment, Refund
+from .models import Payment, Refund, Screening
 
 
 class RefundInline(admin.StackedInline):
@@ -53,3 +53,36 @@ class PaymentAdmin(admin.ModelAdmin):
             f"{refunded} refunded; {skipped} had nothing left to refund.",
             messages.SUCCESS if not skipped else messages.WARNING,
         )
+
+
+class ChargeWaitingFilter(admin.SimpleListFilter):
+    title = "charge"
+    parameter_name = "charge"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", "Waiting for its verdict")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "waiting":
+            return queryset.filter(requested_at__isnull=False, verdict="")
+        return queryset
+
+
+@admin.register(Screening)
+class ScreeningAdmin(admin.ModelAdmin):
+    """The fraud screen's verdicts, and the charges waiting for one (the stream processor is
+    behind or down while they pile up)."""
+
+    list_display = ["order_id", "verdict", "rule", "reason", "requested_at", "screened_at"]
+    list_filter = [ChargeWaitingFilter, "verdict", "created_at"]
+    search_fields = ["order_id"]
+    exclude = ["card_token"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Screening._meta.fields if f.name != "card_token"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

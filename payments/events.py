@@ -17,7 +17,8 @@ class PaymentProcessed(Event):
 
 class PaymentFailed(Event):
     order_id: UUID
-    # card_declined, insufficient_funds or gateway_error
+    # card_declined, insufficient_funds, gateway_error, or suspected_fraud (refused by the
+    # fraud screen's verdict: the gateway was never asked)
     reason_code: str
     reason: str
     workflow: Workflow = Workflow.CHOREOGRAPHY

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from analytics.events import OrderScreened
 from inventory.events import InventoryReservationFailed
 from messaging.consumers import handler
 from messaging.messages import Envelope
@@ -28,8 +29,18 @@ def _charge(message: OrderPlaced | ChargePayment, *, amount: Decimal) -> service
 
 @handler(OrderPlaced, when=choreographed)
 def charge_for_order(event: OrderPlaced, envelope: Envelope) -> None:
-    """Charge the card of a newly placed order (the saga sends ChargePayment instead)."""
+    """Charge the card of a newly placed order, once it may be (the saga sends ChargePayment
+    instead)."""
     services.payment_charge(charge=_charge(event, amount=event.total))
+
+
+@handler(OrderScreened)
+def settle_screened_charge(event: OrderScreened, envelope: Envelope) -> None:
+    """The fraud screen's verdict, under either workflow: a charge waiting for it is made, or
+    refused as suspected fraud."""
+    services.payment_screening_record(
+        order_id=event.order_id, verdict=event.verdict, rule=event.rule, reason=event.reason
+    )
 
 
 @handler(InventoryReservationFailed, when=choreographed)

@@ -1,43 +1,51 @@
-"""Charging and refunding cards through the gateway."""
+"""Charging and refunding cards through the gateway, once the fraud screen lets us."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from analytics.events import Verdict
 from gateway import client as gateway
 from messaging.publishing import publish
 from orders.events import Workflow
 
 from . import breaker
 from .events import PaymentFailed, PaymentProcessed, PaymentRefunded, PaymentVoided
-from .models import Payment, Refund
+from .models import Payment, Refund, Screening
+
+logger = logging.getLogger(__name__)
+
+# PaymentFailed's reason_code for an order the fraud screen suspects: never charged.
+SUSPECTED_FRAUD = "suspected_fraud"
 
 
 def _reply_charge(payment: Payment, workflow: Workflow) -> None:
-    if payment.was_captured:
-        publish(
-            PaymentProcessed(
-                order_id=payment.order_id,
-                payment_id=payment.id,
-                amount=payment.amount,
-                currency=payment.currency,
-                workflow=workflow,
-            )
+    reply = (
+        PaymentProcessed(
+            order_id=payment.order_id,
+            payment_id=payment.id,
+            amount=payment.amount,
+            currency=payment.currency,
+            workflow=workflow,
         )
-    else:
-        publish(
-            PaymentFailed(
-                order_id=payment.order_id,
-                reason_code=payment.failure_code,
-                reason=payment.failure_reason,
-                workflow=workflow,
-            )
+        if payment.was_captured
+        else PaymentFailed(
+            order_id=payment.order_id,
+            reason_code=payment.failure_code,
+            reason=payment.failure_reason,
+            workflow=workflow,
         )
+    )
+    # In the order's conversation whatever caused it: the fraud screen's verdict
+    # too, however the stream processor correlates what it publishes.
+    publish(reply, correlation_id=str(payment.order_id))
 
 
 @dataclass(frozen=True)
@@ -90,21 +98,126 @@ def _charge_once(charge: Charge) -> tuple[Payment, bool]:
     return payment, True
 
 
+def _refuse_once(charge: Charge, *, reason: str) -> tuple[Payment, bool]:
+    """The order's one payment, refused as suspected fraud unless it exists; and whether now.
+
+    The gateway is never called: no money is asked for, so none is ever to refund.
+    """
+    existing = _locked_payment(charge.order_id)
+    if existing is not None:
+        return existing, False
+    payment = Payment.objects.create(
+        order_id=charge.order_id,
+        amount=charge.amount,
+        currency=charge.currency,
+        card_last4=charge.card_last4,
+        status=Payment.Status.FAILED,
+        failure_code=SUSPECTED_FRAUD,
+        failure_reason=reason[:200],
+    )
+    return payment, True
+
+
+def _locked_screening(order_id: UUID) -> Screening:
+    """The order's screening row, made if missing, locked until the transaction ends.
+
+    INSERT ... ON CONFLICT DO NOTHING waits for a concurrent insert of the same
+    order to end, and the lock then makes the charge request and the verdict,
+    handled at once in two processes, take turns: the second sees the first.
+    """
+    Screening.objects.bulk_create([Screening(order_id=order_id)], ignore_conflicts=True)
+    return Screening.objects.select_for_update().get(order_id=order_id)
+
+
+def _settle(charge: Charge, screening: Screening | None) -> tuple[Payment, bool]:
+    """Charge the order, or refuse it if the fraud screen suspects it; once either way."""
+    if screening is not None and screening.is_suspected:
+        return _refuse_once(charge, reason=screening.reason or "Suspected fraud")
+    return _charge_once(charge)
+
+
+def _charge_when_screened(charge: Charge, workflow: Workflow) -> tuple[Payment | None, bool]:
+    """The order's payment, settled now if it may be, and whether it was settled now.
+
+    With FRAUD_SCREENING on, an order without the fraud screen's verdict is not
+    charged: the request is kept on its screening row (None is returned) and
+    the verdict settles it (payment_screening_record). An order that already
+    has a payment (charged, refused or voided) is answered from it.
+    """
+    if not settings.FRAUD_SCREENING:
+        return _charge_once(charge)
+    screening = _locked_screening(charge.order_id)
+    if screening.has_verdict or Payment.objects.filter(order_id=charge.order_id).exists():
+        return _settle(charge, screening)
+    if screening.requested_at is None:
+        screening.requested_at = timezone.now()
+    screening.amount, screening.currency = charge.amount, charge.currency
+    screening.card_token, screening.card_last4 = charge.card_token, charge.card_last4
+    screening.workflow = workflow
+    screening.save()
+    return None, False
+
+
 @transaction.atomic(savepoint=False)
-def payment_charge(*, charge: Charge) -> Payment:
-    """Charge a placed order's card once; the first time, publishes PaymentProcessed or
-    PaymentFailed."""
-    payment, is_new = _charge_once(charge)
+def payment_charge(*, charge: Charge) -> Payment | None:
+    """Charge a placed order's card once (with fraud screening, once the screen cleared it);
+    the first time, publishes PaymentProcessed or PaymentFailed.
+
+    Returns None while the order waits for its verdict: the verdict settles it.
+    """
+    payment, is_new = _charge_when_screened(charge, Workflow.CHOREOGRAPHY)
     if is_new:
         _reply_charge(payment, Workflow.CHOREOGRAPHY)
     return payment
 
 
 @transaction.atomic(savepoint=False)
-def payment_charge_on_request(*, charge: Charge) -> Payment:
-    """Charge the card once on the saga's request, answering every time it is asked."""
-    payment, _ = _charge_once(charge)
-    _reply_charge(payment, Workflow.ORCHESTRATION)
+def payment_charge_on_request(*, charge: Charge) -> Payment | None:
+    """Charge the card once on the saga's request, answering every time it is asked, once the
+    order may be charged (with fraud screening, once the screen cleared or suspected it).
+
+    Returns None, answering nothing yet, while the order waits for its verdict:
+    the verdict settles it and answers the saga.
+    """
+    payment, _ = _charge_when_screened(charge, Workflow.ORCHESTRATION)
+    if payment is not None:
+        _reply_charge(payment, Workflow.ORCHESTRATION)
+    return payment
+
+
+@transaction.atomic(savepoint=False)
+def payment_screening_record(
+    *, order_id: UUID, verdict: Verdict, rule: str, reason: str
+) -> Payment | None:
+    """Keep the fraud screen's verdict on an order; a charge that waited for it is made, or
+    refused as suspected fraud, and answered in its workflow (PaymentProcessed or PaymentFailed).
+
+    The first verdict stands: another one later changes nothing. A verdict with
+    no charge waiting is kept for the charge request to find (with
+    FRAUD_SCREENING off, that request does not look). Returns the payment settled now, if any.
+    """
+    screening = _locked_screening(order_id)
+    if not screening.has_verdict:
+        screening.verdict, screening.rule = verdict, rule[:100]
+        screening.reason, screening.screened_at = reason[:300], timezone.now()
+        screening.save()
+    elif screening.verdict != verdict:
+        logger.warning(
+            "Order %s was screened %s before; %s ignored", order_id, screening.verdict, verdict
+        )
+    if screening.requested_at is None:
+        return None
+    waiting = Charge(
+        order_id=order_id,
+        amount=screening.amount,
+        currency=screening.currency,
+        card_token=screening.card_token,
+        card_last4=screening.card_last4,
+    )
+    payment, is_new = _settle(waiting, screening)
+    if not is_new:
+        return None
+    _reply_charge(payment, Workflow(screening.workflow))
     return payment
 
 

@@ -226,6 +226,20 @@ SAGA_DEADLINE_CHECK_INTERVAL = env.float("SAGA_DEADLINE_CHECK_INTERVAL", default
 # An order still open after this many seconds is listed as stuck.
 STUCK_ORDER_AGE = env.float("STUCK_ORDER_AGE", default=300.0)
 
+# --- Fraud -----------------------------------------------------------------
+
+# Payments charges an order only once the fraud screen (the stream processor
+# in analytics/) has cleared it, and never one it suspects; while the
+# processor is down, charges wait. Off: payments charges at once and ignores
+# the verdicts.
+FRAUD_SCREENING = env.bool("FRAUD_SCREENING", default=True)
+# The processor's velocity rules: how many orders, and how many declined
+# charges, one card may have within FRAUD_WINDOW_SECONDS before its orders are
+# suspected.
+FRAUD_MAX_ORDERS = env.int("FRAUD_MAX_ORDERS", default=5)
+FRAUD_MAX_DECLINES = env.int("FRAUD_MAX_DECLINES", default=3)
+FRAUD_WINDOW_SECONDS = env.int("FRAUD_WINDOW_SECONDS", default=600)
+
 # --- Celery ----------------------------------------------------------------
 
 # Without CELERY_BROKER_URL the project runs on kombu's file-system transport,

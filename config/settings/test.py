@@ -40,6 +40,10 @@ PAYMENT_GATEWAY_BREAKER_RESET = env.float("PAYMENT_GATEWAY_BREAKER_RESET", defau
 # A gateway that answers at once; its timeout card still times out twice.
 PAYMENT_GATEWAY_LATENCY = env.float("PAYMENT_GATEWAY_LATENCY", default=0.0)
 
+# The flow tests run without a stream processor, so nothing would ever screen
+# their orders; the screening tests turn it on (FRAUD_SCREENING=1 for their workers).
+FRAUD_SCREENING = env.bool("FRAUD_SCREENING", default=False)
+
 # Fast retries so the tests see the whole backoff-then-dead-letter cycle.
 MESSAGING_MAX_RETRIES = env.int("MESSAGING_MAX_RETRIES", default=3)
 MESSAGING_RETRY_BACKOFF = env.float("MESSAGING_RETRY_BACKOFF", default=0.2)
@@ -68,8 +72,10 @@ CELERY_TASK_QUEUES = [
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
-# The tests publish the probe app's messages (messaging.checks reads who publishes what).
+# The tests publish the probe app's messages (messaging.checks reads who publishes what),
+# and play the fraud screen's stream processor, publishing OrderScreened.
 MESSAGING_PUBLISHER_MODULES = [
+    "tests.flow.test_fraud_screening",
     "tests.support.probes",
     "tests.messaging.test_delivery",
     "tests.messaging.test_dead_letters",

@@ -226,7 +226,7 @@ print(settings.PAYMENT_GATEWAY_BREAKER_REDIS_URL)
 for name in [
     "MESSAGING_MAX_RETRIES", "MESSAGING_RETRY_BACKOFF", "MESSAGING_RETRY_BACKOFF_MAX",
     "MESSAGING_RELAY_INTERVAL", "MESSAGING_RELAY_GRACE", "PAYMENT_GATEWAY_LATENCY",
-    "PAYMENT_GATEWAY_BREAKER_RESET",
+    "PAYMENT_GATEWAY_BREAKER_RESET", "FRAUD_SCREENING",
 ]:
     print(name, getattr(settings, name))
 print("relay every", settings.CELERY_BEAT_SCHEDULE["messaging.relay_outbox"]["schedule"])
@@ -248,6 +248,7 @@ def test_the_test_settings_default_to_the_local_servers_and_quick_timings():
         "MESSAGING_RELAY_GRACE 1.0",
         "PAYMENT_GATEWAY_LATENCY 0.0",
         "PAYMENT_GATEWAY_BREAKER_RESET 1.0",
+        "FRAUD_SCREENING False",
         "relay every 1.0",
     ]
 
@@ -261,6 +262,7 @@ def test_the_environment_overrides_the_test_settings_defaults():
         PAYMENT_GATEWAY_BREAKER_REDIS_URL="redis://127.0.0.1:6379/5",
         MESSAGING_MAX_RETRIES="7",
         MESSAGING_RELAY_INTERVAL="4",
+        FRAUD_SCREENING="1",
     )
 
     assert result.returncode == 0, result.stderr
@@ -272,4 +274,31 @@ def test_the_environment_overrides_the_test_settings_defaults():
         "MESSAGING_MAX_RETRIES 7",
     ]
     assert "MESSAGING_RELAY_INTERVAL 4.0" in lines
+    assert "FRAUD_SCREENING True" in lines
     assert lines[-1] == "relay every 4.0"
+
+
+SHOW_FRAUD_SETTINGS = """
+from django.conf import settings
+for name in ["FRAUD_SCREENING", "FRAUD_MAX_ORDERS", "FRAUD_MAX_DECLINES", "FRAUD_WINDOW_SECONDS"]:
+    print(name, getattr(settings, name))
+"""
+
+
+def test_payments_charges_only_screened_orders_unless_told_otherwise():
+    shown = run_python(SHOW_FRAUD_SETTINGS, DJANGO_SETTINGS_MODULE="config.settings.base")
+    overridden = run_python(
+        SHOW_FRAUD_SETTINGS,
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        FRAUD_SCREENING="off",
+        FRAUD_MAX_ORDERS="9",
+    )
+
+    assert shown.returncode == overridden.returncode == 0, shown.stderr + overridden.stderr
+    assert shown.stdout.splitlines() == [
+        "FRAUD_SCREENING True",
+        "FRAUD_MAX_ORDERS 5",
+        "FRAUD_MAX_DECLINES 3",
+        "FRAUD_WINDOW_SECONDS 600",
+    ]
+    assert overridden.stdout.splitlines()[:2] == ["FRAUD_SCREENING False", "FRAUD_MAX_ORDERS 9"]

@@ -1,16 +1,21 @@
 """Every admin list and change page renders for staff, with the order's timeline."""
 
+import uuid
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from messaging.models import DeadLetter, OutboxMessage
 from orders.models import Order
+from payments.models import Screening
 from tests.flow.conftest import form_data
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 MODELS = [
     "orders.order", "orders.ordersaga", "orders.catalogitem", "payments.payment",
+    "payments.screening",
     "inventory.product", "inventory.reservation", "shipping.shipment",
     "notifications.sentemail", "messaging.outboxmessage", "messaging.inboxrecord", "gateway.outage",
     "messaging.deadletter", "gateway.charge", "django_celery_results.taskresult",
@@ -49,3 +54,25 @@ def test_an_orders_admin_page_shows_its_lines_and_event_timeline(
         == 200
     )
     assert client.get(reverse("admin:orders_order_changelist")).status_code == 302
+
+
+def test_the_charges_waiting_for_their_fraud_verdict_are_listed_without_their_card_token(
+    admin_client,
+):
+    # Given one charge waiting for its verdict, and one order screened
+    now = timezone.now()
+    waiting = Screening.objects.create(
+        order_id=uuid.uuid4(), requested_at=now, amount=10, card_token="tok_secretish"
+    )
+    screened = Screening.objects.create(order_id=uuid.uuid4(), verdict="cleared", screened_at=now)
+
+    # When staff list the charges waiting
+    url = reverse("admin:payments_screening_changelist")
+    listed = admin_client.get(url, {"charge": "waiting"}).content.decode()
+
+    # Then only the waiting one is listed, and its page does not show the card's token
+    assert str(waiting.order_id) in listed
+    assert str(screened.order_id) not in listed
+    page = admin_client.get(reverse("admin:payments_screening_change", args=[waiting.pk]))
+    assert page.status_code == 200
+    assert "tok_secretish" not in page.content.decode()

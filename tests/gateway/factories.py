@@ -6,6 +6,7 @@ from decimal import Decimal
 import factory
 from factory.django import DjangoModelFactory
 
+from gateway.client import card_fingerprint
 from gateway.models import CardToken, Charge, Outage
 from gateway.routers import GATEWAY_DB
 
@@ -26,6 +27,7 @@ class CardTokenFactory(DjangoModelFactory):
     token = factory.Sequence(lambda n: f"tok_test{n:08d}")
     card_number = VALID_CARD
     last4 = factory.LazyAttribute(lambda token: token.card_number[-4:])
+    fingerprint = factory.LazyAttribute(lambda token: card_fingerprint(token.card_number))
 
 
 class GatewayChargeFactory(DjangoModelFactory):

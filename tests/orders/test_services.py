@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from gateway.client import card_fingerprint
 from gateway.models import CardToken
 from orders import services
 from orders.models import CatalogItem, Order, OrderSaga
@@ -79,7 +80,7 @@ def test_an_order_is_priced_from_the_catalog_and_published_without_the_card_numb
         ("MUG", "Mug", 2, Decimal("12.50")),
         ("PEN", "Pen", 1, Decimal("20.00")),
     ]
-    # And OrderPlaced carries a gateway token, never the card number
+    # And OrderPlaced carries a gateway token and the card's fingerprint, never the card number
     assert published_types() == ["OrderPlaced"]
     (placed,) = published("OrderPlaced")
     assert placed.correlation_id == str(order.id)
@@ -88,7 +89,13 @@ def test_an_order_is_priced_from_the_catalog_and_published_without_the_card_numb
         {"sku": "MUG", "name": "Mug", "quantity": 2, "unit_price": "12.50"},
         {"sku": "PEN", "name": "Pen", "quantity": 1, "unit_price": "20.00"},
     ]
-    assert placed.payload["card_token"] == CardToken.objects.get().token
+    token = CardToken.objects.get()
+    assert placed.payload["card_token"] == token.token
+    assert (
+        placed.payload["card_fingerprint"]
+        == token.fingerprint
+        == card_fingerprint("4242424242424242")
+    )
     assert "4242424242424242" not in json.dumps(placed.payload)
     # And nobody orchestrates it
     assert not OrderSaga.objects.filter(pk=order.pk).exists()

@@ -5,8 +5,11 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 
+from gateway import client as gateway
 from inventory.events import InventoryReservationFailed
+from messaging.context import handling
 from orders.events import Workflow
 from payments import handlers
 from payments.commands import ChargePayment, RefundPayment
@@ -14,9 +17,10 @@ from payments.models import Payment
 from shipping.events import ShipmentFailed
 from tests.gateway.factories import CardTokenFactory
 from tests.payments.factories import PaymentFactory
-from tests.support.envelopes import published, published_types
+from tests.support.envelopes import envelope_of, published, published_types
 from tests.support.handling import assert_workflows_taken, handle
 from tests.support.order_messages import OrderCancelledFactory, OrderPlacedFactory
+from tests.support.screening_messages import SUSPICION, OrderScreenedFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "gateway"])
 
@@ -69,6 +73,12 @@ def test_a_choreography_handler_takes_no_orchestration_message(handler, message_
 )
 def test_a_cancellation_and_the_sagas_commands_are_taken_whatever_the_workflow(handler, message):
     assert handler.wants(message)
+
+
+def test_the_fraud_screens_verdict_is_taken_whatever_the_workflow():
+    assert_workflows_taken(
+        handlers.settle_screened_charge, OrderScreenedFactory, orchestration=True
+    )
 
 
 def test_a_placed_order_is_charged_and_the_reply_follows_from_it():
@@ -182,3 +192,81 @@ def test_the_sagas_refund_gives_the_money_back_or_voids_and_answers(make_order_i
     assert Payment.objects.get(order_id=command.order_id).status == status
     [answer] = published()
     assert (answer.type, answer.payload["workflow"]) == (reply, "orchestration")
+
+
+# --- fraud screening ---
+
+
+def charge_command(order_id=None) -> ChargePayment:
+    token = CardTokenFactory()
+    return ChargePayment(
+        order_id=order_id or uuid.uuid4(),
+        amount=Decimal("12.50"),
+        currency="EUR",
+        card_token=token.token,
+        card_last4=token.last4,
+    )
+
+
+def test_with_screening_a_placed_order_is_charged_when_its_verdict_clears_it(settings):
+    # Given fraud screening, and a choreographed order whose charge came before its verdict
+    settings.FRAUD_SCREENING = True
+    order = OrderPlacedFactory(card="4242424242424242")
+    handle(handlers.charge_for_order, order)
+    assert not Payment.objects.exists()
+    assert published() == []
+
+    # When settle_screened_charge takes the verdict that clears it, which the stream processor
+    # correlated in a conversation of its own
+    verdict = OrderScreenedFactory(order_id=order.order_id)
+    envelope = envelope_of(verdict, correlation_id="fraud-screen-run-7")
+    with transaction.atomic(), handling(envelope):
+        handlers.settle_screened_charge(verdict, envelope)
+
+    # Then the card is charged, and the reply, caused by the verdict, is in the order's
+    # conversation
+    assert Payment.objects.get(order_id=order.order_id).status == Payment.Status.CAPTURED
+    [processed] = published()
+    assert (processed.type, processed.payload["workflow"]) == ("PaymentProcessed", "choreography")
+    assert (processed.correlation_id, processed.causation_id) == (
+        str(order.order_id),
+        envelope.message_id,
+    )
+
+
+def test_with_screening_the_sagas_charge_of_a_suspected_order_is_refused_for_the_saga(
+    settings, monkeypatch
+):
+    # Given fraud screening, and the saga's charge of an order the fraud screen suspects
+    settings.FRAUD_SCREENING = True
+    monkeypatch.setattr(gateway, "charge", lambda **kw: pytest.fail(f"gateway asked: {kw}"))
+    command = charge_command()
+    handle(handlers.charge_payment, command)
+
+    # When settle_screened_charge takes the verdict (which says the workflow it came under)
+    verdict = OrderScreenedFactory(
+        order_id=command.order_id, suspected=True, workflow=Workflow.ORCHESTRATION
+    )
+    handle(handlers.settle_screened_charge, verdict)
+
+    # Then nothing is charged, and the saga hears the refusal and why
+    assert Payment.objects.get(order_id=command.order_id).failure_code == "suspected_fraud"
+    [failed] = published()
+    assert failed.type == "PaymentFailed"
+    assert (failed.payload["reason"], failed.payload["workflow"]) == (SUSPICION, "orchestration")
+
+
+def test_a_verdict_delivered_again_changes_nothing(settings):
+    # Given fraud screening, and an order charged when its verdict came
+    settings.FRAUD_SCREENING = True
+    order = OrderPlacedFactory(card="4242424242424242")
+    handle(handlers.charge_for_order, order)
+    verdict = OrderScreenedFactory(order_id=order.order_id)
+    handle(handlers.settle_screened_charge, verdict)
+
+    # When the same verdict is handled again (another copy: the inbox would skip a redelivery)
+    handle(handlers.settle_screened_charge, verdict)
+
+    # Then there is one charge, and one reply
+    assert Payment.objects.filter(order_id=order.order_id).count() == 1
+    assert published_types() == ["PaymentProcessed"]

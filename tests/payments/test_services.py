@@ -1,28 +1,33 @@
-"""payments.services: charging a card once, refunding at most once, voiding what was never charged.
+"""payments.services: charging a card once (once the fraud screen lets us), refunding at most
+once, voiding what was never charged.
 
 The simulated gateway answers by test card (README, "Test cards"); what the
 services publish is read from the outbox, since nothing is dispatched inside
 a test's transaction.
 """
 
+import threading
 import uuid
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 
+from analytics.events import Verdict
 from gateway import client as gateway
 from gateway.models import Charge, Outage
+from messaging import publishing
 from messaging.errors import DependencyUnavailable
 from payments import services
-from payments.models import Payment, Refund
+from payments.models import Payment, Refund, Screening
 from payments.services import (
     payment_charge,
     payment_charge_on_request,
     payment_refund,
     payment_refund_on_request,
     payment_refund_or_void,
+    payment_screening_record,
 )
 from tests.gateway.factories import (
     DECLINED_CARD,
@@ -35,6 +40,7 @@ from tests.gateway.factories import (
 )
 from tests.payments.factories import PaymentFactory
 from tests.support.envelopes import published, published_types
+from tests.support.screening_messages import SUSPICION, OrderScreenedFactory
 
 pytestmark = pytest.mark.django_db(databases=["default", "gateway"])
 
@@ -510,3 +516,249 @@ def test_on_request_a_payment_with_nothing_captured_is_answered_voided(trait):
         "reason_code": "order_cancelled",
         "workflow": "orchestration",
     }
+
+
+# --- fraud screening: charged only once the verdict clears the order ---
+
+CHARGE_SERVICES = [
+    pytest.param(payment_charge, "choreography", id="choreography"),
+    pytest.param(payment_charge_on_request, "orchestration", id="orchestration"),
+]
+
+
+@pytest.fixture
+def screening(settings):
+    settings.FRAUD_SCREENING = True
+
+
+@pytest.fixture
+def gateway_never_called(monkeypatch):
+    """A gateway whose charge must not be asked for: the test fails if it is."""
+
+    def refuse(**kwargs):
+        raise AssertionError(f"the gateway was asked to charge {kwargs}")
+
+    monkeypatch.setattr(gateway, "charge", refuse)
+
+
+def screen(order_id, *, suspected: bool = False) -> Payment | None:
+    verdict = OrderScreenedFactory.build(order_id=order_id, suspected=suspected)
+    return payment_screening_record(
+        order_id=order_id, verdict=verdict.verdict, rule=verdict.rule, reason=verdict.reason
+    )
+
+
+@pytest.mark.usefixtures("screening")
+@pytest.mark.parametrize(("service", "workflow"), CHARGE_SERVICES)
+def test_a_charge_asked_for_before_the_verdict_waits_and_the_cleared_verdict_makes_it(
+    service, workflow
+):
+    # Given an order's charge is asked for before the fraud screen's verdict
+    order_id = uuid.uuid4()
+    waiting = charge(service, order_id=order_id)
+
+    # Then the gateway is not asked, nothing is said, and the request is kept
+    assert waiting is None
+    assert not Payment.objects.exists()
+    assert not Charge.objects.exists()
+    assert published_types() == []
+    assert Screening.objects.get(order_id=order_id).is_charge_waiting
+
+    # When the verdict clears it
+    payment = screen(order_id)
+
+    # Then the card is charged, and the answer goes to the workflow that asked
+    assert (payment.status, payment.amount) == (Payment.Status.CAPTURED, AMOUNT)
+    assert gateway_charge_of(payment).amount == AMOUNT
+    [processed] = published()
+    assert (processed.type, processed.payload["workflow"]) == ("PaymentProcessed", workflow)
+
+
+@pytest.mark.usefixtures("screening")
+@pytest.mark.parametrize(("service", "workflow"), CHARGE_SERVICES)
+def test_a_cleared_verdict_that_came_first_lets_the_charge_go_at_once(service, workflow):
+    # Given the fraud screen cleared an order before its charge was asked for
+    order_id = uuid.uuid4()
+    assert screen(order_id) is None
+    assert published_types() == []
+
+    # When the charge is asked for
+    payment = charge(service, order_id=order_id)
+
+    # Then it is made at once
+    assert payment.status == Payment.Status.CAPTURED
+    [processed] = published()
+    assert (processed.type, processed.payload["workflow"]) == ("PaymentProcessed", workflow)
+
+
+@pytest.mark.usefixtures("screening", "gateway_never_called")
+@pytest.mark.parametrize("verdict_first", [True, False], ids=["verdict-first", "charge-first"])
+@pytest.mark.parametrize(("service", "workflow"), CHARGE_SERVICES)
+def test_a_suspected_order_is_refused_without_asking_the_gateway(service, workflow, verdict_first):
+    # Given an order the fraud screen suspects, its verdict and its charge request in either order
+    order_id = uuid.uuid4()
+    if verdict_first:
+        screen(order_id, suspected=True)
+        charge(service, order_id=order_id)
+    else:
+        charge(service, order_id=order_id)
+        screen(order_id, suspected=True)
+
+    # Then the payment is refused as suspected fraud, the gateway never asked (nothing to refund)
+    payment = Payment.objects.get(order_id=order_id)
+    assert (payment.status, payment.failure_code, payment.failure_reason) == (
+        Payment.Status.FAILED,
+        "suspected_fraud",
+        SUSPICION,
+    )
+    assert (payment.gateway_charge_id, payment.was_captured) == ("", False)
+    assert not Charge.objects.exists()
+    # And the order hears why, in its workflow, so that it is cancelled
+    [failed] = published()
+    assert failed.type == "PaymentFailed"
+    assert failed.payload == {
+        "order_id": str(order_id),
+        "reason_code": "suspected_fraud",
+        "reason": SUSPICION,
+        "workflow": workflow,
+    }
+
+
+@pytest.mark.usefixtures("screening")
+@pytest.mark.parametrize("suspected_again", [False, True], ids=["same", "other-verdict"])
+def test_a_verdict_that_comes_again_changes_nothing(suspected_again):
+    # Given an order charged once the fraud screen cleared it
+    order_id = uuid.uuid4()
+    charge(order_id=order_id)
+    screen(order_id)
+    said = published_types()
+
+    # When a verdict on it comes again (a replay of the processor), the same or another
+    again = screen(order_id, suspected=suspected_again)
+
+    # Then the first verdict stands: one charge, nothing more said
+    assert again is None
+    assert Screening.objects.get(order_id=order_id).verdict == Verdict.CLEARED
+    assert Payment.objects.get(order_id=order_id).status == Payment.Status.CAPTURED
+    assert Charge.objects.count() == 1
+    assert said == published_types() == ["PaymentProcessed"]
+
+
+@pytest.mark.usefixtures("screening")
+def test_a_charge_asked_for_again_while_it_waits_is_kept_once_and_answered_once_settled():
+    # Given the saga asked twice for a charge that waits for its verdict
+    order_id = uuid.uuid4()
+    token = CardTokenFactory().token
+    for _ in range(2):
+        assert charge(payment_charge_on_request, order_id=order_id, card_token=token) is None
+    assert published_types() == []
+
+    # When the verdict clears it, and then the saga asks again
+    screen(order_id)
+    charge(payment_charge_on_request, order_id=order_id, card_token=token)
+
+    # Then it is charged once, and answered once settled and every time asked after
+    assert Charge.objects.count() == 1
+    assert published_types() == ["PaymentProcessed", "PaymentProcessed"]
+
+
+@pytest.mark.usefixtures("screening", "gateway_never_called")
+def test_a_charge_voided_while_it_waits_for_its_verdict_is_never_made():
+    # Given the saga gave up on a charge that waited for its verdict (its step timed out)
+    order_id = uuid.uuid4()
+    charge(payment_charge_on_request, order_id=order_id)
+    payment_refund_on_request(order_id=order_id, reason_code="timeout", reason="No reply in time")
+    assert published_types() == ["PaymentVoided"]
+
+    # When the verdict clears it after all
+    settled = screen(order_id)
+
+    # Then the card is not charged, and nothing more is said
+    assert settled is None
+    assert Payment.objects.get(order_id=order_id).status == Payment.Status.VOIDED
+    assert published_types() == ["PaymentVoided"]
+
+
+@pytest.mark.parametrize("verdict_first", [True, False], ids=["verdict-first", "charge-first"])
+def test_with_screening_off_the_charge_goes_at_once_whatever_the_verdict(settings, verdict_first):
+    # Given fraud screening is off
+    settings.FRAUD_SCREENING = False
+    order_id = uuid.uuid4()
+
+    # When an order is charged, and the fraud screen suspects it before or after
+    if verdict_first:
+        screen(order_id, suspected=True)
+    payment = charge(order_id=order_id)
+    if not verdict_first:
+        screen(order_id, suspected=True)
+
+    # Then it was charged at once, as without a fraud screen, and the verdict changed nothing
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.CAPTURED
+    assert Charge.objects.count() == 1
+    assert published_types() == ["PaymentProcessed"]
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "gateway"])
+@pytest.mark.parametrize("suspected", [False, True], ids=["cleared", "suspected"])
+@pytest.mark.parametrize(
+    ("service", "asked_before"),
+    [
+        pytest.param(payment_charge, False, id="first-request"),
+        pytest.param(payment_charge_on_request, True, id="request-asked-again"),
+    ],
+)
+def test_a_charge_request_and_its_verdict_at_once_settle_it_exactly_once(
+    settings, monkeypatch, service, asked_before, suspected
+):
+    # Given fraud screening, a gateway that takes a moment, and what is published left in the
+    # outbox (the dispatch paused)
+    settings.FRAUD_SCREENING = True
+    settings.PAYMENT_GATEWAY_LATENCY = 0.05
+    monkeypatch.setattr(publishing, "_dispatch_paused_until", float("inf"))
+    order_ids = [uuid.uuid4() for _ in range(10)]
+    token = CardTokenFactory().token
+    if asked_before:
+        # (the saga asked once already: its request waits on the order's screening row)
+        for order_id in order_ids:
+            in_delivery(charge, service, order_id=order_id, card_token=token)
+    errors = []
+
+    def at_once(call, barrier) -> None:
+        try:
+            barrier.wait()
+            in_delivery(call)
+        except Exception as exc:  # reported below, never hidden
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    # When each order's charge request and its verdict are handled at the same moment
+    for order_id in order_ids:
+        barrier = threading.Barrier(2)
+        calls = [
+            lambda order_id=order_id: charge(service, order_id=order_id, card_token=token),
+            lambda order_id=order_id: screen(order_id, suspected=suspected),
+        ]
+        threads = [threading.Thread(target=at_once, args=(call, barrier)) for call in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    # Then each order was settled once, by whichever came second: never both, never neither,
+    # and its verdict is kept
+    assert errors == []
+    verdict = Verdict.SUSPECTED_FRAUD if suspected else Verdict.CLEARED
+    screenings = Screening.objects.filter(order_id__in=order_ids)
+    assert set(screenings.values_list("verdict", flat=True)) == {verdict}
+    payments = Payment.objects.filter(order_id__in=order_ids)
+    status = Payment.Status.FAILED if suspected else Payment.Status.CAPTURED
+    assert list(payments.values_list("status", flat=True)) == [status] * len(order_ids)
+    assert Charge.objects.count() == (0 if suspected else len(order_ids))
+    reply = "PaymentFailed" if suspected else "PaymentProcessed"
+    replies = published()
+    assert {row.type for row in replies} == {reply}
+    assert {row.payload["order_id"] for row in replies} == set(map(str, order_ids))
+    if not asked_before:
+        assert len(replies) == len(order_ids)

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import factory
 
+from gateway.client import card_fingerprint
 from orders.events import Address, OrderCancelled, OrderCompleted, OrderPlaced, PlacedLine
 from tests.gateway.factories import CardTokenFactory
 
@@ -51,6 +52,9 @@ class OrderPlacedFactory(factory.Factory):
         "tok_never_charged",
     )
     card_last4 = factory.Maybe("card", factory.LazyAttribute(lambda order: order.card[-4:]), "4242")
+    card_fingerprint = factory.Maybe(
+        "card", factory.LazyAttribute(lambda order: card_fingerprint(order.card)), ""
+    )
 
     class Params:
         card = None
