@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Count, Max, Q
 
+from messaging.context import handling
+from messaging.publishing import publish
 from orders.events import OrderPlaced
 from payments.events import PaymentFailed
 
@@ -113,16 +115,17 @@ class FraudScreen(Processor):
                 reason=fired.reason,
                 fired_at=placed_at,
             )
-        self.emit(
-            OrderScreened(
-                order_id=order.order_id,
-                verdict=verdict,
-                rule=fired.rule if fired else "",
-                reason=fired.reason if fired else "",
-                workflow=order.workflow,
-            ),
-            cause=item.envelope,
-        )
+        if not self.replaying:  # a replay rebuilds the projection, and publishes nothing
+            with handling(item.envelope):
+                publish(
+                    OrderScreened(
+                        order_id=order.order_id,
+                        verdict=verdict,
+                        rule=fired.rule if fired else "",
+                        reason=fired.reason if fired else "",
+                        workflow=order.workflow,
+                    )
+                )
 
     def _first_rule_fired(self, keys: list[tuple[str, str]], placed_at: datetime) -> Fired | None:
         window = settings.FRAUD_WINDOW_SECONDS

@@ -20,10 +20,8 @@ from uuid import UUID
 from django.db import connection, models, transaction
 from django.db.models import F
 
-from messaging.context import handling
 from messaging.eventlog import LogEntry
-from messaging.messages import Envelope, Event, Message, MessageError, registry
-from messaging.publishing import publish
+from messaging.messages import Envelope, Message, MessageError, registry
 
 from .models import ProcessorState, SeenMessage, SkippedEntry, Slot
 
@@ -43,9 +41,9 @@ class Processor:
     """Base of the processors: subclasses name their messages and tables and ``process`` them.
 
     ``process`` runs inside the batch's transaction and may only write its own
-    tables, in its own ``slot``. ``emit`` publishes an event from the
-    processor (through the outbox, in the same transaction); during a replay
-    it does nothing, so that a replay has no side effect.
+    tables, in its own ``slot``. A processor that publishes does it there
+    (through the outbox, committed with its offset) and only when it is not
+    ``replaying``: a replay has no side effect.
     """
 
     name: ClassVar[str]
@@ -64,12 +62,6 @@ class Processor:
 
     def process(self, items: list[Item]) -> None:
         raise NotImplementedError
-
-    def emit(self, event: Event, *, cause: Envelope) -> None:
-        if self.replaying:
-            return
-        with handling(cause):
-            publish(event)
 
     def wants(self, message_type: str) -> bool:
         return message_type in self._wanted_types()

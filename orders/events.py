@@ -48,9 +48,6 @@ class OrderPlaced(Event):
     # A token from the card gateway; card numbers never enter the event log.
     card_token: str
     card_last4: str
-    # The gateway's fingerprint of the card (a hash, the same for every token
-    # of one card), for the fraud screen's velocity rules.
-    card_fingerprint: str = ""
     workflow: Workflow = Workflow.CHOREOGRAPHY
     # The gateway's fingerprint of the card (the same for every order paid with it), for
     # the fraud screen's velocity rules; optional, so v1 stays readable.

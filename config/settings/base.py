@@ -233,9 +233,10 @@ STUCK_ORDER_AGE = env.float("STUCK_ORDER_AGE", default=300.0)
 # processor is down, charges wait. Off: payments charges at once and ignores
 # the verdicts.
 FRAUD_SCREENING = env.bool("FRAUD_SCREENING", default=True)
-# The processor's velocity rules: how many orders, and how many declined
-# charges, one card may have within FRAUD_WINDOW_SECONDS before its orders are
-# suspected.
+# The processor's velocity rules, per card and per customer email: an order
+# is suspected when, with it, more than FRAUD_MAX_ORDERS orders were placed
+# within FRAUD_WINDOW_SECONDS, or more than FRAUD_MAX_DECLINES payments were
+# declined within that window before it.
 FRAUD_MAX_ORDERS = env.int("FRAUD_MAX_ORDERS", default=5)
 FRAUD_MAX_DECLINES = env.int("FRAUD_MAX_DECLINES", default=3)
 FRAUD_WINDOW_SECONDS = env.int("FRAUD_WINDOW_SECONDS", default=600)
