@@ -84,17 +84,13 @@ class BatchResult:
     duplicates: int = 0
     last_occurred_at: object = None
     skipped_entries: list[SkippedEntry] = field(default_factory=list)
+    written: bool = True
 
 
-def batch_commit(
-    processor: Processor, *, expected_offset: int | None, entries: list[LogEntry]
-) -> BatchResult:
-    """Take ``entries`` into the processor's projection and move its offset past them, atomically.
-
-    Raises Fenced, changing nothing, when the committed offset is no longer
-    ``expected_offset`` (another process took these entries, or a replay swapped).
-    """
-    result = BatchResult(offset=entries[-1].offset)
+def offset_commit(
+    processor: Processor, *, expected_offset: int | None, offset: int, last_occurred_at
+) -> None:
+    """Commit an offset that moved past entries with nothing to write (fenced like a batch)."""
     with transaction.atomic():
         state = ProcessorState.objects.select_for_update().get(
             processor=processor.name, slot=processor.slot
@@ -103,7 +99,42 @@ def batch_commit(
             raise Fenced(
                 f"{processor.name} ({processor.slot}) is at {state.offset}, not {expected_offset}"
             )
-        items = _items(processor, entries, result)
+        changes = {"offset": offset}
+        if last_occurred_at is not None:
+            changes["last_entry_occurred_at"] = last_occurred_at
+        ProcessorState.objects.filter(pk=state.pk).update(**changes)
+
+
+def batch_commit(
+    processor: Processor,
+    *,
+    expected_offset: int | None,
+    entries: list[LogEntry],
+    defer_idle: bool = False,
+) -> BatchResult:
+    """Take ``entries`` into the processor's projection and move its offset past them, atomically.
+
+    Raises Fenced, changing nothing, when the committed offset is no longer
+    ``expected_offset`` (another process took these entries, or a replay swapped).
+    With ``defer_idle``, a batch with nothing to write writes nothing (its
+    ``written`` is False): taking those entries again after a crash changes
+    nothing.
+    """
+    result = BatchResult(offset=entries[-1].offset)
+    items = _items(processor, entries, result)
+    if defer_idle and not items and not result.skipped_entries:
+        # Nothing for this processor: its offset moves on in memory only,
+        # and is committed with its next batch (or by offset_commit).
+        result.written = False
+        return result
+    with transaction.atomic():
+        state = ProcessorState.objects.select_for_update().get(
+            processor=processor.name, slot=processor.slot
+        )
+        if state.offset != expected_offset:
+            raise Fenced(
+                f"{processor.name} ({processor.slot}) is at {state.offset}, not {expected_offset}"
+            )
         items = _unseen(processor, items, result)
         if items:
             processor.process(items)

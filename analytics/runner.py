@@ -20,9 +20,17 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from messaging.eventlog import EventLog, LogEntry, LogReader, Start, event_log
+from messaging.publishing import dispatch_together
 
 from .models import ProcessorState, SeenMessage, Slot
-from .processing import BatchResult, Fenced, Processor, batch_commit, batch_commit_one_by_one
+from .processing import (
+    BatchResult,
+    Fenced,
+    Processor,
+    batch_commit,
+    batch_commit_one_by_one,
+    offset_commit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,26 +116,33 @@ class Runner:
 
     def _follow(self) -> None:
         state = self._state()
-        offset = state.offset
+        # The offset committed with the projection, and how far this runner
+        # has read: entries with nothing for the processor move only the
+        # latter, until the next batch or heartbeat commits it.
+        self.committed = self.position = state.offset
+        self.position_occurred_at = None
         processor = self._processor(state)
-        reader = self.log.reader(offset + 1 if offset is not None else self.start)
+        reader = self.log.reader(state.offset + 1 if state.offset is not None else self.start)
         try:
             while not self.stop.is_set():
-                self._heartbeat(offset)
+                self._heartbeat(processor)
                 batch = self._gather(reader, processor.batch_seconds)
                 beyond = False
                 if self.until is not None:
                     wanted = [entry for entry in batch if entry.offset <= self.until]
                     beyond, batch = len(wanted) < len(batch), wanted
                 if batch:
-                    offset, processor = self._take(processor, offset, batch)
+                    processor = self._take(processor, batch)
                 if beyond or (
-                    self.until is not None and offset is not None and offset >= self.until
+                    self.until is not None
+                    and self.position is not None
+                    and self.position >= self.until
                 ):
                     self.finished = True
                     return
         finally:
             reader.close()
+            self._commit_position(processor)
 
     def _gather(self, reader: LogReader, batch_seconds: float) -> list[LogEntry]:
         size = settings.ANALYTICS_BATCH_SIZE
@@ -142,34 +157,67 @@ class Runner:
             batch.extend(more)
         return batch
 
-    def _take(self, processor: Processor, offset: int | None, batch: list[LogEntry]):
+    def _take(self, processor: Processor, batch: list[LogEntry]) -> Processor:
         try:
-            result = batch_commit(processor, expected_offset=offset, entries=batch)
+            # What the batch publishes goes out after its commit in one
+            # dispatch, with one wait for the broker's confirms.
+            with dispatch_together():
+                result = batch_commit(
+                    processor, expected_offset=self.committed, entries=batch, defer_idle=True
+                )
         except Fenced:
             raise
         except Exception:
             logger.exception(
-                "%s: a batch of %s failed; taking it one by one", self.name, len(batch)
+                "%s: a batch of %s failed; taking its entries one by one", self.name, len(batch)
             )
-            state = self._state()
-            if state.offset != offset:
+            if self._state().offset != self.committed:
                 raise Fenced(f"{self.name} moved on while its batch failed") from None
             offset, processor = batch_commit_one_by_one(
-                lambda: self._processor(self._state()), expected_offset=offset, entries=batch
+                lambda: self._processor(self._state()),
+                expected_offset=self.committed,
+                entries=batch,
             )
             result = BatchResult(offset=offset, processed=len(batch))
+        self.position = result.offset
+        if result.last_occurred_at is not None:
+            self.position_occurred_at = result.last_occurred_at
+        if result.written:
+            self.committed = result.offset
         self.processed += result.processed
         if self.on_batch is not None:
             self.on_batch(Progress(result.offset, self.processed, self.until))
-        return result.offset, processor
+        return processor
 
-    def _heartbeat(self, offset: int | None) -> None:
+    def _commit_position(self, processor: Processor) -> None:
+        """Commit how far the runner has read, where that is past its last commit."""
+        if self.position == self.committed or self.position is None:
+            return
+        try:
+            offset_commit(
+                processor,
+                expected_offset=self.committed,
+                offset=self.position,
+                last_occurred_at=self.position_occurred_at,
+            )
+        except Fenced as exc:
+            logger.info("%s: its position was not committed: %s", self.name, exc)
+            return
+        except Exception:
+            # Those entries had nothing to write: they are read again, harmlessly.
+            logger.exception("%s: its position could not be committed", self.name)
+            return
+        self.committed = self.position
+
+    def _heartbeat(self, processor: Processor) -> None:
         now = time.monotonic()
         if now < self._heartbeat_due:
             return
         self._heartbeat_due = now + HEARTBEAT_INTERVAL
+        self._commit_position(processor)
         head = self.log.head()
         state = self._state()
+        offset = self.committed
         behind = (
             max(0, (head or 0) - (offset if offset is not None else -1)) if head is not None else 0
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FLOWS = ["ours", "orchestration", "naive"]
+FLOWS = ["ours", "screened", "orchestration", "naive"]
 FLOORS = ["celery", "kombu"]
 SCENARIOS = [*FLOWS, *FLOORS]
 PHASES = ["web", "recovery", "stream", "flows", "memory"]

@@ -24,6 +24,7 @@ SKUS = [f"BENCH-{i:02d}" for i in range(N_SKUS)]
 # What each scenario's processes are told (see bench/settings.py).
 SCENARIO_ENV = {
     "ours": {},
+    "screened": {},
     "orchestration": {},
     "naive": {"BENCH_NAIVE": "1"},
     "celery": {"BENCH_NO_CONFIRMS": "1"},
@@ -123,7 +124,7 @@ def migrate() -> None:
 
 
 BENCH_TABLE_APPS = [
-    "orders", "payments", "inventory", "shipping", "notifications", "messaging",
+    "orders", "payments", "inventory", "shipping", "notifications", "messaging", "analytics",
     "django_celery_results",
 ]  # fmt: skip
 

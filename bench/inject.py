@@ -30,7 +30,7 @@ ADDRESS = {
     "country": "GB",
 }
 CARD = "4242 4242 4242 4242"
-MODES = ["ours", "orchestration", "naive", "celery", "kombu"]
+MODES = ["ours", "screened", "orchestration", "naive", "celery", "kombu"]
 
 
 def cpu_seconds() -> float:

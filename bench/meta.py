@@ -129,6 +129,7 @@ def settings_used(options: Options) -> dict:
         "outbox_backlog": options.backlog,
         "memory_messages": options.memory_messages,
         "publisher_confirms": {
-            "ours": True, "orchestration": True, "naive": False, "celery": False, "kombu": True,
+            "ours": True, "screened": True, "orchestration": True, "naive": False,
+            "celery": False, "kombu": True,
         },
     }  # fmt: skip

@@ -18,7 +18,7 @@ def stream_refill(count: int) -> int:
     """An ``events`` stream holding ``count`` entries and nothing else; returns its last offset."""
     from django.utils import timezone
 
-    from messaging.eventlog.rabbitmq import QUEUE, declaration
+    from messaging.eventlog.rabbitmq import QUEUE
     from messaging.messages import Envelope
     from orders.events import Address, OrderCompleted, OrderPlaced, PlacedLine
     from payments.events import PaymentProcessed
@@ -38,10 +38,9 @@ def stream_refill(count: int) -> int:
         )
         return json.dumps([[], {"envelope": envelope.to_wire()}, {}])
 
+    stream_empty()
     with broker_connection() as conn:
         channel = conn.channel()
-        channel.queue_delete(QUEUE)
-        declaration()(channel).declare()
         producer = conn.Producer(channel)
         address = Address(
             name="B", line1="1 Bench St", city="Lyon", postal_code="69001", country="FR"
@@ -68,6 +67,18 @@ def stream_refill(count: int) -> int:
     from messaging.eventlog import event_log
 
     return event_log().head()
+
+
+def stream_empty() -> None:
+    """The ``events`` stream deleted and declared again, empty."""
+    from messaging.eventlog.rabbitmq import QUEUE, declaration
+
+    from .broker import broker_connection
+
+    with broker_connection() as conn:
+        channel = conn.channel()
+        channel.queue_delete(QUEUE)
+        declaration()(channel).declare()
 
 
 def stream_read_raw(head: int) -> dict:

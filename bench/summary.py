@@ -8,6 +8,7 @@ from .targets import closed_loop, record_for, targets_for
 
 TITLES = {
     "ours": "Our flow, choreography",
+    "screened": "Our flow, choreography, fraud screening on (stream processor)",
     "orchestration": "Our flow, orchestration",
     "naive": "Naive baseline (delay_on_commit)",
     "celery": "Bare Celery floor (no-op tasks)",
@@ -92,6 +93,9 @@ def scenario_summary(scenario: str, runs: dict) -> dict:
             "p99_ms_runs": [r.get("p99_ms") for r in lruns],
             "cpu_ms_per_order": median([r.get("cpu_ms_per_order") for r in lruns]),
         }
+        for key in ("screening_lag_p50_ms", "screening_lag_p99_ms"):
+            if lruns and key in lruns[0]:
+                entry["latency"][level][key] = median([r.get(key) for r in lruns])
     return entry
 
 
@@ -115,6 +119,11 @@ def ratios_of(scen: dict, results: dict, web: dict, web_naive: dict) -> dict:
     }
     ours, naive = half_load_p50("ours"), half_load_p50("naive")
     ratios["p50_at_half_load_ours_over_naive"] = ours / naive if ours and naive else None
+    screened = half_load_p50("screened")
+    ratios["p50_at_half_load_screened_over_ours"] = screened / ours if screened and ours else None
+    ratios["screening_lag_p99_ms_at_half_load"] = (
+        scen.get("screened", {}).get("latency", {}).get("50", {}).get("screening_lag_p99_ms")
+    )
     # Per-run ratios (each from one interleaved round), to show their spread.
     if "ours" in results and "naive" in results:
         ratios["throughput_ours_over_naive_runs"] = [

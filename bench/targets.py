@@ -42,6 +42,15 @@ def targets_for(ratios: dict, web: dict) -> list[dict]:
             ratios.get("cpu_per_order_ours_over_naive"), lambda v: v <= 1.05,
         ),
         check(
+            "Fraud screening's cost: latency p50 at 50% of saturation, screened ÷ ours",
+            "≤ 1.10",
+            ratios.get("p50_at_half_load_screened_over_ours"), lambda v: v <= 1.10,
+        ),
+        check(
+            "Stream processor lag p99 at 50% of saturation (fraud screen), ms", "≤ 1000",
+            ratios.get("screening_lag_p99_ms_at_half_load"), lambda v: v <= 1000,
+        ),
+        check(
             "Stream processor (aggregates) on a backlog, entries/s ÷ raw stream read", "≥ 0.5",
             ratios.get("stream_aggregates_over_floor"), lambda v: v >= 0.5,
         ),

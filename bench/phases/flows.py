@@ -58,7 +58,11 @@ def saturation_runs(options: Options, fleet: Fleet, results: dict, listener) -> 
 
 
 def latency_runs(options: Options, fleet: Fleet, results: dict, listener) -> None:
-    """Open-loop runs at a share of each scenario's own saturation (the median of its runs)."""
+    """Open-loop runs at a share of each scenario's own saturation (the median of its runs).
+
+    The screened scenario runs at ours' rates, so that its latency is ours
+    with the fraud check added, at the same load.
+    """
     saturation = {
         s: median([r.get("orders_per_s") for r in results[s]["saturation"]])
         for s in options.scenarios
@@ -68,7 +72,11 @@ def latency_runs(options: Options, fleet: Fleet, results: dict, listener) -> Non
             for scenario in options.scenarios:
                 if not saturation[scenario]:
                     continue
-                rate = saturation[scenario] * level / 100
+                # Screening's cost is compared with ours at the same load.
+                base = saturation.get("ours") if scenario == "screened" else saturation[scenario]
+                if not base:
+                    continue
+                rate = base * level / 100
                 orders = max(4, round(rate * options.latency_seconds))
                 print(
                     f"  latency run {run + 1}/{options.runs}: {scenario} at {level}% "
@@ -101,6 +109,16 @@ def profile_run(options: Options, fleet: Fleet, scenario: str, folder: Path, lis
 def measure(fleet: Fleet, scenario: str, orders: int, rate: float, listener) -> dict:
     """One run: inject, wait until every order completed and every hop is done, read the figures."""
     skus = fresh()
+    if scenario == "screened":
+        fleet.screening_on()
+    try:
+        return _measure(fleet, scenario, orders, rate, listener, skus)
+    finally:
+        if scenario == "screened":
+            fleet.screening_off()
+
+
+def _measure(fleet: Fleet, scenario: str, orders: int, rate: float, listener, skus) -> dict:
     queues = fleet.queues(scenario)
     meter = meter_for(fleet.processes(scenario)).start()
     injected = place_orders(scenario, orders, skus, rate)
@@ -141,6 +159,8 @@ def measure(fleet: Fleet, scenario: str, orders: int, rate: float, listener) -> 
     if scenario in FLOWS:
         result.update(flow_counts(len(times)))
         result["deliveries_by_worker"] = deliveries_by_worker()
+    if scenario == "screened":
+        result.update(screening_lag())
     if not complete:
         print(f"    ! {scenario}: only {len(times)} of {expected} completed", flush=True)
     return result
@@ -218,6 +238,31 @@ def flow_counts(orders: int) -> dict:
         "outbox_rows_per_order": OutboxMessage.objects.count() / orders,
         "inbox_rows_per_order": InboxRecord.objects.count() / orders,
         "task_results_per_order": TaskResult.objects.count() / orders,
+    }
+
+
+def screening_lag() -> dict:
+    """How long after an order's OrderPlaced was committed the fraud screen's verdict was.
+
+    The verdict's occurred_at is taken in the processor's batch transaction,
+    so it is the stream processor's lag behind the log, transport included.
+    """
+    from messaging.models import OutboxMessage
+
+    placed = dict(
+        OutboxMessage.objects.filter(type="OrderPlaced").values_list("message_id", "occurred_at")
+    )
+    lags = sorted(
+        1000 * (screened_at - placed[cause]).total_seconds()
+        for cause, screened_at in OutboxMessage.objects.filter(type="OrderScreened").values_list(
+            "causation_id", "occurred_at"
+        )
+        if cause in placed
+    )
+    return {
+        "screening_lag_p50_ms": percentile(lags, 50),
+        "screening_lag_p99_ms": percentile(lags, 99),
+        "screened_orders": len(lags),
     }
 
 

@@ -28,7 +28,7 @@ QUEUE = "events"
 # Deliveries the broker may send ahead of our acks; a stream consumer must set one.
 PREFETCH = 2000
 # Once some entries are in, how long a read waits for more before it returns them.
-MORE_WAIT = 0.005
+MORE_WAIT = 0.001
 
 
 @functools.cache
