@@ -65,19 +65,13 @@ def _charge_once(charge: Charge) -> tuple[Payment, bool]:
     A gateway timeout propagates, so the delivery is retried; the idempotency
     key makes the retry return the first charge instead of taking money twice.
     """
-    existing = Payment.objects.select_for_update().filter(order_id=charge.order_id).first()
+    existing = _locked_payment(charge.order_id)
     if existing is not None:
         return existing, False
     # The row goes in before the gateway is called: a concurrent refund or
     # void of this order waits on it (unique order_id) instead of voiding an
     # order whose card is being charged.
-    payment = Payment.objects.create(
-        order_id=charge.order_id,
-        amount=charge.amount,
-        currency=charge.currency,
-        card_last4=charge.card_last4,
-        status=Payment.Status.PROCESSING,
-    )
+    payment = _payment_create(charge, status=Payment.Status.PROCESSING)
     try:
         charged = breaker.call(
             gateway.charge,
@@ -106,16 +100,23 @@ def _refuse_once(charge: Charge, *, reason: str) -> tuple[Payment, bool]:
     existing = _locked_payment(charge.order_id)
     if existing is not None:
         return existing, False
-    payment = Payment.objects.create(
-        order_id=charge.order_id,
-        amount=charge.amount,
-        currency=charge.currency,
-        card_last4=charge.card_last4,
+    payment = _payment_create(
+        charge,
         status=Payment.Status.FAILED,
         failure_code=SUSPECTED_FRAUD,
         failure_reason=reason[:200],
     )
     return payment, True
+
+
+def _payment_create(charge: Charge, **state) -> Payment:
+    return Payment.objects.create(
+        order_id=charge.order_id,
+        amount=charge.amount,
+        currency=charge.currency,
+        card_last4=charge.card_last4,
+        **state,
+    )
 
 
 def _locked_screening(order_id: UUID) -> Screening:
