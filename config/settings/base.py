@@ -386,6 +386,15 @@ ANALYTICS_BATCH_SIZE = env.int("ANALYTICS_BATCH_SIZE", default=500)
 # an entry for an earlier minute still counts there, and as a late entry.
 ANALYTICS_ALLOWED_LATENESS = env.int("ANALYTICS_ALLOWED_LATENESS", default=300)
 
+# --- Fraud screening -------------------------------------------------------
+
+# The fraud screen's velocity rules (analytics/fraud.py): an order is suspected
+# when its card or email placed more than FRAUD_MAX_ORDERS orders, or had more
+# than FRAUD_MAX_DECLINES declined payments, within FRAUD_WINDOW_SECONDS.
+FRAUD_MAX_ORDERS = env.int("FRAUD_MAX_ORDERS", default=5)
+FRAUD_MAX_DECLINES = env.int("FRAUD_MAX_DECLINES", default=3)
+FRAUD_WINDOW_SECONDS = env.int("FRAUD_WINDOW_SECONDS", default=600)
+
 
 def beat_schedule(*, relay_interval: float, deadline_check_interval: float) -> dict:
     """Beat's periodic tasks: the outbox relay and the saga's deadline check."""
