@@ -1,5 +1,6 @@
 """The aggregates: each figure from its events, in the minute the event occurred, once."""
 
+import itertools
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -7,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from analytics.aggregates import Aggregates, duration_bucket, minute_of
+from analytics.aggregates import DURATION_BOUNDS, Aggregates, duration_bucket, minute_of
 from analytics.models import OpenOrder, ProcessorState
 from analytics.processing import batch_commit
 from tests.analytics.factories import (
@@ -235,3 +236,24 @@ def test_a_message_appended_twice_is_counted_once(minute, apart):
     assert figures()[(minute, "payments_succeeded", "")] == 1
     state = ProcessorState.objects.get(processor="aggregates")
     assert (state.offset, state.entries_processed, state.duplicates_skipped) == (3, 2, 1)
+
+
+class TestDurationBucket:
+    def test_a_duration_falls_in_the_smallest_bound_it_does_not_exceed(self):
+        for lower, upper in itertools.pairwise(DURATION_BOUNDS):
+            assert float(duration_bucket(upper)) == pytest.approx(upper, rel=1e-5)
+            assert float(duration_bucket(lower + (upper - lower) / 2)) == pytest.approx(
+                upper, rel=1e-5
+            )
+            assert float(duration_bucket(lower * 1.000001)) == pytest.approx(upper, rel=1e-5)
+
+    def test_a_duration_below_the_first_bound_is_in_the_first_bucket(self):
+        assert duration_bucket(0) == duration_bucket(0.001) == duration_bucket(DURATION_BOUNDS[0])
+
+    @pytest.mark.parametrize("seconds", [0.07, 1.0, 42.5, 3 * 3600, 4 * 24 * 3600])
+    def test_a_bucket_is_at_most_20_percent_above_the_duration_up_to_days(self, seconds):
+        bound = float(duration_bucket(seconds))
+        assert seconds <= bound <= seconds * 1.2
+
+    def test_the_buckets_reach_about_five_days(self):
+        assert 4.5 * 24 * 3600 <= DURATION_BOUNDS[-1] <= 6 * 24 * 3600
