@@ -193,3 +193,20 @@ def test_an_entry_that_cannot_be_read_is_recorded_with_its_offset_and_reason_and
     state = ProcessorState.objects.get(processor="aggregates")
     assert result.offset == state.offset == 3
     assert (state.entries_processed, state.entries_skipped) == (2, 1)
+
+
+def test_an_entry_with_nul_bytes_is_recorded_with_them_shown_as_backslash_zero(moment):
+    # given a body with NUL bytes (PostgreSQL keeps none in text) between two payments
+    state_of(Aggregates)
+    poison = LogEntry.from_task_body(2, b"\x00binary\x00body")
+    batch = [
+        *payments(1, at=moment, first_offset=1),
+        poison,
+        *payments(1, at=moment, first_offset=3),
+    ]
+    # when the batch is taken
+    batch_commit(Aggregates(), expected_offset=None, entries=batch)
+    # then the entry is recorded as malformed, the payments count
+    [skipped] = SkippedEntry.objects.all()
+    assert (skipped.offset, skipped.reason, skipped.raw) == (2, "malformed", "\\0binary\\0body")
+    assert figures()[(minute_of(moment), "payments_succeeded", "")] == 2
