@@ -110,10 +110,18 @@ class Runner:
         offset = state.offset
         processor = self._processor(state)
         reader = self.log.reader(offset + 1 if offset is not None else self.start)
+        delivered = False
         try:
             while not self.stop.is_set():
                 self._heartbeat(offset)
                 batch = self._gather(reader, processor.batch_seconds)
+                if self.until is not None and not batch and not delivered:
+                    # Every entry up to `until` is in the log already: a reader
+                    # that gives none started past the last one (a replay from
+                    # a time after it), and would wait for ever.
+                    self.finished = True
+                    return
+                delivered = delivered or bool(batch)
                 beyond = False
                 if self.until is not None:
                     wanted = [entry for entry in batch if entry.offset <= self.until]

@@ -214,3 +214,20 @@ def test_a_replay_from_an_offset_rebuilds_what_came_from_there_on(history):
     assert figures(Slot.SHADOW) == {
         (minute_of(history + timedelta(minutes=3)), "orders_completed", ""): 1
     }
+
+
+@replays
+@pytest.mark.timeout(20)
+def test_a_replay_from_a_time_after_the_last_entry_ends_with_an_empty_shadow(history):
+    # given no entry from now on
+    since = timezone.now().isoformat()
+    # when the aggregates are replayed from then
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="differs from the live one"):
+        call_command(
+            "replay_events", "--projection", "aggregates", "--from", since, stdout=out,
+            stderr=io.StringIO(),
+        )  # fmt: skip
+    # then it ends, with nothing rebuilt
+    assert "Replayed 0 entries" in out.getvalue()
+    assert figures(Slot.SHADOW) == {}
