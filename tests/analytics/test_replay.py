@@ -79,8 +79,23 @@ class TestWhereAReplayStarts:
             (["--projection", "aggregates", "--from", "12abc"], "give first, an offset"),
             (["--projection", "aggregates", "--from", "2026-13-45T99:00"], "give first, an offset"),
             (["--projection", "aggregates", "--from", ""], "give first, an offset"),
+            (["--projection", "aggregates", "--from=--5"], "give first, an offset"),
+            (
+                ["--projection", "aggregates", "--from", "\N{SUPERSCRIPT TWO}"],
+                "give first, an offset",
+            ),
         ],
-        ids=["unknown", "none", "negative", "a word", "digits and more", "no date", "empty"],
+        ids=[
+            "unknown",
+            "none",
+            "negative",
+            "a word",
+            "digits and more",
+            "no date",
+            "empty",
+            "two minus signs",
+            "a digit that is no number",
+        ],
     )
     def test_a_replay_that_cannot_start_is_a_clear_error_and_changes_nothing(
         self, history, args, error
