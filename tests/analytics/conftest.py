@@ -1,6 +1,12 @@
-"""The analytics unit tests read the log from the outbox table: no broker, no stream."""
+"""The analytics unit tests read the log from the outbox table: no broker, no stream.
+
+The real-process tests (test_stream_processor.py) put products on sale as the
+order flow's tests do, with the flow's ``stock`` fixture.
+"""
 
 import pytest
+
+from tests.flow.conftest import stock  # noqa: F401
 
 
 @pytest.fixture
