@@ -177,9 +177,12 @@ class Runner:
         self._heartbeat_due = now + HEARTBEAT_INTERVAL
         head = self.log.head()
         state = self._state()
-        behind = (
-            max(0, (head or 0) - (offset if offset is not None else -1)) if head is not None else 0
-        )
+        behind = 0
+        if head is not None:
+            # Before its first commit a processor has the whole log ahead of
+            # it, which need not begin at 0 (the stream drops its oldest entries).
+            before = offset if offset is not None else (self.log.first() or 0) - 1
+            behind = max(0, head - before)
         lag_seconds = 0.0
         if behind and state.last_entry_occurred_at:
             lag_seconds = max(0.0, (timezone.now() - state.last_entry_occurred_at).total_seconds())

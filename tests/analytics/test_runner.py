@@ -77,3 +77,15 @@ def test_a_batch_the_processor_fails_on_is_taken_one_by_one_and_the_runner_goes_
     state = state_of(Aggregates)
     assert state.offset == event_log().head()
     assert (state.entries_processed, state.entries_skipped) == (3, 1)
+
+
+def test_the_first_heartbeat_records_the_head_and_how_far_behind_the_processor_was():
+    # given a log of 3 entries, none taken
+    logged(*(PaymentProcessedFactory() for _ in range(3)))
+    head = event_log().head()
+    # when a runner takes them
+    run_until_head(Aggregates)
+    # then its heartbeat, before the first batch, said where the log ends and that 3 waited
+    state = state_of(Aggregates)
+    assert (state.head_offset, state.lag_entries) == (head, 3)
+    assert state.heartbeat_at is not None
