@@ -193,10 +193,10 @@ def _skip_failed(processor: Processor, expected_offset, entry: LogEntry, exc: Ex
             slot=processor.slot,
             offset=entry.offset,
             message_id=entry.envelope.message_id if entry.envelope else None,
-            message_type=entry.envelope.type if entry.envelope else "",
+            message_type=_text(entry.envelope.type) if entry.envelope else "",
             reason="processor_error",
-            error="".join(traceback.format_exception_only(exc)).strip()[:2000],
-            raw=traceback.format_exc()[-10000:],
+            error=_text("".join(traceback.format_exception_only(exc)).strip()[:2000]),
+            raw=_text(traceback.format_exc()[-10000:]),
         )
         ProcessorState.objects.filter(pk=state.pk).update(
             offset=entry.offset, entries_skipped=F("entries_skipped") + 1
@@ -297,9 +297,16 @@ def _skip(processor: Processor, result: BatchResult, entry: LogEntry, reason: st
             slot=processor.slot,
             offset=entry.offset,
             message_id=entry.envelope.message_id if entry.envelope else None,
-            message_type=entry.envelope.type if entry.envelope else "",
+            message_type=_text(entry.envelope.type) if entry.envelope else "",
             reason=reason,
-            error=error[:2000],
-            raw=entry.raw,
+            error=_text(error[:2000]),
+            raw=_text(entry.raw),
         )
     )
+
+
+def _text(value: str) -> str:
+    # A body published straight to the stream may hold NUL bytes, which a
+    # PostgreSQL text column refuses (and the whole batch with it): keep them
+    # visible as \0, as the dead letters do.
+    return value.replace("\x00", "\\0")

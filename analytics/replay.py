@@ -11,6 +11,7 @@ stand at the same offset.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -42,7 +43,7 @@ def replay_start(text: str, *, log: EventLog | None = None) -> Start:
     text = text.strip()
     if text == "first":
         return "first"
-    if text.lstrip("-").isdigit():
+    if re.fullmatch(r"-?[0-9]+", text):
         offset = int(text)
         first, head = log.first(), log.head()
         if offset < 0:

@@ -123,10 +123,18 @@ class Runner:
         self.position_occurred_at = None
         processor = self._processor(state)
         reader = self.log.reader(state.offset + 1 if state.offset is not None else self.start)
+        delivered = False
         try:
             while not self.stop.is_set():
                 self._heartbeat(processor)
                 batch = self._gather(reader, processor.batch_seconds)
+                if self.until is not None and not batch and not delivered:
+                    # Every entry up to `until` is in the log already: a reader
+                    # that gives none started past the last one (a replay from
+                    # a time after it), and would wait for ever.
+                    self.finished = True
+                    return
+                delivered = delivered or bool(batch)
                 beyond = False
                 if self.until is not None:
                     wanted = [entry for entry in batch if entry.offset <= self.until]
@@ -218,9 +226,12 @@ class Runner:
         head = self.log.head()
         state = self._state()
         offset = self.committed
-        behind = (
-            max(0, (head or 0) - (offset if offset is not None else -1)) if head is not None else 0
-        )
+        behind = 0
+        if head is not None:
+            # Before its first commit a processor has the whole log ahead of
+            # it, which need not begin at 0 (the stream drops its oldest entries).
+            before = offset if offset is not None else (self.log.first() or 0) - 1
+            behind = max(0, head - before)
         lag_seconds = 0.0
         if behind and state.last_entry_occurred_at:
             lag_seconds = max(0.0, (timezone.now() - state.last_entry_occurred_at).total_seconds())

@@ -29,6 +29,9 @@ QUEUE = "events"
 PREFETCH = 2000
 # Once some entries are in, how long a read waits for more before it returns them.
 MORE_WAIT = 0.001
+# How long head() and first() wait for the first delivery of a stream that
+# holds entries (a large stream on a busy broker takes a good part of a second).
+EDGE_WAIT = 10.0
 
 
 @functools.cache
@@ -147,13 +150,19 @@ class StreamLog:
     def _edge(self, start: str, pick) -> int | None:
         reader = StreamReader(start, prefetch=PREFETCH)
         try:
+            # Whether the stream is empty is the broker's to say: how soon
+            # its first delivery comes says nothing about it.
+            if not reader.channel.queue_declare(QUEUE, passive=True).message_count:
+                return None
             offsets = []
-            batch = reader.read(max_entries=PREFETCH, timeout=0.3)
+            batch = reader.read(max_entries=PREFETCH, timeout=EDGE_WAIT)
+            if not batch:
+                raise LogError(f"the stream {QUEUE!r} holds entries but sent none in {EDGE_WAIT}s")
             while batch:
                 offsets.extend(entry.offset for entry in batch)
                 if start == "first":
                     break
                 batch = reader.read(max_entries=PREFETCH, timeout=0.05)
-            return pick(offsets) if offsets else None
+            return pick(offsets)
         finally:
             reader.close()

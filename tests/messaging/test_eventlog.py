@@ -1,6 +1,7 @@
 """The event log: every dispatched event, in order, on the real RabbitMQ stream and in the table."""
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from kombu import Connection
 from config.celery import app
 from messaging.eventlog import LogError, event_log, log_subscriber
 from messaging.eventlog.database import TableLog
-from messaging.eventlog.rabbitmq import QUEUE, StreamLog
+from messaging.eventlog.rabbitmq import QUEUE, StreamLog, StreamReader
 from messaging.models import OutboxMessage
 from messaging.publishing import publish, send
 from tests.probe.events import ProbeLogged, ProbePinged, RecordProbe
@@ -103,6 +104,31 @@ class TestRabbitMQStream:
         reader.close()
         assert log.head() >= last.offset
         assert log.first() is not None and log.first() <= last.offset
+
+    def test_head_and_first_wait_for_a_broker_slow_to_deliver(self, broker_proxy, monkeypatch):
+        # given a stream that holds entries
+        reader = event_log().reader("next")
+        with transaction.atomic():
+            publish(ProbeLogged(probe_id=new_probe_id()))
+        [last] = read_all(reader, until_count=1)
+        reader.close()
+        # and a broker that goes silent for a second once a reader has subscribed
+        subscribe = StreamReader.__init__
+
+        def subscribed_then_silent(reader, *args, **kwargs):
+            subscribe(reader, *args, **kwargs)
+            broker_proxy.freeze()
+            threading.Timer(1.0, broker_proxy.thaw).start()
+
+        monkeypatch.setattr(StreamReader, "__init__", subscribed_then_silent)
+        try:
+            # when the log is asked where it begins and ends
+            first, head = StreamLog().first(), StreamLog().head()
+        finally:
+            broker_proxy.thaw()
+        # then it waits for the entries instead of calling the stream empty
+        assert first is not None and first <= last.offset
+        assert head is not None and head >= last.offset
 
     def test_an_entry_that_is_no_envelope_is_read_with_its_reason(self):
         reader = event_log().reader("next")
