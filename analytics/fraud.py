@@ -1,8 +1,11 @@
 """The fraud screen: velocity per card fingerprint and per customer email, keyed and by event time.
 
-For every order placed it counts, within FRAUD_WINDOW_SECONDS up to the
-order (and since the key was last cleared by staff), the orders and the
-declined payments of the same card and of the same email. More than
+For every order placed it counts, since the key was last cleared by staff,
+the orders of the same card and of the same email it has read within
+FRAUD_WINDOW_SECONDS of the order (either side: the log holds events in the
+order they committed, and a concurrent request's may come first though its
+clock says a moment later), and their declined payments within the window
+before it. More than
 FRAUD_MAX_ORDERS orders, this one included (the 6th within 10 minutes, by
 default), or more than FRAUD_MAX_DECLINES declines before it (after the 4th),
 and the order is suspected. Either way it publishes ``OrderScreened``, and
@@ -137,15 +140,19 @@ class FraudScreen(Processor):
             ).aggregate(last=Max("cleared_at"))["last"]
             if cleared and cleared > since:
                 since = cleared
+            # The orders already read within the window either side of this one:
+            # concurrent requests reach the log in the order they commit, not in
+            # that of their clocks, and one stamped a moment later but read first
+            # is in the same burst. Declines count only before the order.
             counts = FraudObservation.objects.filter(
                 slot=self.slot,
                 key_kind=key_kind,
                 key=key,
                 occurred_at__gt=since,
-                occurred_at__lte=placed_at,
+                occurred_at__lt=placed_at + timedelta(seconds=window),
             ).aggregate(
                 orders=Count("id", filter=Q(kind=Kind.ORDER)),
-                declines=Count("id", filter=Q(kind=Kind.DECLINE)),
+                declines=Count("id", filter=Q(kind=Kind.DECLINE, occurred_at__lte=placed_at)),
             )
             # This order is one of the orders within the window; its own
             # payment has not been tried yet, so only earlier declines count.
