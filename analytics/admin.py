@@ -121,12 +121,13 @@ class FraudFlagAdmin(ReadOnlyAdmin):
     def cleared(self, obj: FraudFlag) -> bool:
         return selectors.fraud_flag_is_cleared(obj)
 
-    def has_change_permission(self, request, obj=None):
-        # Clearing is a change: it needs the permission, though no field is edited.
+    def has_clear_permission(self, request) -> bool:
+        # Clearing writes a clearance; the flag itself stays as the screen found it.
         return request.user.has_perm("analytics.add_fraudclearance")
 
     @admin.action(
-        description="Clear the card or email (a false positive): its next order is charged"
+        description="Clear the card or email (a false positive): its next order is charged",
+        permissions=["clear"],
     )
     def clear(self, request, queryset):
         now = timezone.now()

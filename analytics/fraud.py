@@ -1,8 +1,11 @@
 """The fraud screen: velocity per card fingerprint and per customer email, keyed and by event time.
 
-For every order placed it counts, within FRAUD_WINDOW_SECONDS up to the
-order (and since the key was last cleared by staff), the orders and the
-declined payments of the same card and of the same email. More than
+For every order placed it counts, since the key was last cleared by staff,
+the orders of the same card and of the same email it has read within
+FRAUD_WINDOW_SECONDS of the order (either side: the log holds events in the
+order they committed, and a concurrent request's may come first though its
+clock says a moment later), and their declined payments within the window
+before it. More than
 FRAUD_MAX_ORDERS orders, this one included (the 6th within 10 minutes, by
 default), or more than FRAUD_MAX_DECLINES declines before it (after the 4th),
 and the order is suspected. Either way it publishes ``OrderScreened``, and
@@ -227,9 +230,16 @@ class FraudScreen(Processor):
             cleared = [t for t in self.cleared.get(key, []) if t <= placed_at]
             if cleared and cleared[-1] > since:
                 since = cleared[-1]
+            # The orders already read within the window either side of this one:
+            # concurrent requests reach the log in the order they commit, not in
+            # that of their clocks, and one stamped a moment later but read first
+            # is in the same burst. Declines count only before the order.
+            until = {Kind.ORDER: placed_at + self.window, Kind.DECLINE: placed_at}
             counted = {Kind.ORDER: 0, Kind.DECLINE: 0}
             for occurred_at, kind in self.recent.get(key, []):
-                if since < occurred_at <= placed_at:
+                if since < occurred_at and (
+                    occurred_at < until[kind] if kind == Kind.ORDER else occurred_at <= until[kind]
+                ):
                     counted[kind] += 1
             # This order is one of the orders within the window; its own
             # payment has not been tried yet, so only earlier declines count.

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from tests.support.broker import broker_reachable, publishing_through_proxy, purge_queues
 from tests.support.prerequisites import require
+from tests.support.stream_processor import StreamProcessors
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until_quiet
 from tests.support.workers import APP_QUEUES, WorkerProcess, worker_env, workers_running
@@ -110,4 +111,7 @@ def pytest_runtest_makereport(item, call):
         for fixture in WORKER_FIXTURE_QUEUES:
             for worker in (funcargs.get(fixture) or {}).values():
                 report.sections.append((f"worker {worker.name} log", worker.log()))
+        for value in funcargs.values():
+            if isinstance(value, StreamProcessors):
+                report.sections.append(("stream processor log", value.log()))
     return report
