@@ -34,7 +34,7 @@ from tests.flow.test_fraud_screening import screening_payments  # noqa: F401
 from tests.support.stream_processor import StreamProcessors, stream_processors_running
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]
 
 MAX_ORDERS = 3
 MAX_DECLINES = 1

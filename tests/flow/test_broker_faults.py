@@ -32,7 +32,7 @@ from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
 from tests.support.workers import APP_QUEUES, WorkerProcess
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]
 
 
 def place(client, sku: str, workflow: str) -> str:

@@ -37,7 +37,7 @@ from tests.support import faults
 from tests.support.waiting import wait_for
 from tests.support.workers import APP_QUEUES, WorkerProcess
 
-pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]
 
 ORDERS = int(os.environ.get("SOAK_ORDERS", "200"))
 SECONDS = float(os.environ.get("SOAK_SECONDS", "30"))
