@@ -16,17 +16,29 @@ here, chosen by EVENT_LOG_BACKEND:
 A relay resend can put an event in the log twice: readers deduplicate by
 message id. A Kafka or Redis backend is one more module with a reader, a
 ``head`` and, where the broker does not copy the publish itself, an append
-after the confirm.
+after the confirm (``log_append``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.conf import settings
 
+from ..messages import Envelope
 from . import database, rabbitmq
 from .entries import EventLog, LogEntry, LogError, LogReader, Start
 
-__all__ = ["EventLog", "LogEntry", "LogError", "LogReader", "Start", "event_log", "log_subscriber"]
+__all__ = [
+    "EventLog",
+    "LogEntry",
+    "LogError",
+    "LogReader",
+    "Start",
+    "event_log",
+    "log_append",
+    "log_subscriber",
+]
 
 BACKENDS = {"rabbitmq": rabbitmq.StreamLog, "database": database.TableLog}
 
@@ -46,3 +58,15 @@ def event_log() -> EventLog:
 def log_subscriber() -> rabbitmq.LogSubscriber | None:
     """What the dispatch adds to an event's routing so that it lands in the log, if anything."""
     return rabbitmq.LOG_SUBSCRIBER if settings.EVENT_LOG_BACKEND == "rabbitmq" else None
+
+
+def log_append(envelopes: Sequence[Envelope]) -> None:
+    """Add dispatched events to a log that no publish copies them into.
+
+    The dispatch calls it once the broker has confirmed the batch and before
+    the rows are marked dispatched; it raises when the events could not be
+    added, and they then count as not dispatched (the relay tries again).
+    For rabbitmq and database it does nothing.
+    """
+    if envelopes:
+        event_log().append(envelopes)
