@@ -1,6 +1,7 @@
 """The aggregates' stream processor on the Redis log: killed with kill -9 and started again, it
 ends with the figures a replay of the log gives, each order counted once."""
 
+import io
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
 from django.db.models import Sum
 
@@ -141,3 +143,10 @@ def test_killed_and_restarted_it_keeps_the_figures_a_replay_gives(
     replayed = projection_replay(Aggregates, start="first", log=RedisLog())
     assert replayed.offset == head
     assert replayed.same, [t for t in replayed.tables if not t.same]
+    # as replay_events says too, its progress counted in entries, not offsets
+    out, err = io.StringIO(), io.StringIO()
+    call_command("replay_events", "--projection", "aggregates", stdout=out, stderr=err)
+    assert f"Replayed 360 entries up to offset {head}. Shadow and live are the same." in (
+        out.getvalue()
+    )
+    assert "360/360" in err.getvalue()
