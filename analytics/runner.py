@@ -4,6 +4,13 @@ One runner per processor, each in a thread of ``stream_processor`` (or of a
 replay). A batch gathers entries for up to ANALYTICS_BATCH_SIZE entries or
 the processor's ``batch_seconds`` while more keep coming, and commits at
 once when the log goes quiet, so an idle processor is never behind.
+
+Before it reads from its committed offset a runner checks that the log still
+holds it: a committed offset past the log's head means the log lost entries
+(a Redis that keeps nothing on disk restarted), and the runner records that
+as its last error and waits, rather than wait in silence for an offset that
+may never come; a first entry past it means entries it never read are gone,
+which it records before reading on.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from messaging.eventlog import EventLog, LogEntry, LogReader, Start, event_log
+from messaging.eventlog import EventLog, LogEntry, LogError, LogReader, Start, event_log
 from messaging.publishing import dispatch_together
 
 from .models import ProcessorState, SeenMessage, Slot
@@ -39,6 +46,12 @@ HEARTBEAT_INTERVAL = 5.0
 # Backoff after an error, doubling up to the maximum.
 ERROR_BACKOFF = 1.0
 ERROR_BACKOFF_MAX = 30.0
+# A log that counts its entries one by one (Redis) counts the lag up to this many.
+LAG_COUNT_LIMIT = 10_000
+
+
+class LogLost(LogError):
+    """The log no longer holds entries this processor's committed offset says it had."""
 
 
 @dataclass
@@ -91,6 +104,11 @@ class Runner:
                 backoff = ERROR_BACKOFF
             except Fenced as exc:
                 logger.info("%s reads on from its committed offset: %s", self.name, exc)
+            except LogLost as exc:
+                logger.error("%s Trying again in %ss.", exc, backoff)
+                self._record_error(exc)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, ERROR_BACKOFF_MAX)
             except Exception as exc:
                 logger.exception("%s failed; trying again in %ss", self.name, backoff)
                 self._record_error(exc)
@@ -121,6 +139,8 @@ class Runner:
         # latter, until the next batch or heartbeat commits it.
         self.committed = self.position = state.offset
         self.position_occurred_at = None
+        if state.offset is not None:
+            self._log_check(state.offset)
         processor = self._processor(state)
         reader = self.log.reader(state.offset + 1 if state.offset is not None else self.start)
         delivered = False
@@ -151,6 +171,28 @@ class Runner:
         finally:
             reader.close()
             self._commit_position(processor)
+
+    def _log_check(self, offset: int) -> None:
+        """Say so when the log no longer holds what the committed offset says it held."""
+        head = self.log.head()
+        if head is None or head < offset:
+            raise LogLost(
+                f"{self.name}: its committed offset {offset} is past the log's head "
+                f"({'the log is empty' if head is None else head}): the log lost entries it held "
+                "(a Redis that keeps nothing on disk restarted?). Its figures stand, but a replay "
+                "from first can no longer rebuild them. It waits for the log to pass its offset."
+            )
+        first = self.log.first()
+        if first is not None and first > offset + 1:
+            gap = LogLost(
+                f"{self.name}: the log's first entry ({first}) comes after {offset}, the last it "
+                "took: what came before was lost (a Redis that keeps nothing on disk restarted?) "
+                "or trimmed before it was read, so any entry it had not read yet is missing from "
+                "its figures, and a replay from first can no longer rebuild them. It reads on "
+                f"from {first}."
+            )
+            logger.error("%s", gap)
+            self._record_error(gap)
 
     def _gather(self, reader: LogReader, batch_seconds: float) -> list[LogEntry]:
         size = settings.ANALYTICS_BATCH_SIZE
@@ -228,10 +270,8 @@ class Runner:
         offset = self.committed
         behind = 0
         if head is not None:
-            # Before its first commit a processor has the whole log ahead of
-            # it, which need not begin at 0 (the stream drops its oldest entries).
-            before = offset if offset is not None else (self.log.first() or 0) - 1
-            behind = max(0, head - before)
+            counted = self.log.entries_between(offset, head, limit=LAG_COUNT_LIMIT)
+            behind = counted if counted is not None else LAG_COUNT_LIMIT
         lag_seconds = 0.0
         if behind and state.last_entry_occurred_at:
             lag_seconds = max(0.0, (timezone.now() - state.last_entry_occurred_at).total_seconds())

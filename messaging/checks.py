@@ -1,4 +1,5 @@
-"""System checks of the subscription table, run at start-up (``manage.py check``, runserver).
+"""System checks of the subscription table and the event log, run at start-up (``manage.py
+check``, runserver, every management command).
 
 A handler that can never run is an error, not a silent no-op:
 
@@ -7,7 +8,8 @@ A handler that can never run is an error, not a silent no-op:
 - messaging.E002: a handler subscribes to a class with no registered schema;
 - messaging.E003: a command is sent that no handler takes;
 - messaging.E004: an app's ``handlers.py`` was never imported, so none of its
-  handlers is subscribed.
+  handlers is subscribed;
+- messaging.E005: the event log is to be a Redis stream, but no Redis is set.
 
 Who publishes what is read from the source of the project's own apps (and of
 the modules named in MESSAGING_PUBLISHER_MODULES): a message class counts as
@@ -47,6 +49,19 @@ def subscriptions_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]
                 )
             )
     return errors
+
+
+@checks.register()
+def event_log_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    if settings.EVENT_LOG_BACKEND == "redis" and not settings.EVENT_LOG_REDIS_URL:
+        return [
+            checks.Error(
+                "EVENT_LOG_BACKEND='redis', but neither EVENT_LOG_REDIS_URL nor REDIS_URL is set",
+                hint="Set EVENT_LOG_REDIS_URL=redis://host:6379/0, or choose another backend.",
+                id="messaging.E005",
+            )
+        ]
+    return []
 
 
 def _subscription_errors(name: str, message_class, published: set[str]) -> list[checks.Error]:

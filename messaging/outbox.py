@@ -4,10 +4,12 @@ The dispatch after a producer's commit (``messaging.publishing``) and the
 relay (``messaging.relay``) both come here: each entry's subscribers are
 looked up in the one subscription table (an event also goes to the event
 log, ``messaging.eventlog``), every copy goes out in one batch
-with one wait for the broker's confirms (``messaging.transport``), and only
+with one wait for the broker's confirms (``messaging.transport``); a log that
+no publish reaches (Redis) then has the batch's events appended; and only
 then are the rows marked dispatched and ``message_confirmed`` sent. Should
-the broker fail, no row is marked, and the relay sends them again later (the
-inbox absorbs whatever did get through).
+the broker or that append fail, no row is marked, and the relay sends them
+again later (the inbox, and the log's readers, absorb whatever did get
+through).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import transport
-from .eventlog import log_subscriber
+from .eventlog import log_append, log_subscriber
 from .messages import Envelope, Message, MessageError
 from .models import OutboxMessage
 from .signals import message_confirmed, notify
@@ -47,7 +49,8 @@ class Entry(NamedTuple):
 class Outcome:
     dispatched: int
     failed: int
-    # Set when the broker itself failed: the next entries had better wait.
+    # Set when the broker itself (or the event log's Redis) failed: the next
+    # entries had better wait.
     broker_error: str = ""
 
 
@@ -76,6 +79,9 @@ def outbox_dispatch(entries: list[Entry]) -> Outcome:
         sendable.append(entry)
     try:
         transport.send(copies)
+        # Before the rows are marked: an event is in the log if and only if
+        # it was dispatched (a no-op where the publish made the copy).
+        log_append([entry.envelope for entry in sendable if entry.envelope.kind == "event"])
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         _failed(sendable, error)

@@ -6,8 +6,8 @@ every app queue, the other probe_b alone. The test process itself publishes
 through ``broker_proxy``, a TCP proxy in front of RabbitMQ that a test can cut
 to make the broker unreachable for real. The machinery is in tests/support.
 
-Outside CI a test that needs RabbitMQ skips when it is not running; with
-CI=true it fails instead.
+Outside CI a test that needs RabbitMQ (or Redis, or the redis-server
+program) skips when it is not there; with CI=true it fails instead.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from django.conf import settings
 
 from tests.support.broker import broker_reachable, publishing_through_proxy, purge_queues
 from tests.support.prerequisites import require
+from tests.support.redis import redis_reachable
 from tests.support.stream_processor import StreamProcessors
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until_quiet
@@ -31,6 +32,22 @@ def rabbitmq() -> str:
     url = settings.CELERY_BROKER_URL
     require(url.startswith("amqp") and broker_reachable(url), "RabbitMQ")
     return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis of the event log's redis backend (EVENT_LOG_REDIS_URL of the test settings)."""
+    url = settings.EVENT_LOG_REDIS_URL
+    require(bool(url) and redis_reachable(url), "Redis")
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_server_program() -> str:
+    """redis-server, for tests that start (and kill) a Redis of their own."""
+    program = shutil.which("redis-server")
+    require(program is not None, "the redis-server program")
+    return program
 
 
 @pytest.fixture(scope="session")

@@ -362,8 +362,9 @@ MESSAGING_RELAY_BATCH = env.int("MESSAGING_RELAY_BATCH", default=500)
 
 # Every dispatched event is kept in an ordered log that stream processors
 # read and replay (messaging.eventlog): a RabbitMQ stream queue named
-# "events" on RabbitMQ, the outbox table itself otherwise.
-EVENT_LOG_BACKENDS = ("rabbitmq", "database")
+# "events" on RabbitMQ, the outbox table itself otherwise, or a Redis stream
+# when asked for.
+EVENT_LOG_BACKENDS = ("rabbitmq", "database", "redis")
 
 
 def event_log_backend(broker_url: str) -> str:
@@ -391,6 +392,37 @@ if not re.fullmatch(r"[1-9][0-9]*[YMDhms]", EVENT_LOG_MAX_AGE):
         "Y, M, D, h, m or s, e.g. 7D"
     )
 EVENT_LOG_MAX_LENGTH_BYTES = env.int("EVENT_LOG_MAX_LENGTH_BYTES", default=5 * 1024**3)
+
+
+def event_log_redis_url(*, default: str = "") -> str:
+    """The Redis of the redis backend: EVENT_LOG_REDIS_URL, else REDIS_URL, else ``default``.
+
+    Empty when there is none (messaging.checks then fails the redis backend).
+    """
+    name = next((n for n in ("EVENT_LOG_REDIS_URL", "REDIS_URL") if env.str(n, default="")), "")
+    url = env.str(name) if name else default
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            f"{name or 'EVENT_LOG_REDIS_URL'}={without_password(url)!r} is not a Redis URL: "
+            "redis://, rediss:// or unix://"
+        )
+    return url
+
+
+# The redis backend: a stream on this Redis, whose key is
+# "<namespace>:<database name>:<key>" (sites sharing a Redis keep apart), and
+# about how many entries it keeps (XADD MAXLEN ~, the oldest go first).
+EVENT_LOG_REDIS_URL = event_log_redis_url()
+EVENT_LOG_REDIS_NAMESPACE = env.str("EVENT_LOG_REDIS_NAMESPACE", default="eventshop")
+EVENT_LOG_REDIS_KEY = env.str("EVENT_LOG_REDIS_KEY", default="events")
+if not EVENT_LOG_REDIS_KEY:
+    raise ImproperlyConfigured("EVENT_LOG_REDIS_KEY='' is not a key: leave it unset for 'events'")
+EVENT_LOG_REDIS_MAX_LENGTH = env.int("EVENT_LOG_REDIS_MAX_LENGTH", default=1_000_000)
+if EVENT_LOG_REDIS_MAX_LENGTH < 1:
+    raise ImproperlyConfigured(
+        f"EVENT_LOG_REDIS_MAX_LENGTH={str(EVENT_LOG_REDIS_MAX_LENGTH)!r} is not a number of "
+        "entries: 1 or more"
+    )
 
 # --- Stream processing -----------------------------------------------------
 

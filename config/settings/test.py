@@ -19,6 +19,7 @@ from .base import (
     broker_transport,
     databases,
     event_log_backend,
+    event_log_redis_url,
 )
 from .environment import env
 
@@ -37,6 +38,9 @@ PAYMENT_GATEWAY_BREAKER_REDIS_URL = env.str(
     default=env.str("REDIS_URL", default="redis://127.0.0.1:6379/0"),
 )
 PAYMENT_GATEWAY_BREAKER_RESET = env.float("PAYMENT_GATEWAY_BREAKER_RESET", default=1.0)
+# The redis backend's stream, when a test (or EVENT_LOG_BACKEND=redis) picks it:
+# its key names the test database, so it is the suite's own.
+EVENT_LOG_REDIS_URL = event_log_redis_url(default="redis://127.0.0.1:6379/0")
 # A gateway that answers at once; its timeout card still times out twice.
 PAYMENT_GATEWAY_LATENCY = env.float("PAYMENT_GATEWAY_LATENCY", default=0.0)
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from django.db.models import Max, Min
 
 from ..models import ENVELOPE_FIELDS, OutboxMessage
-from .entries import LogEntry, LogError, Start
+from .entries import LogEntry, LogError, Start, consecutive_between
 
 # Seconds between two looks at the table while there is nothing new.
 POLL_INTERVAL = 0.05
@@ -67,6 +67,12 @@ class TableLog:
 
     def head(self) -> int | None:
         return _events().aggregate(last=Max("id"))["last"]
+
+    def append(self, envelopes) -> None:
+        """Nothing to do: the log is the outbox table, written by the producer."""
+
+    def entries_between(self, after: int | None, upto: int, *, limit: int) -> int | None:
+        return consecutive_between(after, upto)
 
     def first(self) -> int | None:
         return _events().aggregate(first=Min("id"))["first"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -66,3 +67,25 @@ class EventLog(Protocol):
 
     def first(self) -> int | None:
         """The offset of the first entry kept, None while the log is empty."""
+
+    def append(self, envelopes: Sequence[Envelope]) -> None:
+        """Add dispatched events, once the broker has confirmed them (``log_append``).
+
+        Raises when they could not be added. A no-op where the dispatch's own
+        publish makes the copy (rabbitmq) or the log is the outbox (database).
+        """
+
+    def entries_between(self, after: int | None, upto: int, *, limit: int) -> int | None:
+        """How many entries come after ``after`` (from the first kept, if None) up to ``upto``.
+
+        Where offsets are consecutive it is their difference; a log that counts
+        entry by entry (redis) stops past ``limit`` and returns None.
+        """
+
+
+def consecutive_between(after: int | None, upto: int) -> int:
+    """Entries between two offsets of a log whose offsets go up one by one from 0.
+
+    The database's ids count its commands too: there it is an upper bound.
+    """
+    return max(0, upto - (after if after is not None else -1))

@@ -22,7 +22,7 @@ from celery import current_app
 from django.conf import settings
 from kombu import Connection, Queue
 
-from .entries import LogEntry, LogError, Start
+from .entries import LogEntry, LogError, Start, consecutive_between
 
 QUEUE = "events"
 # Deliveries the broker may send ahead of our acks; a stream consumer must set one.
@@ -143,6 +143,12 @@ class StreamLog:
         # AMQP 0.9.1 has no way to ask a stream for its last offset: read the
         # last chunk ("last") and keep the highest offset delivered.
         return self._edge("last", max)
+
+    def append(self, envelopes) -> None:
+        """Nothing to do: the dispatch's publish copies each event into the stream."""
+
+    def entries_between(self, after: int | None, upto: int, *, limit: int) -> int | None:
+        return consecutive_between(after, upto)
 
     def first(self) -> int | None:
         return self._edge("first", min)

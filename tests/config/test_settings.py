@@ -302,3 +302,77 @@ def test_payments_charges_only_screened_orders_unless_told_otherwise():
         "FRAUD_WINDOW_SECONDS 600",
     ]
     assert overridden.stdout.splitlines()[:2] == ["FRAUD_SCREENING False", "FRAUD_MAX_ORDERS 9"]
+
+
+# --- The event log's Redis ------------------------------------------------------
+
+SHOW_REDIS_LOG_SETTINGS = """
+from django.conf import settings
+for name in ["EVENT_LOG_BACKEND", "EVENT_LOG_REDIS_URL", "EVENT_LOG_REDIS_NAMESPACE",
+             "EVENT_LOG_REDIS_KEY", "EVENT_LOG_REDIS_MAX_LENGTH"]:
+    print(name, getattr(settings, name) or "-")
+"""
+
+
+def test_the_redis_log_takes_its_own_url_else_redis_url():
+    own = run_python(
+        SHOW_REDIS_LOG_SETTINGS,
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        EVENT_LOG_BACKEND="redis",
+        EVENT_LOG_REDIS_URL="redis://log:6379/3",
+        REDIS_URL="redis://breaker:6379/0",
+    )
+    shared = run_python(
+        SHOW_REDIS_LOG_SETTINGS,
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        REDIS_URL="redis://breaker:6379/0",
+        EVENT_LOG_REDIS_MAX_LENGTH="5000",
+    )
+
+    assert own.returncode == shared.returncode == 0, own.stderr + shared.stderr
+    assert own.stdout.splitlines() == [
+        "EVENT_LOG_BACKEND redis",
+        "EVENT_LOG_REDIS_URL redis://log:6379/3",
+        "EVENT_LOG_REDIS_NAMESPACE eventshop",
+        "EVENT_LOG_REDIS_KEY events",
+        "EVENT_LOG_REDIS_MAX_LENGTH 1000000",
+    ]
+    assert shared.stdout.splitlines()[:2] == [
+        "EVENT_LOG_BACKEND database",
+        "EVENT_LOG_REDIS_URL redis://breaker:6379/0",
+    ]
+    assert shared.stdout.splitlines()[-1] == "EVENT_LOG_REDIS_MAX_LENGTH 5000"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"EVENT_LOG_REDIS_URL": "http://u:s3cret@log:6379/0"},
+            "EVENT_LOG_REDIS_URL='http://u:***@log:6379/0' is not a Redis URL",
+        ),
+        ({"REDIS_URL": "log:6379"}, "REDIS_URL='log:6379' is not a Redis URL"),
+        ({"EVENT_LOG_REDIS_MAX_LENGTH": "0"}, "EVENT_LOG_REDIS_MAX_LENGTH='0' is not a number"),
+        ({"EVENT_LOG_BACKEND": "kafka"}, "EVENT_LOG_BACKEND='kafka' is not a log backend"),
+    ],
+)
+def test_a_redis_log_setting_that_does_not_parse_is_named(env, message):
+    result = manage("check", DJANGO_SETTINGS_MODULE="config.settings.base", **env)
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+def test_the_redis_log_without_a_redis_fails_the_checks():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "EVENT_LOG_"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings.base",
+             "EVENT_LOG_BACKEND": "redis"},
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert "messaging.E005" in result.stderr
+    assert "neither EVENT_LOG_REDIS_URL nor REDIS_URL is set" in result.stderr

@@ -195,6 +195,8 @@ class TestTableLog:
 def test_an_unknown_backend_is_a_clear_error():
     with (
         override_settings(EVENT_LOG_BACKEND="kafka"),
-        pytest.raises(LogError, match="'kafka' is not a log backend: rabbitmq or database"),
+        pytest.raises(
+            LogError, match="'kafka' is not a log backend: rabbitmq or database or redis"
+        ),
     ):
         event_log()

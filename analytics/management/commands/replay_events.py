@@ -13,6 +13,10 @@ from analytics.replay import (
 )
 from messaging.eventlog import LogError, event_log
 
+# Redis counts a stretch of its log entry by entry: past this many the bar
+# shows no total (the count alone would hold Redis up).
+TOTAL_COUNT_LIMIT = 100_000
+
 
 class Command(BaseCommand):
     help = (
@@ -63,15 +67,22 @@ class Command(BaseCommand):
         first = log.first() or 0
         begin = where if isinstance(where, int) else first
         bars = []
+        # The offset the bar has counted up to (a log's offsets need not be consecutive).
+        counted = [begin - 1]
 
         def progress(step) -> None:
             if not bars:
-                total = step.until - begin + 1 if step.until is not None else None
+                total = None
+                if step.until is not None:
+                    total = log.entries_between(begin - 1, step.until, limit=TOTAL_COUNT_LIMIT)
                 bars.append(
                     tqdm(total=total, unit=" entries", desc=f"Replaying {processor_class.name}",
                          file=self.stderr)
                 )  # fmt: skip
-            bars[0].update(max(0, (step.offset - begin + 1) - bars[0].n))
+            if step.offset is not None and step.offset > counted[0]:
+                more = log.entries_between(counted[0], step.offset, limit=TOTAL_COUNT_LIMIT)
+                bars[0].update(more or 0)
+                counted[0] = step.offset
 
         try:
             return projection_replay(processor_class, start=where, on_progress=progress, log=log)
