@@ -270,7 +270,13 @@ class Runner:
         offset = self.committed
         behind = 0
         if head is not None:
-            counted = self.log.entries_between(offset, head, limit=LAG_COUNT_LIMIT)
+            after = offset
+            if after is None:
+                # Before its first commit a processor has the whole log ahead of
+                # it, which need not begin at 0 (the stream drops its oldest entries).
+                first = self.log.first()
+                after = first - 1 if first is not None else None
+            counted = self.log.entries_between(after, head, limit=LAG_COUNT_LIMIT)
             behind = counted if counted is not None else LAG_COUNT_LIMIT
         lag_seconds = 0.0
         if behind and state.last_entry_occurred_at:
