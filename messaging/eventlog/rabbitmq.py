@@ -32,6 +32,8 @@ MORE_WAIT = 0.001
 # How long head() and first() wait for the first delivery of a stream that
 # holds entries (a large stream on a busy broker takes a good part of a second).
 EDGE_WAIT = 10.0
+# How long they wait when the broker counts no entry (its count lags by seconds).
+EMPTY_WAIT = 1.0
 
 
 @functools.cache
@@ -156,13 +158,16 @@ class StreamLog:
     def _edge(self, start: str, pick) -> int | None:
         reader = StreamReader(start, prefetch=PREFETCH)
         try:
-            # Whether the stream is empty is the broker's to say: how soon
-            # its first delivery comes says nothing about it.
-            if not reader.channel.queue_declare(QUEUE, passive=True).message_count:
-                return None
+            # The broker's count of a stream's messages says it holds some,
+            # but it is a statistic, refreshed every few seconds: a stream
+            # written to moments ago still counts none. Then a short wait for
+            # a delivery tells; with a count, a long one.
+            counted = reader.channel.queue_declare(QUEUE, passive=True).message_count
             offsets = []
-            batch = reader.read(max_entries=PREFETCH, timeout=EDGE_WAIT)
+            batch = reader.read(max_entries=PREFETCH, timeout=EDGE_WAIT if counted else EMPTY_WAIT)
             if not batch:
+                if not counted:
+                    return None
                 raise LogError(f"the stream {QUEUE!r} holds entries but sent none in {EDGE_WAIT}s")
             while batch:
                 offsets.extend(entry.offset for entry in batch)

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.db import connection
@@ -22,7 +23,14 @@ from tests.support.prerequisites import require
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SCENARIOS = ["ours", "orchestration", "naive", "celery", "kombu"]
+SCENARIOS = ["ours", "screened", "orchestration", "naive", "celery", "kombu"]
+
+
+def own_vhost(url: str) -> str:
+    """The broker URL with a vhost of the benchmark's own (it creates it): the suite's
+    workers, still running on the tests' vhost, must not take its messages."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/bench_smoke"))
 
 
 def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
@@ -30,7 +38,7 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": rabbitmq,
+        "CELERY_BROKER_URL": own_vhost(rabbitmq),
     }
     for name in ("DJANGO_SETTINGS_MODULE", "GATEWAY_DATABASE_URL", "BENCH_EXPERIMENTS"):
         env.pop(name, None)
@@ -56,8 +64,15 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     for key in (
         "throughput_ours_over_naive", "throughput_ours_over_celery",
         "p50_at_half_load_ours_over_naive", "cpu_per_order_ours_over_naive",
+        "p50_at_half_load_screened_over_ours",
     ):  # fmt: skip
         assert summary["ratios"][key] > 0
+    # The fraud screen saw every order of the screened runs, and the stream phase ran.
+    assert summary["scenarios"]["screened"]["latency"]["50"]["screening_lag_p99_ms"] > 0
+    stream = summary["stream"]
+    assert stream["entries"] > 0
+    for key in ("floor_per_s", "aggregates_per_s", "fraud_per_s", "replay_per_s"):
+        assert stream[key] > 0, key
     assert summary["web"]["closed"]["rps"] > 0
     assert summary["web"]["closed"]["errors"] == summary["web"]["open"]["errors"] == 0
     if shutil.which("wrk"):
@@ -73,7 +88,9 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     assert probe["handled"] == probe["messages"]
     assert probe["start_mb"] > 0
     # The targets are ratios to the naive baseline of the same run, each measured.
-    assert [t["goal"] for t in summary["targets"]] == ["≥ 1.0", "≤ 1.1", "≥ 1.0", "≤ 1.05"]
+    assert [t["goal"] for t in summary["targets"]] == [
+        "≥ 1.0", "≤ 1.1", "≥ 1.0", "≤ 1.05", "≤ 1.10", "≤ 1000", "≥ 0.5",
+    ]  # fmt: skip
     assert {t["status"] for t in summary["targets"]} <= {"PASS", "MISS"}
     # The absolute figures are kept for the record, ours and the naive baseline's.
     record = {r["figure"]: r for r in summary["record"]}
@@ -82,6 +99,6 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     assert record["Outbox drain, events/s"]["ours"] > 0
 
     text = (tmp_path / "benchmarks.md").read_text()
-    for heading in ("Targets", "Order flow side by side", "Web", "Recovery", "Memory"):
+    for heading in ("Targets", "Order flow side by side", "Web", "Recovery", "Stream", "Memory"):
         assert f"## {heading}" in text
     assert "### For the record" in text

@@ -15,27 +15,33 @@ def test_each_ratio_passes_at_its_bound_and_misses_beyond_it():
         "p50_at_half_load_ours_over_naive": 1.1,
         "web_ours_over_naive": 1.0,
         "cpu_per_order_ours_over_naive": 1.05,
+        "p50_at_half_load_screened_over_ours": 1.10,
+        "screening_lag_p99_ms_at_half_load": 1000,
+        "stream_aggregates_over_floor": 0.5,
     }
     beyond = {
         "throughput_ours_over_naive": 0.99,
         "p50_at_half_load_ours_over_naive": 1.11,
         "web_ours_over_naive": 0.99,
         "cpu_per_order_ours_over_naive": 1.06,
+        "p50_at_half_load_screened_over_ours": 1.11,
+        "screening_lag_p99_ms_at_half_load": 1001,
+        "stream_aggregates_over_floor": 0.49,
     }
 
-    assert statuses(at_bounds) == ["PASS"] * 4
-    assert statuses(beyond) == ["MISS"] * 4
+    assert statuses(at_bounds) == ["PASS"] * 7
+    assert statuses(beyond) == ["MISS"] * 7
 
 
 def test_a_ratio_not_measured_is_not_a_verdict():
     # e.g. python -m bench --scenarios ours: no naive baseline to compare with
-    assert statuses({}) == ["n/a"] * 4
+    assert statuses({}) == ["n/a"] * 7
 
 
 def test_the_web_target_names_the_load_generator_it_was_read_from():
     wrk = {**WEB, "closed_wrk": {"generator": "wrk -t1 -c8", "rps": 210.0}}
 
-    [_, _, web, _] = targets_for({}, wrk)
+    [_, _, web, *_] = targets_for({}, wrk)
 
     assert "wrk -t1 -c8" in web["target"]
 
@@ -55,13 +61,18 @@ def test_the_record_keeps_the_absolute_figures_of_ours_and_the_naive_baseline():
     }
 
     # when
-    record = {r["figure"]: r for r in record_for(scen, WEB, {}, {"events_per_s": 3000.0}, memory)}
+    stream = {"floor_per_s": 20000.0, "aggregates_per_s": 11000.0, "replay_per_s": 10500.0}
+    record = {
+        r["figure"]: r for r in record_for(scen, WEB, {}, {"events_per_s": 3000.0}, memory, stream)
+    }
 
     # then
     throughput = record["Throughput, orders/s"]
     assert (throughput["ours"], throughput["naive"]) == (20.0, 22.0)
     assert record["Latency p50 at 50% of saturation, ms"]["naive"] == 34.0
     assert record["Outbox drain, events/s"]["ours"] == 3000.0
+    assert record["Stream processor, aggregates, entries/s"]["ours"] == 11000.0
+    assert record["Event log, raw stream read, entries/s"]["ours"] == 20000.0
     assert largest_worker(memory, "ours", memory["probe_worker"]) == 101.0
     assert largest_worker(memory, "naive") == 97.0
     assert largest_worker({}, "naive") is None

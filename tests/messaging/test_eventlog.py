@@ -13,7 +13,7 @@ from kombu import Connection
 from config.celery import app
 from messaging.eventlog import LogError, event_log, log_subscriber
 from messaging.eventlog.database import TableLog
-from messaging.eventlog.rabbitmq import QUEUE, StreamLog, StreamReader
+from messaging.eventlog.rabbitmq import QUEUE, StreamLog, StreamReader, declaration
 from messaging.models import OutboxMessage
 from messaging.publishing import publish, send
 from tests.probe.events import ProbeLogged, ProbePinged, RecordProbe
@@ -104,6 +104,19 @@ class TestRabbitMQStream:
         reader.close()
         assert log.head() >= last.offset
         assert log.first() is not None and log.first() <= last.offset
+
+    def test_a_stream_written_to_moments_ago_is_not_taken_for_empty(self):
+        # given a new stream (whose message count the broker refreshes only
+        # every few seconds) with one event in it
+        with Connection(app.conf.broker_url) as conn:
+            conn.default_channel.queue_delete(QUEUE)
+            declaration()(conn.default_channel).declare()
+        with transaction.atomic():
+            publish(ProbeLogged(probe_id=new_probe_id()))
+        # when the log is asked at once where it begins and ends
+        first, head = StreamLog().first(), StreamLog().head()
+        # then it holds that one entry
+        assert first is not None and head == first
 
     def test_head_and_first_wait_for_a_broker_slow_to_deliver(self, broker_proxy, monkeypatch):
         # given a stream that holds entries
