@@ -144,6 +144,15 @@ class Runner:
         processor = self._processor(state)
         reader = self.log.reader(state.offset + 1 if state.offset is not None else self.start)
         delivered = False
+        # The first beat says where the log ends before anything is read;
+        # the next come from a thread of their own.
+        self._beat()
+        self._heartbeat_due = time.monotonic() + HEARTBEAT_INTERVAL
+        following = threading.Event()
+        watcher = threading.Thread(
+            target=self._watch, args=(following,), name=f"{self.name}-heartbeat", daemon=True
+        )
+        watcher.start()
         try:
             while not self.stop.is_set():
                 self._heartbeat(processor)
@@ -169,8 +178,10 @@ class Runner:
                     self.finished = True
                     return
         finally:
+            following.set()
             reader.close()
             self._commit_position(processor)
+            watcher.join(timeout=HEARTBEAT_INTERVAL)
 
     def _log_check(self, offset: int) -> None:
         """Say so when the log no longer holds what the committed offset says it held."""
@@ -260,11 +271,31 @@ class Runner:
         self.committed = self.position
 
     def _heartbeat(self, processor: Processor) -> None:
+        """In the reading loop, only what must be: the position read past its commit."""
         now = time.monotonic()
         if now < self._heartbeat_due:
             return
         self._heartbeat_due = now + HEARTBEAT_INTERVAL
         self._commit_position(processor)
+
+    def _watch(self, following: threading.Event) -> None:
+        """Beat every HEARTBEAT_INTERVAL in a thread of its own while the runner follows the log.
+
+        Asking the log for its head takes a broker round trip or more (a
+        stream is read from its last chunk): the reading loop never waits
+        for it.
+        """
+        try:
+            while not following.wait(HEARTBEAT_INTERVAL):
+                try:
+                    self._beat()
+                except Exception:
+                    logger.exception("%s: its heartbeat failed", self.name)
+        finally:
+            connection.close()
+
+    def _beat(self) -> None:
+        """Record the log's head, how far behind the committed offset is, and that it runs."""
         head = self.log.head()
         state = self._state()
         offset = self.committed

@@ -6,7 +6,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ..messages import Envelope, MessageError, envelope_read
 
@@ -31,6 +33,11 @@ class LogEntry:
     @classmethod
     def from_task_body(cls, offset: int, body: bytes | str) -> LogEntry:
         """An entry from a published task message's body: ``[args, {"envelope": …}, embed]``."""
+        try:
+            # Parsed and validated in one pass by pydantic-core, the common case.
+            return cls(offset, _TASK_BODY.validate_json(body)[1].envelope)
+        except ValidationError:
+            pass  # read again below, to say what is wrong with it
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         try:
             decoded = json.loads(text)
@@ -45,6 +52,15 @@ class LogEntry:
             return cls(offset, envelope_read(data))
         except MessageError as exc:
             return cls(offset, None, str(exc), (raw or json.dumps(data, default=str))[:10000])
+
+
+class _TaskKwargs(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    envelope: Envelope
+
+
+_TASK_BODY = TypeAdapter(tuple[Any, _TaskKwargs, Any])
 
 
 class LogReader(Protocol):
