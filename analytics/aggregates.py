@@ -13,11 +13,13 @@ after it was final says so.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from inventory.events import InventoryReservationFailed
@@ -63,10 +65,12 @@ class Aggregates(Processor):
     models = (MinuteFigure, OpenOrder)
 
     def process(self, items: list[Item]) -> None:
-        self.deltas: dict[tuple[datetime, str, str], Decimal] = defaultdict(Decimal)
+        # Counts are ints, amounts Decimals; both become a figure's Decimal when saved.
+        self.deltas: dict[tuple[datetime, str, str], Decimal | int] = defaultdict(int)
         watermark = self.state.get("watermark")
-        self.watermark = parse_datetime(watermark) if watermark else None
         self.lateness = timedelta(seconds=settings.ANALYTICS_ALLOWED_LATENESS)
+        self._watermark_at(parse_datetime(watermark) if watermark else None)
+        # Order id -> (placed at, units per SKU), of the orders open when it ends.
         self.open_orders = self._open_orders(items)
         self.placed: dict = {}
         self.ended: set = set()
@@ -77,15 +81,20 @@ class Aggregates(Processor):
         self._save_open_orders()
         self._save_figures()
 
+    def _watermark_at(self, watermark: datetime | None) -> None:
+        self.watermark = watermark
+        # Minutes up to this one are final: an entry for them is late.
+        self.final_up_to = (
+            watermark - self.lateness - timedelta(minutes=1) if watermark is not None else None
+        )
+
     def _take(self, item: Item) -> None:
         occurred = item.envelope.occurred_at
         minute = minute_of(occurred)
-        if self.watermark is not None and minute + timedelta(minutes=1) + self.lateness <= (
-            self.watermark
-        ):
+        if self.final_up_to is not None and minute <= self.final_up_to:
             self._add(minute, "late_entries")
         if self.watermark is None or occurred > self.watermark:
-            self.watermark = occurred
+            self._watermark_at(occurred)
         message = item.message
         match message:
             case OrderPlaced():
@@ -93,9 +102,7 @@ class Aggregates(Processor):
                 units: dict[str, int] = defaultdict(int)
                 for line in message.lines:
                     units[line.sku] += line.quantity
-                order = OpenOrder(
-                    slot=self.slot, order_id=message.order_id, placed_at=occurred, units=dict(units)
-                )
+                order = (occurred, dict(units))
                 self.open_orders[message.order_id] = order
                 self.placed[message.order_id] = order
             case OrderCompleted():
@@ -103,11 +110,12 @@ class Aggregates(Processor):
                 order = self.open_orders.pop(message.order_id, None)
                 self.ended.add(message.order_id)
                 if order is not None:
-                    seconds = max(0.0, (occurred - order.placed_at).total_seconds())
+                    placed_at, units = order
+                    seconds = max(0.0, (occurred - placed_at).total_seconds())
                     self._add(minute, "completion_seconds", duration_bucket(seconds))
                     self._add(minute, "completion_seconds_sum", value=Decimal(f"{seconds:.2f}"))
-                    for sku, quantity in order.units.items():
-                        self._add(minute, "units_sold", sku, Decimal(quantity))
+                    for sku, quantity in units.items():
+                        self._add(minute, "units_sold", sku, quantity)
             case OrderCancelled():
                 self._add(minute, "orders_cancelled", message.reason_code)
                 self.open_orders.pop(message.order_id, None)
@@ -125,28 +133,42 @@ class Aggregates(Processor):
                 for line in message.short:
                     self._add(minute, "stock_outs", line.sku)
 
-    def _add(self, minute: datetime, metric: str, key: str = "", value=Decimal(1)) -> None:
-        self.deltas[(minute, metric, key)] += Decimal(value)
+    def _add(self, minute: datetime, metric: str, key: str = "", value: Decimal | int = 1) -> None:
+        self.deltas[(minute, metric, key)] += value
 
     def _open_orders(self, items: list[Item]) -> dict:
+        placed_here = {
+            item.message.order_id for item in items if isinstance(item.message, OrderPlaced)
+        }
         ending = {
             item.message.order_id
             for item in items
             if isinstance(item.message, (OrderCompleted, OrderCancelled))
-        }
+        } - placed_here
         if not ending:
             return {}
         found = OpenOrder.objects.filter(slot=self.slot, order_id__in=ending)
-        return {order.order_id: order for order in found}
+        return {
+            order_id: (placed_at, units)
+            for order_id, placed_at, units in found.values_list("order_id", "placed_at", "units")
+        }
 
     def _save_open_orders(self) -> None:
-        OpenOrder.objects.filter(slot=self.slot, order_id__in=self.ended).delete()
+        # Only orders placed before this batch can have a row to delete.
+        stored = self.ended - self.placed.keys()
+        if stored:
+            OpenOrder.objects.filter(slot=self.slot, order_id__in=stored).delete()
         OpenOrder.objects.bulk_create(
-            order for order_id, order in self.placed.items() if order_id not in self.ended
+            OpenOrder(slot=self.slot, order_id=order_id, placed_at=placed_at, units=units)
+            for order_id, (placed_at, units) in self.placed.items()
+            if order_id not in self.ended
         )
 
     def _save_figures(self) -> None:
         if not self.deltas:
+            return
+        if connection.vendor == "postgresql":
+            self._add_to_figures()
             return
         minutes = {minute for minute, _, _ in self.deltas}
         metrics = {metric for _, metric, _ in self.deltas}
@@ -161,10 +183,41 @@ class Aggregates(Processor):
             row = existing.get((minute, metric, key))
             if row is None:
                 new.append(
-                    MinuteFigure(slot=self.slot, minute=minute, metric=metric, key=key, value=delta)
+                    MinuteFigure(
+                        slot=self.slot, minute=minute, metric=metric, key=key, value=Decimal(delta)
+                    )
                 )
             else:
                 row.value += delta
                 changed.append(row)
         MinuteFigure.objects.bulk_update(changed, ["value"], batch_size=500)
         MinuteFigure.objects.bulk_create(new, batch_size=500)
+
+    def _add_to_figures(self) -> None:
+        """Every delta added to its figure (made at 0 if new) in one statement."""
+        minutes, metrics, keys, values = [], [], [], []
+        for (minute, metric, key), delta in self.deltas.items():
+            minutes.append(minute)
+            metrics.append(metric)
+            keys.append(key)
+            values.append(Decimal(delta))
+        with connection.cursor() as cursor:
+            cursor.execute(_add_to_figures_sql(), [self.slot, minutes, metrics, keys, values])
+
+
+@functools.cache
+def _add_to_figures_sql() -> str:
+    quote = connection.ops.quote_name
+    table = quote(MinuteFigure._meta.db_table)
+    column = {f.name: quote(f.column) for f in MinuteFigure._meta.fields}
+    slot, minute, metric, key, value = (
+        column[name] for name in ("slot", "minute", "metric", "key", "value")
+    )
+    return (
+        f"INSERT INTO {table} ({slot}, {minute}, {metric}, {key}, {value}) "
+        "SELECT %s, d.minute, d.metric, d.key, d.value FROM unnest("
+        "%s::timestamptz[], %s::varchar[], %s::varchar[], %s::numeric[]"
+        ") AS d(minute, metric, key, value) "
+        f"ON CONFLICT ({slot}, {minute}, {metric}, {key}) "
+        f"DO UPDATE SET {value} = {table}.{value} + EXCLUDED.{value}"
+    )

@@ -27,6 +27,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from messaging.eventlog import EventLog, LogEntry, LogError, LogReader, Start, event_log
+from messaging.eventlog.readahead import ReadAhead
 from messaging.publishing import dispatch_together
 
 from .models import ProcessorState, SeenMessage, Slot
@@ -142,7 +143,10 @@ class Runner:
         if state.offset is not None:
             self._log_check(state.offset)
         processor = self._processor(state)
-        reader = self.log.reader(state.offset + 1 if state.offset is not None else self.start)
+        reader = ReadAhead(
+            self.log.reader(state.offset + 1 if state.offset is not None else self.start),
+            batch=settings.ANALYTICS_BATCH_SIZE,
+        )
         delivered = False
         # The first beat says where the log ends before anything is read;
         # the next come from a thread of their own.

@@ -123,9 +123,11 @@ class StreamReader:
                 if self.buffer:
                     break
         entries = [self.buffer.popleft() for _ in range(min(max_entries, len(self.buffer)))]
-        if self.last_tag is not None and not self.buffer:
+        if self.last_tag is not None:
             # One ack for everything delivered so far gives the broker room
-            # to send more (the offsets themselves are ours to keep).
+            # to send more at once, while these are taken (the offsets
+            # themselves are ours to keep, and the buffer is never larger
+            # than one read's worth plus what came with it).
             self.channel.basic_ack(self.last_tag, multiple=True)
             self.last_tag = None
         return entries
