@@ -23,6 +23,7 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from inventory.events import InventoryReservationFailed
+from messaging.sql import quoted_names
 from orders.events import OrderCancelled, OrderCompleted, OrderPlaced
 from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded
 
@@ -207,9 +208,7 @@ class Aggregates(Processor):
 
 @functools.cache
 def _add_to_figures_sql() -> str:
-    quote = connection.ops.quote_name
-    table = quote(MinuteFigure._meta.db_table)
-    column = {f.name: quote(f.column) for f in MinuteFigure._meta.fields}
+    table, column = quoted_names(MinuteFigure)
     slot, minute, metric, key, value = (
         column[name] for name in ("slot", "minute", "metric", "key", "value")
     )

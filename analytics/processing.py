@@ -22,6 +22,7 @@ from django.db.models import F
 
 from messaging.eventlog import LogEntry
 from messaging.messages import Envelope, Message, MessageError, registry
+from messaging.sql import ASYNC_COMMIT, quoted_names
 
 from .models import ProcessorState, SeenMessage, SkippedEntry, Slot
 
@@ -176,14 +177,10 @@ def _state_locked(processor: Processor) -> tuple[int, int | None]:
 
 @functools.cache
 def _state_locked_sql() -> str:
-    quote = connection.ops.quote_name
-    column = {f.name: quote(f.column) for f in ProcessorState._meta.fields}
+    table, column = quoted_names(ProcessorState)
     return (
-        f"SELECT {column['id']}, {column['offset']} "
-        f"FROM {quote(ProcessorState._meta.db_table)}, "
-        "(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
-        f"WHERE {column['processor']} = %s AND {column['slot']} = %s FOR UPDATE OF "
-        f"{quote(ProcessorState._meta.db_table)}"
+        f"SELECT {column['id']}, {column['offset']} FROM {table}, {ASYNC_COMMIT} "
+        f"WHERE {column['processor']} = %s AND {column['slot']} = %s FOR UPDATE OF {table}"
     )
 
 
@@ -309,10 +306,9 @@ def _remember(processor: Processor, items: list[Item]) -> set[UUID]:
 
 @functools.cache
 def _remember_sql() -> str:
-    quote = connection.ops.quote_name
-    column = {f.name: quote(f.column) for f in SeenMessage._meta.fields}
+    table, column = quoted_names(SeenMessage)
     return (
-        f"INSERT INTO {quote(SeenMessage._meta.db_table)} "
+        f"INSERT INTO {table} "
         f"({column['processor']}, {column['slot']}, {column['message_id']}, "
         f"{column['occurred_at']}) "
         "SELECT %s, %s, ids.message_id, ids.occurred_at "

@@ -28,6 +28,7 @@ from .eventlog import log_append, log_subscriber
 from .messages import Envelope, Message, MessageError
 from .models import OutboxMessage
 from .signals import message_confirmed, notify
+from .sql import ASYNC_COMMIT, quoted_names
 from .subscriptions import subscribers
 
 logger = logging.getLogger(__name__)
@@ -132,13 +133,12 @@ def _mark_dispatched(pks: list[int]) -> None:
 
 @functools.cache
 def _mark_dispatched_sql() -> str:
-    quote = connection.ops.quote_name
-    column = {f.name: quote(f.column) for f in OutboxMessage._meta.fields}
+    table, column = quoted_names(OutboxMessage)
     return (
-        f"UPDATE {quote(OutboxMessage._meta.db_table)} "
+        f"UPDATE {table} "
         f"SET {column['dispatched_at']} = %s, "
         f"{column['dispatch_attempts']} = {column['dispatch_attempts']} + 1, "
         f"{column['last_dispatch_error']} = '' "
-        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
+        f"FROM {ASYNC_COMMIT} "
         f"WHERE {column['id']} = ANY(%s) AND {column['dispatched_at']} IS NULL"
     )
