@@ -66,6 +66,7 @@ LOCAL_APPS = [
     "shipping",
     "notifications",
     "analytics",
+    "live",
     # A stand-in for a third-party card processor, not one of our apps.
     "gateway",
 ]
@@ -456,6 +457,25 @@ def beat_schedule(*, relay_interval: float, deadline_check_interval: float) -> d
 CELERY_BEAT_SCHEDULE = beat_schedule(
     relay_interval=MESSAGING_RELAY_INTERVAL, deadline_check_interval=SAGA_DEADLINE_CHECK_INTERVAL
 )
+
+# --- Real time -------------------------------------------------------------
+
+# With a Redis, every step of an order is pushed to its page and the staff
+# dashboard through Redis pub/sub (``python manage.py live_push`` publishes,
+# the ASGI server ``config.asgi`` streams); without one the pages poll.
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(
+        f"REDIS_URL={without_password(REDIS_URL)!r} is not a Redis URL: "
+        "redis://, rediss:// or unix://"
+    )
+# Where browsers reach the streaming (ASGI) server, e.g. http://127.0.0.1:8001;
+# empty when it is the site's own origin (a proxy sends /live/ to it).
+LIVE_STREAM_URL = env.str("LIVE_STREAM_URL", default="").rstrip("/")
+# Seconds between the dashboard's figures while someone watches them.
+LIVE_FIGURES_INTERVAL = env.float("LIVE_FIGURES_INTERVAL", default=2.0)
+# Seconds between keep-alive comments on an idle stream (proxies close silent ones).
+LIVE_KEEPALIVE = env.float("LIVE_KEEPALIVE", default=15.0)
 
 # --- Logging ---------------------------------------------------------------
 
