@@ -29,5 +29,15 @@ def ops_channel() -> str:
     return f"{prefix()}ops"
 
 
+def staff_watching_key() -> str:
+    """Set by a streaming server while staff watch the dashboard: figures are worth making."""
+    return f"{prefix()}ops:watched"
+
+
+def publisher_alive_key() -> str:
+    """Refreshed by the publisher while it runs: without it, the push has gone quiet."""
+    return f"{prefix()}publisher:alive"
+
+
 def message(kind: str, body: dict) -> str:
     return json.dumps({"kind": kind, kind: body}, separators=(",", ":"), default=str)

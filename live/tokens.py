@@ -19,9 +19,9 @@ def staff_ticket(user: AbstractBaseUser) -> str:
     return signing.dumps({"user": user.pk}, salt=SALT, compress=True)
 
 
-def staff_ticket_valid(ticket: str) -> bool:
+def staff_ticket_user(ticket: str) -> object | None:
+    """The primary key of the user a valid, unexpired ticket was given to; None otherwise."""
     try:
-        signing.loads(ticket, salt=SALT, max_age=MAX_AGE)
-    except signing.BadSignature:  # also an expired one
-        return False
-    return True
+        return signing.loads(ticket, salt=SALT, max_age=MAX_AGE)["user"]
+    except (signing.BadSignature, KeyError, TypeError):  # BadSignature: also an expired one
+        return None

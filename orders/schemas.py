@@ -174,6 +174,12 @@ class TimelineEntryOut(Schema):
     message_id: str
     correlation_id: str
     causation_id: str | None
+    # The step in the customer's words (orders.steps), as the order page shows it.
+    title: str
+    detail: str
+    status: str = Field(description="The order's status after this step; empty if unchanged")
+    tone: Literal["good", "bad", "neutral"]
+    facts: dict[str, str]
 
 
 class OrderOut(Schema):

@@ -10,6 +10,7 @@ from messaging.selectors import conversation_messages
 
 from .events import Workflow
 from .models import CatalogItem, Order, OrderSaga
+from .steps import step_entry
 
 # What a choreographed order in each status waits for.
 WAITING_ON = {
@@ -59,6 +60,22 @@ def order_timeline(*, order: Order) -> QuerySet[OutboxMessage]:
     return conversation_messages(correlation_id=str(order.id))
 
 
+def order_steps(*, order_id: UUID) -> list[dict]:
+    """The order's events as steps in its customer's words (what its page shows), oldest first."""
+    return [
+        step_entry(
+            message_type=message.type,
+            payload=message.payload,
+            message_id=str(message.message_id),
+            occurred_at=message.occurred_at.isoformat(),
+            order_id=str(order_id),
+        )
+        for message in conversation_messages(correlation_id=str(order_id)).filter(
+            kind=OutboxMessage.Kind.EVENT
+        )
+    ]
+
+
 def order_as_dict(*, order: Order) -> dict:
     """The order as the API and the live order page show it."""
     return {
@@ -94,15 +111,16 @@ def order_as_dict(*, order: Order) -> dict:
             else None
         ),
         "timeline": [
-            {
-                "kind": message.kind,
-                "type": message.type,
-                "version": message.version,
-                "occurred_at": message.occurred_at.isoformat(),
-                "message_id": str(message.message_id),
-                "correlation_id": message.correlation_id,
-                "causation_id": str(message.causation_id) if message.causation_id else None,
-            }
+            step_entry(
+                message_type=message.type,
+                payload=message.payload,
+                message_id=str(message.message_id),
+                occurred_at=message.occurred_at.isoformat(),
+                kind=message.kind,
+                version=message.version,
+                correlation_id=message.correlation_id,
+                causation_id=str(message.causation_id) if message.causation_id else None,
+            )
             for message in order_timeline(order=order)
         ],
     }

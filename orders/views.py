@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from . import selectors, services
 from .forms import OrderForm
+from .models import Order
 
 FORM_FIELDS_BY_SERVICE_FIELD = {"card_number": "card_number", "workflow": "workflow"}
 
@@ -51,10 +52,16 @@ def order_detail(request: HttpRequest, order_id: UUID) -> HttpResponse:
     order = selectors.order_get(order_id=order_id)
     if order is None:
         raise Http404("No such order")
+    snapshot = selectors.order_as_dict(order=order)
     return render(
         request,
         "orders/order_detail.html",
-        {"order": order, "snapshot": selectors.order_as_dict(order=order)},
+        {
+            "order": order,
+            "snapshot": snapshot,
+            "steps": [entry for entry in snapshot["timeline"] if entry["kind"] == "event"],
+            "progress": [s for s in Order.Status.choices if s[0] != Order.Status.CANCELLED],
+        },
     )
 
 

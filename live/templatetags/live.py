@@ -1,0 +1,15 @@
+"""``{% load live %}``: where a page opens its stream, or nothing when nothing is pushed."""
+
+from django import template
+from django.conf import settings
+from django.urls import reverse
+
+register = template.Library()
+
+
+@register.simple_tag
+def order_stream_url(order_id) -> str:
+    """The order's stream on the ASGI server; empty without REDIS_URL (the page polls)."""
+    if not settings.REDIS_URL:
+        return ""
+    return settings.LIVE_STREAM_URL + reverse("live:order_stream", args=[order_id])
