@@ -19,6 +19,7 @@ import pytest
 from django.conf import settings
 
 from tests.support.broker import broker_reachable, publishing_through_proxy, purge_queues
+from tests.support.live import LiveStack
 from tests.support.prerequisites import require
 from tests.support.redis import redis_reachable
 from tests.support.stream_processor import StreamProcessors
@@ -92,6 +93,16 @@ def app_workers(
         yield started
 
 
+@pytest.fixture(scope="module")
+def live_stack(app_workers, redis_url, django_db_blocker) -> Iterator[LiveStack]:
+    """The streaming server and the publisher, pushing the app workers' orders on Redis."""
+    stack = LiveStack(worker_env(settings.CELERY_BROKER_URL, django_db_blocker), redis_url)
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
 @pytest.fixture(autouse=True)
 def _dispatch_not_paused():
     """A broker failure in one test must not leave the next one's messages to the relay."""
@@ -131,4 +142,6 @@ def pytest_runtest_makereport(item, call):
         for value in funcargs.values():
             if isinstance(value, StreamProcessors):
                 report.sections.append(("stream processor log", value.log()))
+            if isinstance(value, LiveStack):
+                report.sections.append(("live stack log", value.log()))
     return report

@@ -1,0 +1,65 @@
+"""A Server-Sent Events client for the tests: reads a stream in a thread, keeps every event."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    name: str
+    data: object
+    id: str | None
+    received_at: float  # time.monotonic()
+
+
+class SseClient:
+    """GET ``url`` and parse what comes back, until the server ends it or ``close``."""
+
+    def __init__(self, url: str, *, timeout: float = 30) -> None:
+        parts = urlsplit(url)
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self.connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
+                                headers={"Accept": "text/event-stream"})  # fmt: skip
+        self.response = self.connection.getresponse()
+        self.status = self.response.status
+        self.headers = {name.lower(): value for name, value in self.response.getheaders()}
+        self.events: list[SseEvent] = []
+        self.ended = threading.Event()
+        if self.status == 200:
+            threading.Thread(target=self._read, daemon=True).start()
+        else:
+            self.body = self.response.read().decode()
+            self.ended.set()
+
+    def _read(self) -> None:
+        name, data, event_id = "message", [], None
+        try:
+            for raw in self.response:
+                line = raw.decode().rstrip("\r\n")
+                if not line:
+                    if data:
+                        self.events.append(SseEvent(name, json.loads("\n".join(data)), event_id,
+                                                    time.monotonic()))  # fmt: skip
+                    name, data, event_id = "message", [], None
+                elif line.startswith("event:"):
+                    name = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif line.startswith("id:"):
+                    event_id = line[3:].strip()
+        except (OSError, ValueError, AttributeError, http.client.HTTPException):
+            pass  # closed under it
+        finally:
+            self.ended.set()
+
+    def named(self, name: str) -> list[SseEvent]:
+        return [event for event in self.events if event.name == name]
+
+    def close(self) -> None:
+        self.connection.close()
