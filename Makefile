@@ -14,13 +14,16 @@ $(VENV)/.installed: requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-## Migrate, seed the demo, then run web + workers + beat until Ctrl-C.
+## Migrate, seed the demo, then run web + workers + beat + stream processor until Ctrl-C;
+## with REDIS_URL set, the streaming server and the live push too (pages are pushed).
+LIVE_PROCESSES := web worker beat stream $(if $(REDIS_URL),streams push)
 run: export DEBUG ?= 1
+run: export LIVE_STREAM_URL ?= http://127.0.0.1:8001
 run: install
 	python manage.py migrate --noinput
 	python manage.py migrate --noinput --database gateway
 	python manage.py setup_demo
-	honcho start -f Procfile
+	honcho start -f Procfile $(LIVE_PROCESSES)
 
 ## The whole test suite (what CI runs).
 test: install

@@ -9,7 +9,7 @@
   const POLL_MS = 1000;
   const RETRY_PUSH_MS = 5000;
   // How long a dropped stream may take to come back before the page polls instead.
-  const RECONNECT_GRACE_MS = 3000;
+  const RECONNECT_GRACE_MS = 5000;
   // Steps can still follow the end of an order (a refund, stock put back).
   const LINGER_MS = 20000;
   const RANK = { placed: 0, paid: 1, reserved: 2, shipped: 3, completed: 4 };
