@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 import redis
 from django.db import close_old_connections
 
-from messaging.eventlog import EventLog, LogEntry
+from messaging.eventlog import EventLog, LogEntry, Start
 from orders.steps import step_entry
 
 from . import channels
@@ -79,8 +79,10 @@ class Publisher:
         *,
         figures: Callable[[], dict] | None = None,
         figures_interval: float = 2.0,
+        start: Start | None = None,
     ) -> None:
-        self.log, self.client = log, client
+        """``start``: where to read from; by default after the saved position, or the log's end."""
+        self.log, self.client, self.start = log, client, start
         self.figures, self.figures_interval = figures, figures_interval
         self.prefix = channels.prefix()
         self.position_key = f"{self.prefix}publisher:position"
@@ -90,7 +92,7 @@ class Publisher:
     def run(self, stop: threading.Event) -> None:
         if self.figures is not None:
             threading.Thread(target=self._figures_loop, args=(stop,), daemon=True).start()
-        reader = self.log.reader(self._start())
+        reader = self.log.reader(self.start if self.start is not None else self._start())
         last_alive = 0.0
         try:
             while not stop.is_set():

@@ -64,3 +64,20 @@ def test_without_redis_streams_end_saying_so_and_the_push_returns_with_it(
         back.close()
     caught_up = [step["type"] for step in back.named("timeline")[0].data["steps"]]
     assert "OrderCompleted" in caught_up
+
+
+def test_with_the_publisher_gone_streams_say_so_rather_than_wait_on_a_silent_push(
+    stack_on_own_redis, stock
+):
+    stack = stack_on_own_redis
+    sku = stock(on_hand=5)
+    [order_id] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
+    open_stream = SseClient(stack.order_stream(order_id))
+    wait_for(lambda: open_stream.named("timeline"), timeout=10, what="the timeline")
+
+    stack.publisher.stop()
+    assert open_stream.ended.wait(20), "the stream must end once nothing publishes"
+    assert open_stream.named("unavailable")
+    refused = SseClient(stack.order_stream(order_id), timeout=10)
+    assert refused.status == 503
+    assert "live_push" in refused.body
