@@ -1,18 +1,20 @@
-"""ASGI entry point for the streams only: ``uvicorn config.asgi:application``.
+"""ASGI entry point for the live streams only: ``uvicorn config.asgi:application``.
 
 It runs beside the WSGI server (``config.wsgi``), which keeps every page and
 the API: a proxy sends ``/live/`` here (or the pages reach it directly at
 LIVE_STREAM_URL). Any other path is a 404, so that nothing is served twice by
-two servers that would answer it differently.
+two servers that could answer it differently. ``live.asgi`` says why the
+streams are not Django views.
 """
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+django.setup(set_prefix=False)
 
-django_application = get_asgi_application()
+from live.asgi import application as streams  # noqa: E402  (after django.setup())
 
 STREAMS = "/live/"
 
@@ -21,7 +23,7 @@ async def application(scope, receive, send):
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
     elif scope["type"] == "http" and scope["path"].startswith(STREAMS):
-        await django_application(scope, receive, send)
+        await streams(scope, receive, send)
     elif scope["type"] == "http":
         await send({"type": "http.response.start", "status": 404,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8")]})  # fmt: skip

@@ -6,8 +6,6 @@ from .api import api
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
-    # Served by the ASGI server (config.asgi); named here so that pages can link them.
-    path("live/", include("live.stream_urls")),
     path("", include("orders.urls")),
 ]
 

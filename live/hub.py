@@ -100,7 +100,7 @@ class Hub:
 
     async def _serve(self, client: aioredis.Redis, dropped: bool) -> None:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.psubscribe(f"{self.prefix}{channels.ORDER_PREFIX}*")
+        await pubsub.psubscribe(f"{_glob_escaped(self.prefix)}{channels.ORDER_PREFIX}*")
         await pubsub.subscribe(channels.ops_channel())
         await self._check(client)
         self._up.set()
@@ -162,6 +162,11 @@ class Hub:
                 if queue.full():
                     _drain(queue)  # the marker says more than anything waiting
                 queue.put_nowait(marker)
+
+
+def _glob_escaped(text: str) -> str:
+    """``text`` matched literally in a PSUBSCRIBE pattern (a database name may hold ``[``)."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _drain(queue: asyncio.Queue) -> None:

@@ -1,9 +1,4 @@
-"""The Server-Sent Event streams: an order's steps, and the staff dashboard's figures and feed.
-
-They are async views, served by the ASGI server (``config.asgi`` under
-uvicorn) beside the WSGI one: an open stream costs a coroutine there, where
-it would hold a whole WSGI worker thread. Under WSGI they answer 503, and the
-pages poll.
+"""The Server-Sent Event streams: what an order's stream, and the staff dashboard's, say.
 
 An order's stream starts by listening, then reads the order's steps from the
 database and sends them all (``timeline``), then each step as it is pushed
@@ -12,21 +7,26 @@ is sent once. On every reconnection (the browser's own, after a dropped
 connection) the whole timeline is sent again, so nothing published while the
 page was away is missed, and the page, which keys steps by message id,
 shows none twice.
+
+The database is read in the event loop's shared thread pool
+(``thread_sensitive=False``), never in a thread of the stream's own: an
+open stream holds a coroutine and a queue, and no thread or database
+connection (``live.asgi`` says why Django's request handling is not used).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.views.decorators.http import require_GET
+from django.db import close_old_connections
 
 from orders.models import Order
 from orders.selectors import order_steps
@@ -37,6 +37,27 @@ from .tokens import staff_ticket_user
 
 # Browsers reconnect this many milliseconds after a dropped stream.
 RETRY_MS = 1000
+STAFF_STREAM_PATH = "/live/staff/stream"
+
+
+def order_stream_path(order_id: UUID | str) -> str:
+    return f"/live/orders/{order_id}/stream"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    detail: str
+
+
+async def in_pool(function: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """``function(**kwargs)`` on a pooled thread's database connection, checked first."""
+
+    def run():
+        close_old_connections()  # drop a connection that broke or outlived CONN_MAX_AGE
+        return function(**kwargs)
+
+    return await sync_to_async(run, thread_sensitive=False)()
 
 
 def sse(event: str, data: object, *, id: str | None = None) -> str:
@@ -44,24 +65,14 @@ def sse(event: str, data: object, *, id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def _refuse(status: int, reason: str) -> HttpResponse:
-    response = JsonResponse({"detail": reason}, status=status)
-    return _cross_origin(response)
-
-
-def _cross_origin(response: HttpResponse) -> HttpResponse:
-    # The stream may live on another origin than the page. Access is by
-    # capability (the order's unguessable id, or a signed staff ticket), never
-    # by cookie, so any origin may read what the URL opens.
-    response["Access-Control-Allow-Origin"] = "*"
-    return response
-
-
-def _streaming(events: AsyncIterator[str]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
-    return _cross_origin(response)
+async def _hub_refusal() -> Refusal | None:
+    if not settings.REDIS_URL:
+        return Refusal(503, "No REDIS_URL is set: nothing is pushed, poll instead.")
+    try:
+        await hub(settings.REDIS_URL).ready()
+    except Unavailable as exc:
+        return Refusal(503, f"Live updates are unavailable ({exc}): poll instead.")
+    return None
 
 
 async def _next(queue: asyncio.Queue) -> object | None:
@@ -72,30 +83,21 @@ async def _next(queue: asyncio.Queue) -> object | None:
         return None
 
 
-async def _hub_or_refusal() -> HttpResponse | None:
-    if not settings.REDIS_URL:
-        return _refuse(503, "No REDIS_URL is set: nothing is pushed, poll instead.")
-    try:
-        await hub(settings.REDIS_URL).ready()
-    except Unavailable as exc:
-        return _refuse(503, f"Live updates are unavailable ({exc}): poll instead.")
-    return None
+def _order_exists(*, order_id: UUID) -> bool:
+    return Order.objects.filter(pk=order_id).exists()
 
 
-@require_GET
-async def order_stream(request: HttpRequest, order_id: UUID) -> HttpResponse:
-    if not isinstance(request, ASGIRequest):
-        return _refuse(503, "Streams are served by the ASGI server (LIVE_STREAM_URL).")
-    if not await Order.objects.filter(pk=order_id).aexists():
-        return _refuse(404, "No such order")
-    return await _hub_or_refusal() or _streaming(_order_events(order_id))
+async def order_stream(order_id: UUID) -> Refusal | AsyncIterator[str]:
+    if not await in_pool(_order_exists, order_id=order_id):
+        return Refusal(404, "No such order")
+    return await _hub_refusal() or _order_events(order_id)
 
 
 async def _order_events(order_id: UUID) -> AsyncIterator[str]:
     # Listening first, reading second: a step committed after the read is pushed.
     with hub(settings.REDIS_URL).listen(channels.order_channel(order_id)) as queue:
         yield f"retry: {RETRY_MS}\n\n"
-        steps = await sync_to_async(order_steps)(order_id=order_id)
+        steps = await in_pool(order_steps, order_id=order_id)
         sent = {step["message_id"] for step in steps}
         yield sse("timeline", {"steps": steps})
         while True:
@@ -106,7 +108,7 @@ async def _order_events(order_id: UUID) -> AsyncIterator[str]:
                 yield sse("unavailable", {"detail": "Live updates paused: poll the order."})
                 return
             elif item == RESYNC:
-                for step in await sync_to_async(order_steps)(order_id=order_id):
+                for step in await in_pool(order_steps, order_id=order_id):
                     if step["message_id"] not in sent:
                         sent.add(step["message_id"])
                         yield sse("step", step, id=step["message_id"])
@@ -117,18 +119,15 @@ async def _order_events(order_id: UUID) -> AsyncIterator[str]:
                     yield sse("step", step, id=step["message_id"])
 
 
-def _is_active_staff(user_id: object) -> bool:
+def _is_active_staff(*, user_id: object) -> bool:
     return get_user_model().objects.filter(pk=user_id, is_active=True, is_staff=True).exists()
 
 
-@require_GET
-async def staff_stream(request: HttpRequest) -> HttpResponse:
-    if not isinstance(request, ASGIRequest):
-        return _refuse(503, "Streams are served by the ASGI server (LIVE_STREAM_URL).")
-    user_id = staff_ticket_user(request.GET.get("ticket", ""))
-    if user_id is None or not await sync_to_async(_is_active_staff)(user_id):
-        return _refuse(403, "This stream needs a staff ticket: open /staff/live/ as staff.")
-    return await _hub_or_refusal() or _streaming(_staff_events())
+async def staff_stream(ticket: str) -> Refusal | AsyncIterator[str]:
+    user_id = staff_ticket_user(ticket)
+    if user_id is None or not await in_pool(_is_active_staff, user_id=user_id):
+        return Refusal(403, "This stream needs a staff ticket: open /staff/live/ as staff.")
+    return await _hub_refusal() or _staff_events()
 
 
 async def _staff_events() -> AsyncIterator[str]:
@@ -143,3 +142,6 @@ async def _staff_events() -> AsyncIterator[str]:
                 return
             elif isinstance(item, dict) and item.get("kind") in ("step", "figures"):
                 yield sse(item["kind"], item[item["kind"]])
+
+
+__all__ = ["STAFF_STREAM_PATH", "Refusal", "order_stream", "order_stream_path", "staff_stream"]

@@ -2,7 +2,8 @@
 
 from django import template
 from django.conf import settings
-from django.urls import reverse
+
+from live.streams import order_stream_path
 
 register = template.Library()
 
@@ -12,4 +13,4 @@ def order_stream_url(order_id) -> str:
     """The order's stream on the ASGI server; empty without REDIS_URL (the page polls)."""
     if not settings.REDIS_URL:
         return ""
-    return settings.LIVE_STREAM_URL + reverse("live:order_stream", args=[order_id])
+    return settings.LIVE_STREAM_URL + order_stream_path(order_id)
