@@ -7,9 +7,12 @@ import time
 
 import pytest
 import redis
+from django.utils import timezone
 
 from live import retries
 from live.channels import prefix
+from live.figures import queues
+from tests.live.stub_broker import StubProbe
 from tests.support.redis import free_port
 from tests.support.retries import deliver_once, failing_handler
 
@@ -52,6 +55,22 @@ def test_a_published_retry_is_counted_for_its_queue(rabbitmq, counters):
             failing.queue: 2,
             "shipping_elsewhere": 0,
         }
+
+
+def test_the_dashboard_reads_the_counts_of_the_last_five_minutes(settings, counters):
+    # Given retries counted for payments now, four minutes ago and six minutes ago
+    settings.MESSAGING_QUEUES = ["payments", "shipping"]
+    now = time.time()
+    for ago in (0, 0, 4 * 60, 6 * 60):
+        retries.retry_count(queue="payments", at=now - ago)
+
+    # When the queues are read
+    found = queues.queues(now=timezone.now(), probe=StubProbe())
+
+    # Then the last five minutes' are in payments' row
+    rows = {row["queue"]: row["retries_5m"] for row in found["rows"]}
+    assert rows == {"payments": 3, "shipping": 0}
+    assert found["retries"]["is_counted"] is True
 
 
 def test_without_redis_nothing_is_counted_and_the_read_says_why(settings):
