@@ -101,11 +101,11 @@
       { type: "line", label: "refunded", borderColor: COLORS.refunded, backgroundColor: COLORS.refunded, pointRadius: 0, data: [] },
     ]),
     declines: chart("chart-declines", [
-      { type: "line", label: "declined ÷ tried", borderColor: COLORS.declines, backgroundColor: COLORS.declines, pointRadius: 1, spanGaps: true, data: [] },
+      { type: "line", label: "declined ÷ tried", borderColor: COLORS.declines, backgroundColor: COLORS.declines, pointRadius: 3, spanGaps: true, data: [] },
     ], { scales: { x: { ticks: { maxTicksLimit: 8 } }, y: { beginAtZero: true, suggestedMax: 0.1, ticks: { callback: (v) => Math.round(v * 100) + " %" } } } }),
     latency: chart("chart-latency", [
-      { type: "line", label: "p50", borderColor: COLORS.p50, backgroundColor: COLORS.p50, pointRadius: 1, spanGaps: true, data: [] },
-      { type: "line", label: "p95", borderColor: COLORS.p95, backgroundColor: COLORS.p95, pointRadius: 1, spanGaps: true, data: [] },
+      { type: "line", label: "p50", borderColor: COLORS.p50, backgroundColor: COLORS.p50, pointRadius: 3, spanGaps: true, data: [] },
+      { type: "line", label: "p95", borderColor: COLORS.p95, backgroundColor: COLORS.p95, pointRadius: 3, spanGaps: true, data: [] },
     ]),
   };
 
@@ -280,7 +280,7 @@
     const feed = byId("feed");
     const empty = byId("feed-empty");
     if (empty) empty.remove();
-    const item = element("li", null, { class: step.tone || "neutral" });
+    const item = element("li", null, { class: "tone-" + (step.tone || "neutral") });
     item.append(element("time", clock(step.occurred_at)), step.title + " ");
     if (step.order_id) item.append(link(config.order_admin_url.replace(config.any_order, step.order_id), String(step.order_id).slice(0, 8)));
     feed.prepend(item);
