@@ -6,12 +6,17 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install run test lint format worker clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed node_modules/.package-lock.json
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+# The browser libraries, pinned by package-lock.json (npm ci writes this file last).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
 	touch $@
 
 ## Migrate, seed the demo, then run web + workers + beat + stream processor until Ctrl-C;
@@ -42,7 +47,7 @@ worker: install
 	celery -A config worker -l INFO -Q $(QUEUE)
 
 clean:
-	rm -rf $(VENV) var staticfiles
+	rm -rf $(VENV) node_modules var staticfiles
 
 ## The benchmark: writes docs/benchmarks.md and .json (make bench ARGS="--quick").
 ## Uses the `bench` vhost and database unless CELERY_BROKER_URL / DATABASE_URL say otherwise.

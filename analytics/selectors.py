@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
 from .aggregates import minute_of
@@ -123,3 +123,14 @@ def fraud_flag_is_cleared(flag: FraudFlag) -> bool:
     return FraudClearance.objects.filter(
         key_kind=flag.key_kind, key=flag.key, cleared_at__gte=flag.fired_at
     ).exists()
+
+
+def fraud_flags_not_cleared() -> QuerySet[FraudFlag]:
+    """The live flags whose card or email staff have not cleared since, latest first.
+
+    The rule of ``fraud_flag_is_cleared``, for many flags in one query.
+    """
+    cleared = FraudClearance.objects.filter(
+        key_kind=OuterRef("key_kind"), key=OuterRef("key"), cleared_at__gte=OuterRef("fired_at")
+    )
+    return FraudFlag.objects.filter(slot=Slot.LIVE).exclude(Exists(cleared)).order_by("-fired_at")

@@ -4,6 +4,7 @@ from django.urls import include, path
 from .api import api
 
 urlpatterns = [
+    path("staff/live/", include("live.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("", include("orders.urls")),

@@ -5,7 +5,8 @@ handler), so a redelivered or duplicated message takes effect once.
 Failures retry with exponential backoff and jitter, sent back to the
 handler's own queue (``messaging.transport``); what can never succeed, or
 still fails after the last retry, goes to the dead letters and the queue
-moves on. After a delivery took effect ``delivery_handled`` is sent.
+moves on. After a delivery took effect ``delivery_handled`` is sent, after a
+retry was published ``delivery_retried``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .errors import DependencyUnavailable, PermanentError
 from .messages import Envelope, Message, MessageError, UnknownMessage, envelope_read, registry
 from .models import DeadLetter, InboxRecord
 from .publishing import dispatch_together
-from .signals import delivery_handled, notify
+from .signals import delivery_handled, delivery_retried, notify
 from .subscriptions import Handler
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def delivery_run(*, handler: Handler, args: tuple, kwargs: dict, retries: int) -
         logger.warning(
             "%s put off %s for %.2fs: %s", handler.name, envelope.message_id, countdown, exc
         )
-        return _retry(delivery, exc, countdown=countdown, deferrals=delivery.deferrals + 1)
+        return _retry(
+            delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals + 1
+        )
     except Exception as exc:
         if delivery.attempts >= settings.MESSAGING_MAX_RETRIES:
             return _dead_letter(
@@ -108,7 +111,7 @@ def delivery_run(*, handler: Handler, args: tuple, kwargs: dict, retries: int) -
             countdown,
             _describe(exc),
         )
-        return _retry(delivery, exc, countdown=countdown, deferrals=delivery.deferrals)
+        return _retry(delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals)
     if outcome == "handled":
         notify(delivery_handled, handler=handler.name, envelope=envelope)
     return outcome
@@ -170,7 +173,9 @@ def retry_delay(retries: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def _retry(delivery: Delivery, exc: Exception, *, countdown: float, deferrals: int) -> str:
+def _retry(
+    delivery: Delivery, envelope: Envelope, exc: Exception, *, countdown: float, deferrals: int
+) -> str:
     """Send the message back to the handler's own queue, to be delivered in ``countdown`` s."""
     first_failed_at = delivery.kwargs.get("first_failed_at") or timezone.now().isoformat()
     extra = {"first_failed_at": first_failed_at}
@@ -188,6 +193,15 @@ def _retry(delivery: Delivery, exc: Exception, *, countdown: float, deferrals: i
     except Exception as publish_error:
         error = f"{_describe(exc)}; its retry could not be published: {_describe(publish_error)}"
         return _dead_letter(delivery, reason=DeadLetter.Reason.RETRY_FAILED, error=error)
+    notify(
+        delivery_retried,
+        handler=delivery.handler.name,
+        envelope=envelope,
+        attempt=delivery.attempts + 1,
+        countdown=countdown,
+        queue=delivery.handler.queue,
+        deferred=deferrals > delivery.deferrals,
+    )
     return "retried"
 
 

@@ -79,6 +79,9 @@ class InboxRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["message_id", "handler"], name="inbox_once_per_handler")
         ]
+        # The deliveries of the last seconds, per handler (the staff dashboard's rate):
+        # a time-ordered index, so each delivery's insert only appends to its right edge.
+        indexes = [models.Index(fields=["processed_at"], name="inbox_processed_at")]
 
     def __str__(self) -> str:
         return f"{self.handler} ← {self.message_id}"

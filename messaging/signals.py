@@ -7,6 +7,13 @@
 - ``delivery_handled`` is sent after a delivery took effect and its
   transaction committed, with ``handler`` (the handler's name) and
   ``envelope``. A duplicate, skipped by the inbox, sends nothing.
+- ``delivery_retried`` is sent once a failed delivery's retry was published
+  back to its queue, with ``handler`` (the handler's name), ``envelope``,
+  ``attempt`` (the attempt that failed, from 1; a delivery put off while a
+  dependency is down repeats its number), ``countdown`` (seconds until the
+  retry is delivered), ``queue`` (the handler's queue) and ``deferred`` (put
+  off, not failed). A delivery that goes to the dead letters instead, or that
+  Celery sends again because its worker died, sends nothing.
 
 Receivers run in the publishing or consuming process, after the fact, and are
 called robustly: one that raises is logged and changes nothing for the
@@ -22,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 message_confirmed = Signal()
 delivery_handled = Signal()
+delivery_retried = Signal()
 
 
 def notify(signal: Signal, **kwargs) -> None:

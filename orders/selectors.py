@@ -28,13 +28,25 @@ class StuckOrder:
     saga: OrderSaga | None
 
 
-def stuck_orders(*, older_than: timedelta) -> list[StuckOrder]:
-    """Orders neither completed nor cancelled after the given age, oldest first."""
+# Named rather than "not closed", so that the status index finds them among all the closed.
+OPEN_STATUSES = [
+    status
+    for status in Order.Status
+    if status not in {Order.Status.COMPLETED, Order.Status.CANCELLED}
+]
+
+
+def _open_orders_older_than(older_than: timedelta) -> QuerySet[Order]:
+    return Order.objects.filter(
+        status__in=OPEN_STATUSES, created_at__lt=timezone.now() - older_than
+    )
+
+
+def stuck_orders(*, older_than: timedelta, limit: int | None = None) -> list[StuckOrder]:
+    """Orders neither completed nor cancelled after the given age, oldest first (``limit`` of
+    them, if given)."""
     open_orders = (
-        Order.objects.exclude(status__in=[Order.Status.COMPLETED, Order.Status.CANCELLED])
-        .filter(created_at__lt=timezone.now() - older_than)
-        .select_related("saga")
-        .order_by("created_at")
+        _open_orders_older_than(older_than).select_related("saga").order_by("created_at")[:limit]
     )
     rows = []
     for order in open_orders:
@@ -45,6 +57,10 @@ def stuck_orders(*, older_than: timedelta) -> list[StuckOrder]:
             waiting_on = WAITING_ON.get(order.status, order.status)
         rows.append(StuckOrder(order=order, waiting_on=waiting_on, saga=saga))
     return rows
+
+
+def stuck_orders_count(*, older_than: timedelta) -> int:
+    return _open_orders_older_than(older_than).count()
 
 
 def catalog_for_sale() -> QuerySet[CatalogItem]:

@@ -51,6 +51,16 @@ def redis_server_program() -> str:
     return program
 
 
+@pytest.fixture
+def browser(tmp_path) -> Iterator:
+    """A real headless Chromium (Debian's chromium and chromium-driver), closed after the test."""
+    from tests.support.browser import chromium
+
+    driver = chromium(tmp_path / "profile")
+    yield driver
+    driver.quit()
+
+
 @pytest.fixture(scope="session")
 def broker_proxy(rabbitmq: str) -> Iterator[TcpProxy]:
     """Route this process's publishing through a proxy a test can cut."""

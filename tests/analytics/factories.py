@@ -4,8 +4,9 @@ import uuid
 from decimal import Decimal
 
 import factory
+from django.utils import timezone
 
-from analytics.models import FraudClearance
+from analytics.models import FraudClearance, FraudFlag
 from inventory.events import InventoryReservationFailed, ShortLine
 from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded
 
@@ -69,3 +70,20 @@ class FraudClearanceFactory(factory.django.DjangoModelFactory):
     key = "fp_card"
     cleared_by = "staff@example.com"
     note = "Known customer"
+
+
+class FraudFlagFactory(factory.django.DjangoModelFactory):
+    """A velocity rule that fired for an order placed with a card, just now."""
+
+    class Meta:
+        model = FraudFlag
+
+    order_id = factory.LazyFunction(uuid.uuid4)
+    rule = "orders_per_card"
+    key_kind = "card"
+    key = "fp_card"
+    count = 6
+    limit = 5
+    window_seconds = 600
+    reason = "Suspected fraud: 6 orders from this card within 10 minutes (more than 5 allowed)"
+    fired_at = factory.LazyFunction(timezone.now)

@@ -1,45 +1,17 @@
 """A real headless Chromium orders through the storefront and watches the order complete live."""
 
-import os
-import shutil
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from config.celery import app
 from orders.models import Order
 from tests.flow.conftest import ADDRESS
-from tests.support.prerequisites import require
+from tests.support.browser import screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", "var/screenshots"))
-
-
-@pytest.fixture
-def browser(tmp_path):
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    require(
-        bool(chromium and chromedriver),
-        "Chromium and ChromeDriver (Debian's chromium, chromium-driver)",
-    )
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--window-size=1200,1000",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):  # fmt: skip
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
-    yield driver
-    driver.quit()
 
 
 @contextmanager
@@ -91,5 +63,4 @@ def test_customer_orders_in_the_storefront_and_sees_it_complete_without_reloadin
     ):
         assert event in timeline
     assert "PP" in browser.find_element(By.ID, "shipment").text
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / "order-completed.png"))
+    screenshot(browser, "order-completed.png")

@@ -19,6 +19,8 @@ STAFF_PAGES = [
     "/admin/messaging/deadletter/",
     "/admin/gateway/outage/",
     "/staff/stuck-orders/",
+    "/staff/live/",
+    "/staff/live/figures.json",
 ]
 
 

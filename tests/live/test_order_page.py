@@ -72,35 +72,35 @@ def pushed_through(settings, live_server):
 
 
 def test_the_order_page_goes_from_placed_to_completed_pushed_without_polling(
-    chromium, live_server, live_stack, pushed_through, stock, app_workers
+    browser, live_server, live_stack, pushed_through, stock, app_workers
 ):
     pushed_through(live_stack.url, live_stack.redis_url)
     sku = stock(on_hand=5)
     with payments_paused(app_workers["payments"]):
         [order_id] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
-        open_order_page(chromium, live_server, order_id)
-        requests_for(chromium, "/")  # the log so far: the page's own load
-        chromium.execute_script("window.loadedOnce = 'the same page';")
+        open_order_page(browser, live_server, order_id)
+        requests_for(browser, "/")  # the log so far: the page's own load
+        browser.execute_script("window.loadedOnce = 'the same page';")
 
-    WebDriverWait(chromium, 30).until(lambda b: status(b) == "Completed")
-    assert chromium.execute_script("return window.loadedOnce") == "the same page"
-    reads = requests_for(chromium, f"/api/orders/{order_id}/")
+    WebDriverWait(browser, 30).until(lambda b: status(b) == "Completed")
+    assert browser.execute_script("return window.loadedOnce") == "the same page"
+    reads = requests_for(browser, f"/api/orders/{order_id}/")
     assert len(reads) <= 1, f"the page read the order {len(reads)} times after load: {reads}"
-    timeline = chromium.find_element(By.ID, "timeline").text
+    timeline = browser.find_element(By.ID, "timeline").text
     for words in ("Payment received", "In stock and set aside for you", "Order complete"):
         assert words in timeline
     assert "Packed and handed to ParcelPost" in timeline
     for event_type in ("PaymentProcessed", "ShipmentCreated", "OrderCompleted"):
         assert event_type in timeline  # kept visible for the curious
-    items = chromium.find_elements(By.CSS_SELECTOR, "#timeline li")
+    items = browser.find_elements(By.CSS_SELECTOR, "#timeline li")
     ids = [item.get_attribute("data-message-id") for item in items]
     assert len(ids) == len(set(ids)), "a step is shown twice"
-    reached = chromium.find_elements(By.CSS_SELECTOR, "#progress li.reached")
+    reached = browser.find_elements(By.CSS_SELECTOR, "#progress li.reached")
     assert [item.text for item in reached][-1] == "Completed"
 
 
 def test_a_step_published_while_the_connection_is_cut_is_shown_when_it_returns(
-    chromium, live_server, live_stack, pushed_through, stock, app_workers
+    browser, live_server, live_stack, pushed_through, stock, app_workers
 ):
     proxy = TcpProxy(("127.0.0.1", live_stack.port))
     proxy.start()
@@ -109,18 +109,18 @@ def test_a_step_published_while_the_connection_is_cut_is_shown_when_it_returns(
         sku = stock(on_hand=5)
         with payments_paused(app_workers["payments"]):
             [order_id] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
-            open_order_page(chromium, live_server, order_id)
+            open_order_page(browser, live_server, order_id)
             proxy.stop()  # the connection drops, and cannot be made again for now
         assert wait_until_closed(order_id).status == "completed"
-        assert status(chromium) == "Placed", "nothing can have reached the page"
+        assert status(browser) == "Placed", "nothing can have reached the page"
         proxy.start()
 
-        WebDriverWait(chromium, 15).until(lambda b: status(b) == "Completed")
-        assert mode(chromium) == "push", "it came back by the push, not by polling"
-        assert requests_for(chromium, f"/api/orders/{order_id}/") == []
+        WebDriverWait(browser, 15).until(lambda b: status(b) == "Completed")
+        assert mode(browser) == "push", "it came back by the push, not by polling"
+        assert requests_for(browser, f"/api/orders/{order_id}/") == []
         ids = [
             item.get_attribute("data-message-id")
-            for item in chromium.find_elements(By.CSS_SELECTOR, "#timeline li")
+            for item in browser.find_elements(By.CSS_SELECTOR, "#timeline li")
         ]
         assert len(ids) == len(set(ids)) >= 5
     finally:
@@ -139,26 +139,26 @@ def own_redis_stack(tmp_path, redis_server_program, app_workers, rabbitmq, djang
 
 
 def test_with_redis_stopped_the_page_polls_says_so_and_still_completes_then_pushes_again(
-    chromium, live_server, own_redis_stack, pushed_through, stock, app_workers
+    browser, live_server, own_redis_stack, pushed_through, stock, app_workers
 ):
     stack, redis_server = own_redis_stack
     pushed_through(stack.url, redis_server.url)
     sku = stock(on_hand=5)
     with payments_paused(app_workers["payments"]):
         [order_id] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
-        open_order_page(chromium, live_server, order_id)
+        open_order_page(browser, live_server, order_id)
         redis_server.kill()
-        WebDriverWait(chromium, 15).until(lambda b: mode(b) == "polling")
-        note = chromium.find_element(By.ID, "live-note").text
+        WebDriverWait(browser, 15).until(lambda b: mode(b) == "polling")
+        note = browser.find_element(By.ID, "live-note").text
         assert "unavailable" in note
 
-    WebDriverWait(chromium, 30).until(lambda b: status(b) == "Completed")
-    assert requests_for(chromium, f"/api/orders/{order_id}/"), "it got there by polling"
+    WebDriverWait(browser, 30).until(lambda b: status(b) == "Completed")
+    assert requests_for(browser, f"/api/orders/{order_id}/"), "it got there by polling"
 
     # Redis returns, and with it the push.
     redis_server.start()
     with payments_paused(app_workers["payments"]):
         [waiting] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
-        chromium.get(f"{live_server.url}/orders/{waiting}/")
-        WebDriverWait(chromium, 20).until(lambda b: mode(b) == "push")
-    WebDriverWait(chromium, 30).until(lambda b: status(b) == "Completed")
+        browser.get(f"{live_server.url}/orders/{waiting}/")
+        WebDriverWait(browser, 20).until(lambda b: mode(b) == "push")
+    WebDriverWait(browser, 30).until(lambda b: status(b) == "Completed")

@@ -4,11 +4,12 @@ import pytest
 from django.db import transaction
 
 from messaging.delivery import delivery_run
-from messaging.signals import delivery_handled, message_confirmed
+from messaging.signals import delivery_handled, delivery_retried, message_confirmed
 from messaging.subscriptions import Handler
 from tests.probe.events import ProbePinged
 from tests.support.envelopes import envelope_of
 from tests.support.probes import new_probe_id, ping
+from tests.support.retries import always_fails, deliver_once, failing_handler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,3 +85,52 @@ def test_nothing_is_confirmed_for_a_rolled_back_transaction(workers, received):
 
     # Then no receiver heard of it
     assert received == []
+
+
+def test_delivery_retried_is_sent_once_the_retry_was_published(rabbitmq):
+    # Given a receiver of delivery_retried, and a handler that fails
+    calls: list[dict] = []
+
+    def receiver(sender, **kwargs) -> None:
+        calls.append(kwargs)
+
+    delivery_retried.connect(receiver, dispatch_uid="test-retried")
+    try:
+        with failing_handler() as failing:
+            # When a message is delivered to it for the first time
+            outcome, envelope = deliver_once(failing)
+    finally:
+        delivery_retried.disconnect(dispatch_uid="test-retried")
+
+    # Then its retry went back to the handler's queue, and the receiver heard so
+    assert outcome == "retried"
+    assert len(calls) == 1
+    call = calls[0]
+    assert call["handler"] == "probe.always_fails"
+    assert call["envelope"].message_id == envelope.message_id
+    assert call["queue"] == failing.queue
+    assert call["attempt"] == 1
+    assert call["countdown"] > 0
+    assert call["deferred"] is False
+
+
+def test_a_delivery_dead_lettered_after_its_last_attempt_sends_no_retry(settings):
+    # Given a receiver of delivery_retried, and a handler that fails on its last attempt
+    calls: list[dict] = []
+    delivery_retried.connect(lambda sender, **kwargs: calls.append(kwargs), dispatch_uid="t-dl")
+    envelope = envelope_of(ProbePinged(probe_id=new_probe_id()))
+    failing = Handler(always_fails, (ProbePinged,), "probe_a", "probe.fails_for_good")
+    try:
+        # When it fails once more
+        outcome = delivery_run(
+            handler=failing,
+            args=(),
+            kwargs={"envelope": envelope.to_wire()},
+            retries=settings.MESSAGING_MAX_RETRIES,
+        )
+    finally:
+        delivery_retried.disconnect(dispatch_uid="t-dl")
+
+    # Then it went to the dead letters, and no retry was announced
+    assert outcome == "dead-lettered"
+    assert calls == []
