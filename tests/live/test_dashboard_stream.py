@@ -1,101 +1,97 @@
-"""The dashboard in a real Chromium, on a staff stream that pushes, fails and comes back.
+"""The dashboard in a real Chromium on the real staff stream: pushed, without Redis, and back.
 
-The streaming server is a stand-in (tests/live/sse_stub.py) speaking the real
-one's events; the figures the page fetches when the stream fails are the
-database's, through figures.json.
+Every app's worker runs the orders, a real ``stream_processor --only
+aggregates`` counts them, ``live_push`` pushes their steps and the figures,
+and uvicorn streams them, all on a Redis of the test's own, which it stops
+and starts again.
 """
 
 from __future__ import annotations
 
-import copy
-import uuid
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core import signing
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from live import tokens
-from live.dashboard import snapshot
-from tests.live.sse_stub import StaffStreamStub
-from tests.live.stub_broker import StubProbe
+from tests.flow.conftest import place_orders, wait_until_closed
 from tests.support.browser import admin_login
+from tests.support.live import LiveStack
+from tests.support.redis import RedisServer
+from tests.support.stream_processor import StreamProcessors, stream_processors_running
+from tests.support.workers import worker_env
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]
 
 TIMER_TEXT = "Live updates unavailable: refreshing every 5 s"
 
 
 @pytest.fixture
-def stream(settings, monkeypatch) -> Iterator[StaffStreamStub]:
-    stub = StaffStreamStub().start()
-    settings.REDIS_URL = "redis://127.0.0.1:6379/0"
-    settings.LIVE_STREAM_URL = stub.url
-    monkeypatch.setattr("live.dashboard.default_probe", StubProbe())
-    yield stub
-    stub.stop()
+def aggregates(app_workers, django_db_blocker) -> Iterator[StreamProcessors]:
+    env = worker_env(settings.CELERY_BROKER_URL, django_db_blocker)
+    with stream_processors_running(env, ["aggregates"]) as running:
+        yield running
+
+
+@pytest.fixture
+def pushed_dashboard(tmp_path, redis_server_program, app_workers, django_db_blocker, settings):
+    redis_server = RedisServer(tmp_path, appendonly=False).start()
+    stack = LiveStack(worker_env(settings.CELERY_BROKER_URL, django_db_blocker), redis_server.url)
+    try:
+        stack.start()
+        settings.REDIS_URL, settings.LIVE_STREAM_URL = redis_server.url, stack.url
+        yield stack, redis_server
+    finally:
+        stack.stop()
+        redis_server.stop()
 
 
 def shown(browser, element_id: str) -> str:
     return browser.find_element(By.ID, element_id).text
 
 
-def feed_items(browser) -> list:
-    return browser.find_elements(By.CSS_SELECTOR, "#feed li")
-
-
 def status_is(text: str):
     return lambda browser: shown(browser, "live-status") == text
 
 
-def test_the_dashboard_follows_the_stream_and_falls_back_to_its_timer_while_it_is_gone(
-    browser, live_server, stream
+def test_the_dashboard_is_pushed_steps_and_figures_polls_without_redis_and_comes_back(
+    browser, live_server, stock, aggregates, pushed_dashboard
 ):
-    staff = get_user_model().objects.create_user("operator", password="operator-pw", is_staff=True)
+    _, redis_server = pushed_dashboard
+    get_user_model().objects.create_user("operator", password="operator-pw", is_staff=True)
+    sku = stock(on_hand=20, price="12.50")
 
-    # Given staff on the dashboard, which opens the staff stream with their ticket
+    # Given staff on the dashboard, live on the staff stream
     browser.get(f"{live_server.url}/staff/live/")
     admin_login(browser, username="operator", password="operator-pw")
-    WebDriverWait(browser, 10).until(status_is("Live"))
-    (ticket,) = stream.tickets
-    assert signing.loads(ticket, salt=tokens.SALT)["user"] == staff.pk
-
-    # When the stream pushes figures and steps
-    pushed = copy.deepcopy(snapshot(probe=StubProbe()))
-    pushed["business"]["summary"]["5m"]["orders_placed"] = 42
-    stream.push("figures", pushed)
-    order_id = str(uuid.uuid4())
-    for n in range(3):
-        stream.push(
-            "step",
-            {
-                "type": "OrderPlaced",
-                "message_id": str(uuid.uuid4()),
-                "occurred_at": f"2026-01-01T12:00:0{n}+00:00",
-                "order_id": order_id,
-                "title": f"Order placed ({n})",
-                "tone": "good",
-            },
-        )
-
-    # Then the page shows them: the figures redrawn, the steps newest first, linked to the admin
-    WebDriverWait(browser, 5).until(lambda b: shown(b, "orders-placed-5m") == "42")
-    WebDriverWait(browser, 5).until(lambda b: len(feed_items(b)) == 3)
-    feed = feed_items(browser)
-    assert "Order placed (2)" in feed[0].text
-    link = feed[0].find_element(By.TAG_NAME, "a").get_attribute("href")
-    assert link == f"{live_server.url}/admin/orders/order/{order_id}/change/"
-
-    # When the streaming server goes away
-    stream.stop()
-
-    # Then the page says so and shows the database's figures on its timer
-    WebDriverWait(browser, 5).until(status_is(TIMER_TEXT))
-    WebDriverWait(browser, 7).until(lambda b: shown(b, "orders-placed-5m") == "0")
-
-    # and once it is back, the page is live again within its retry
-    stream.start()
     WebDriverWait(browser, 15).until(status_is("Live"))
-    assert len(stream.tickets) == 2
+
+    # When orders run
+    ids = place_orders(sku, workflows=["choreography", "orchestration", "choreography"],
+                       email="ada@example.com")  # fmt: skip
+    for order_id in ids:
+        wait_until_closed(order_id)
+
+    # Then their steps come down the stream into the feed, linked to each order's admin page,
+    # and the pushed figures count them, with no reload and no timer
+    def feed_orders(b) -> set[str]:
+        links = b.find_elements(By.CSS_SELECTOR, "#feed li a")
+        return {link.get_attribute("href").split("/")[-3] for link in links}
+
+    WebDriverWait(browser, 10).until(lambda b: {str(i) for i in ids} <= feed_orders(b))
+    WebDriverWait(browser, 15).until(lambda b: shown(b, "orders-completed-5m") == "3")
+    assert shown(browser, "orders-placed-5m") == "3"
+    assert shown(browser, "live-status") == "Live"
+
+    # When Redis goes away, the page says so and keeps its figures up on its timer
+    redis_server.kill()
+    WebDriverWait(browser, 15).until(status_is(TIMER_TEXT))
+    [late] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
+    wait_until_closed(late)
+    WebDriverWait(browser, 20).until(lambda b: shown(b, "orders-completed-5m") == "4")
+
+    # and once Redis is back, the page is live again
+    redis_server.start()
+    WebDriverWait(browser, 30).until(status_is("Live"))
