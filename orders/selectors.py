@@ -2,6 +2,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -19,6 +20,12 @@ WAITING_ON = {
     Order.Status.RESERVED: "shipping: create the shipment",
     Order.Status.SHIPPED: "orders: complete the order",
 }
+
+
+# With FRAUD_SCREENING on, payments charges an order only once the fraud screen
+# (a stream processor) has published its verdict, under this type.
+SCREENED_EVENT = "OrderScreened"
+AWAITING_VERDICT = "analytics: the fraud screen's verdict (is stream_processor running?)"
 
 
 @dataclass(frozen=True)
@@ -45,18 +52,32 @@ def _open_orders_older_than(older_than: timedelta) -> QuerySet[Order]:
 def stuck_orders(*, older_than: timedelta, limit: int | None = None) -> list[StuckOrder]:
     """Orders neither completed nor cancelled after the given age, oldest first (``limit`` of
     them, if given)."""
-    open_orders = (
+    open_orders = list(
         _open_orders_older_than(older_than).select_related("saga").order_by("created_at")[:limit]
     )
+    unscreened = _unscreened(open_orders)
     rows = []
     for order in open_orders:
         saga = getattr(order, "saga", None) if order.workflow == Workflow.ORCHESTRATION else None
-        if saga is not None:
+        if order.pk in unscreened:
+            waiting_on = AWAITING_VERDICT
+        elif saga is not None:
             waiting_on = f"saga: {saga.get_step_display()} ({saga.get_state_display()})"
         else:
             waiting_on = WAITING_ON.get(order.status, order.status)
         rows.append(StuckOrder(order=order, waiting_on=waiting_on, saga=saga))
     return rows
+
+
+def _unscreened(orders: list[Order]) -> set[UUID]:
+    """The placed orders whose charge waits on a fraud verdict that has not come yet."""
+    if not settings.FRAUD_SCREENING:
+        return set()
+    placed = {str(order.pk): order.pk for order in orders if order.status == Order.Status.PLACED}
+    screened = OutboxMessage.objects.filter(
+        type=SCREENED_EVENT, correlation_id__in=list(placed)
+    ).values_list("correlation_id", flat=True)
+    return set(placed.values()) - {placed[correlation_id] for correlation_id in screened}
 
 
 def stuck_orders_count(*, older_than: timedelta) -> int:

@@ -5,6 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from analytics.events import OrderScreened, Verdict
+from messaging.publishing import publish
 from orders.models import Order
 from orders.selectors import stuck_orders, stuck_orders_count
 from tests.orders.factories import OrderFactory, OrderSagaFactory
@@ -44,3 +46,20 @@ def test_stuck_orders_are_the_open_ones_past_the_age_oldest_first_limited_if_ask
     ]
     assert [row.order.pk for row in first_two] == [oldest.pk, paid.pk]
     assert stuck_orders_count(older_than=AGE) == 4
+
+
+def test_with_fraud_screening_a_placed_order_waits_on_its_verdict_until_it_comes(settings):
+    settings.FRAUD_SCREENING = True
+    waiting = placed_ago(OrderFactory(status=Order.Status.PLACED), 60)
+    screened = placed_ago(OrderFactory(status=Order.Status.PLACED), 50)
+    publish(OrderScreened(order_id=screened.pk, verdict=Verdict.CLEARED),
+            correlation_id=str(screened.pk))  # fmt: skip
+
+    waits = {row.order.pk: row.waiting_on for row in stuck_orders(older_than=AGE)}
+
+    assert waits == {
+        waiting.pk: "analytics: the fraud screen's verdict (is stream_processor running?)",
+        screened.pk: "payments: charge the card",
+    }
+    settings.FRAUD_SCREENING = False
+    assert {row.waiting_on for row in stuck_orders(older_than=AGE)} == {"payments: charge the card"}
