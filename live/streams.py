@@ -12,19 +12,25 @@ is sent once. On every reconnection (the browser's own, after a dropped
 connection) the whole timeline is sent again, so nothing published while the
 page was away is missed, and the page, which keys steps by message id,
 shows none twice.
+
+Their database reads run on the server's shared thread pool (``_read``),
+never in the thread Django's ASGI handler gives each request: that thread
+lives as long as its stream, and so would a connection opened in it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.handlers.asgi import ASGIRequest
+from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
@@ -37,6 +43,34 @@ from .tokens import staff_ticket_user
 
 # Browsers reconnect this many milliseconds after a dropped stream.
 RETRY_MS = 1000
+
+
+def _read(query: Callable) -> Callable:
+    """``query`` as a coroutine run on the event loop's shared thread pool, between the
+    connection checks Django makes around a request.
+
+    Django's ASGI handler runs a request's thread-sensitive calls (the async
+    ORM's, ``sync_to_async``'s default) in a thread of the request's own,
+    which lives until the request ends: for a stream, as long as its page is
+    open. A connection opened there would be held for as long, one per
+    open page (PostgreSQL allows 100 by default), and left open after it,
+    younger than CONN_MAX_AGE when the request ends. On the shared pool a
+    few connections serve every stream.
+    """
+
+    @functools.wraps(query)
+    def run(*args, **kwargs):
+        close_old_connections()
+        try:
+            return query(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
+
+
+def _order_exists(order_id: UUID) -> bool:
+    return Order.objects.filter(pk=order_id).exists()
 
 
 def sse(event: str, data: object, *, id: str | None = None) -> str:
@@ -86,7 +120,7 @@ async def _hub_or_refusal() -> HttpResponse | None:
 async def order_stream(request: HttpRequest, order_id: UUID) -> HttpResponse:
     if not isinstance(request, ASGIRequest):
         return _refuse(503, "Streams are served by the ASGI server (LIVE_STREAM_URL).")
-    if not await Order.objects.filter(pk=order_id).aexists():
+    if not await _read(_order_exists)(order_id):
         return _refuse(404, "No such order")
     return await _hub_or_refusal() or _streaming(_order_events(order_id))
 
@@ -95,7 +129,7 @@ async def _order_events(order_id: UUID) -> AsyncIterator[str]:
     # Listening first, reading second: a step committed after the read is pushed.
     with hub(settings.REDIS_URL).listen(channels.order_channel(order_id)) as queue:
         yield f"retry: {RETRY_MS}\n\n"
-        steps = await sync_to_async(order_steps)(order_id=order_id)
+        steps = await _read(order_steps)(order_id=order_id)
         sent = {step["message_id"] for step in steps}
         yield sse("timeline", {"steps": steps})
         while True:
@@ -106,7 +140,7 @@ async def _order_events(order_id: UUID) -> AsyncIterator[str]:
                 yield sse("unavailable", {"detail": "Live updates paused: poll the order."})
                 return
             elif item == RESYNC:
-                for step in await sync_to_async(order_steps)(order_id=order_id):
+                for step in await _read(order_steps)(order_id=order_id):
                     if step["message_id"] not in sent:
                         sent.add(step["message_id"])
                         yield sse("step", step, id=step["message_id"])
@@ -126,7 +160,7 @@ async def staff_stream(request: HttpRequest) -> HttpResponse:
     if not isinstance(request, ASGIRequest):
         return _refuse(503, "Streams are served by the ASGI server (LIVE_STREAM_URL).")
     user_id = staff_ticket_user(request.GET.get("ticket", ""))
-    if user_id is None or not await sync_to_async(_is_active_staff)(user_id):
+    if user_id is None or not await _read(_is_active_staff)(user_id):
         return _refuse(403, "This stream needs a staff ticket: open /staff/live/ as staff.")
     return await _hub_or_refusal() or _streaming(_staff_events())
 
