@@ -269,10 +269,10 @@ def markdown(doc: dict) -> str:
 
     add("## Stream: the event log's processors")
     add("")
-    st = s.get("stream") or {}
-    if st:
+    stream = s.get("stream") or {}
+    if stream:
         add(
-            f"A backlog of {fmt(st['entries'])} entries in the `events` stream (orders placed, "
+            f"A backlog of {fmt(stream['entries'])} entries in the `events` stream (orders placed, "
             "paid and completed, as the dispatch appends them), read from the first entry "
             "three ways in each run: a raw AMQP read that decodes each body and keeps nothing "
             "(the floor), each processor into an empty projection (`stream_processor`), and a "
@@ -283,14 +283,15 @@ def markdown(doc: dict) -> str:
             table(
                 ["reader", "entries/s (median)", "÷ raw read", "per run"],
                 [
-                    ["raw stream read (floor)", fmt(st["floor_per_s"]), "1.00",
-                     runs(st["floor_per_s_runs"])],
-                    ["aggregates", fmt(st["aggregates_per_s"]),
-                     fmt(st["stream_aggregates_over_floor"], 2), runs(st["aggregates_per_s_runs"])],
-                    ["fraud screen (publishes a verdict per order)", fmt(st["fraud_per_s"]),
-                     fmt(st["stream_fraud_over_floor"], 2), runs(st["fraud_per_s_runs"])],
-                    ["replay of the aggregates", fmt(st["replay_per_s"]), "",
-                     runs(st["replay_per_s_runs"])],
+                    ["raw stream read (floor)", fmt(stream["floor_per_s"]), "1.00",
+                     runs(stream["floor_per_s_runs"])],
+                    ["aggregates", fmt(stream["aggregates_per_s"]),
+                     fmt(stream["stream_aggregates_over_floor"], 2),
+                     runs(stream["aggregates_per_s_runs"])],
+                    ["fraud screen (publishes a verdict per order)", fmt(stream["fraud_per_s"]),
+                     fmt(stream["stream_fraud_over_floor"], 2), runs(stream["fraud_per_s_runs"])],
+                    ["replay of the aggregates", fmt(stream["replay_per_s"]), "",
+                     runs(stream["replay_per_s_runs"])],
                 ],
             )
         )  # fmt: skip
