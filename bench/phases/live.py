@@ -171,7 +171,10 @@ def half_load(options: Options, fleet: Fleet, results: dict, into: dict) -> dict
         "s" if len(runs) != 1 else ""
     )
     if not saturation:
-        print(f"  saturation run: ours, {options.orders} orders (the flows phase did not run)")
+        print(
+            f"  saturation run: ours, {options.orders} orders (the flows phase did not run)",
+            flush=True,
+        )
         outcome = flows.measure(fleet, "ours", options.orders, 0, None)
         saturation = outcome.get("orders_per_s")
         source = f"one saturation run of ours in this phase, {options.orders} orders"
