@@ -1,9 +1,11 @@
 """The Server-Sent Event streams: an order's steps, and the staff dashboard's figures and feed.
 
 They are async views, served by the ASGI server (``config.asgi`` under
-uvicorn) beside the WSGI one: an open stream costs a coroutine there, where
-it would hold a whole WSGI worker thread. Under WSGI they answer 503, and the
-pages poll.
+uvicorn) beside the WSGI one: an open stream costs a coroutine there, and
+an idle thread Django's ASGI handler keeps for each request while it lasts
+(about 70 KB of memory in all; ``python -m bench --phases live``), where it
+would hold a whole WSGI worker. Under WSGI they answer 503, and the pages
+poll.
 
 An order's stream starts by listening, then reads the order's steps from the
 database and sends them all (``timeline``), then each step as it is pushed
