@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ["ours", "screened", "orchestration", "naive"]
 FLOORS = ["celery", "kombu"]
 SCENARIOS = [*FLOWS, *FLOORS]
-PHASES = ["web", "recovery", "stream", "flows", "memory"]
+PHASES = ["web", "recovery", "stream", "flows", "live", "memory"]
 LOAD_LEVELS = [25, 50, 75]
 EXPERIMENTS = ["db_reuse", "no_results"]
 
@@ -32,6 +32,10 @@ class Options:
     memory_messages: int = 100_000
     concurrency: int = 1
     floor_factor: int = 4
+    live_pages: int = 50
+    live_idle: int = 1000
+    live_seconds: float = 20.0
+    live_hold: float = 20.0
     scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
     phases: list[str] = field(default_factory=lambda: list(PHASES))
     out: Path = ROOT / "docs"
@@ -55,6 +59,18 @@ def parse(argv: list[str] | None) -> Options:
     )
     parser.add_argument(
         "--memory-messages", type=int, help="messages through the memory worker (default 100000)"
+    )
+    parser.add_argument(
+        "--live-pages", type=int, help="order pages open at once in the live phase (default 50)"
+    )
+    parser.add_argument(
+        "--live-idle", type=int, help="idle streams held by one streaming server (default 1000)"
+    )
+    parser.add_argument(
+        "--live-seconds", type=float, help="length of each live pages run (default 20)"
+    )
+    parser.add_argument(
+        "--live-hold", type=float, help="seconds the idle streams are held (default 20)"
     )
     parser.add_argument("--concurrency", type=int, help="pool processes per app worker (1)")
     parser.add_argument("--web-workers", type=int, help="gunicorn workers (default 4)")
@@ -80,18 +96,19 @@ def parse(argv: list[str] | None) -> Options:
     if args.quick:
         options = Options(
             orders=60, runs=1, latency_seconds=3, web_seconds=3, backlog=2000,
-            stream_backlog=10_000, memory_messages=3000, mode="quick",
+            stream_backlog=10_000, memory_messages=3000, live_pages=20, live_idle=300,
+            live_seconds=5, live_hold=5, mode="quick",
         )  # fmt: skip
     if args.smoke:
         options = Options(
             orders=4, runs=1, latency_seconds=1, web_seconds=1, web_rate=10, web_concurrency=2,
             web_workers=1, backlog=30, stream_backlog=300, memory_messages=20, floor_factor=1,
-            levels=[50],
+            levels=[50], live_pages=3, live_idle=20, live_seconds=1.5, live_hold=1,
             mode="smoke",
         )  # fmt: skip
     for name in (
         "orders", "runs", "latency_seconds", "web_seconds", "backlog", "stream_backlog",
-        "memory_messages",
+        "memory_messages", "live_pages", "live_idle", "live_seconds", "live_hold",
         "concurrency", "web_workers", "out", "profile",
     ):  # fmt: skip
         value = getattr(args, name)

@@ -141,12 +141,9 @@ class Fleet:
         return out
 
     def stop(self) -> None:
-        for group in self.groups.values():
-            for managed in group:
-                managed.stop()
-        for managed in (self.screening_payments, self.stream_processor):
-            if managed is not None:
-                managed.stop()
+        started = [m for group in self.groups.values() for m in group]
+        started += [m for m in (self.screening_payments, self.stream_processor) if m is not None]
+        procs.stop_together(started)
 
 
 def wait_processor_running(name: str, managed: procs.Managed, timeout: float = 60) -> None:

@@ -4,11 +4,13 @@ Run by the harness as its own process, with the settings of the scenario
 (``BENCH_NAIVE``, ``BENCH_NO_CONFIRMS``), so that its CPU and its
 connections are those of a producer (a web process) and nothing else:
 
-    python -m bench.inject MODE --orders N [--rate PER_SECOND] [--skus A,B]
+    python -m bench.inject MODE --orders N [--rate PER_SECOND] [--skus A,B] [--print-ids]
 
 MODE is ours (choreography), orchestration, naive, celery or kombu. The
 rate is an open-loop arrival rate: order i is placed at start + i/rate
-whether or not the earlier ones are done. Prints one JSON line.
+whether or not the earlier ones are done. Prints one JSON line at the end;
+with ``--print-ids``, also one per order as soon as it is placed
+(``{"order_id": ...}``), for the live phase to open the order's page.
 """
 
 from __future__ import annotations
@@ -61,19 +63,20 @@ def placer(mode: str, skus: list[str]):
     workflow = "orchestration" if mode == "orchestration" else "choreography"
     rng = random.Random(1)
 
-    def place():
-        order_place(
+    def place() -> str:
+        order = order_place(
             email="ada@example.com",
             items=[OrderItem(sku=rng.choice(skus), quantity=1)],
             shipping_address=ADDRESS,
             card_number=CARD,
             workflow=workflow,
         )
+        return str(order.id)
 
     return place
 
 
-def run(mode: str, orders: int, rate: float, skus: list[str]) -> dict:
+def run(mode: str, orders: int, rate: float, skus: list[str], print_ids: bool = False) -> dict:
     place = placer(mode, skus)
     errors = 0
     first_error = ""
@@ -89,7 +92,10 @@ def run(mode: str, orders: int, rate: float, skus: list[str]) -> dict:
             else:
                 lag_max = max(lag_max, -delay)
         try:
-            place()
+            placed = place()
+            if print_ids and isinstance(placed, str):
+                sys.stdout.write(json.dumps({"order_id": placed}) + "\n")
+                sys.stdout.flush()
         except Exception as exc:  # counted and reported, never hidden
             errors += 1
             first_error = first_error or f"{type(exc).__name__}: {exc}"
@@ -113,8 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--orders", type=int, required=True)
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--skus", default="")
+    parser.add_argument("--print-ids", action="store_true")
     args = parser.parse_args(argv)
-    result = run(args.mode, args.orders, args.rate, [s for s in args.skus.split(",") if s])
+    skus = [s for s in args.skus.split(",") if s]
+    result = run(args.mode, args.orders, args.rate, skus, args.print_ids)
     sys.stdout.write(json.dumps(result) + "\n")
 
 

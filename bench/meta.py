@@ -128,6 +128,12 @@ def settings_used(options: Options) -> dict:
         "web_seconds_per_run": options.web_seconds,
         "outbox_backlog": options.backlog,
         "memory_messages": options.memory_messages,
+        "live_pages": options.live_pages,
+        "live_seconds_per_run": options.live_seconds,
+        "live_idle_streams": options.live_idle,
+        "live_idle_hold_seconds": options.live_hold,
+        "live": "manage.py live_push and uvicorn config.asgi:application (1 process, uvloop, "
+        "httptools) with REDIS_URL; the bench's asyncio clients read the streams and polls",
         "publisher_confirms": {
             "ours": True, "screened": True, "orchestration": True, "naive": False,
             "celery": False, "kombu": True,

@@ -99,6 +99,17 @@ class Managed:
             _started.remove(self)
 
 
+def stop_together(managed: Iterable[Managed | None]) -> None:
+    """Stop processes side by side: each is told to stop, then each is waited for in turn."""
+    managed = [one for one in managed if one is not None]
+    for one in managed:
+        if one.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(one.pid, signal.SIGTERM)
+    for one in managed:
+        one.stop()
+
+
 def stop_all() -> None:
     for managed in list(reversed(_started)):
         managed.stop(timeout=10)

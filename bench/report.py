@@ -269,10 +269,10 @@ def markdown(doc: dict) -> str:
 
     add("## Stream: the event log's processors")
     add("")
-    st = s.get("stream") or {}
-    if st:
+    stream = s.get("stream") or {}
+    if stream:
         add(
-            f"A backlog of {fmt(st['entries'])} entries in the `events` stream (orders placed, "
+            f"A backlog of {fmt(stream['entries'])} entries in the `events` stream (orders placed, "
             "paid and completed, as the dispatch appends them), read from the first entry "
             "three ways in each run: a raw AMQP read that decodes each body and keeps nothing "
             "(the floor), each processor into an empty projection (`stream_processor`), and a "
@@ -283,18 +283,21 @@ def markdown(doc: dict) -> str:
             table(
                 ["reader", "entries/s (median)", "÷ raw read", "per run"],
                 [
-                    ["raw stream read (floor)", fmt(st["floor_per_s"]), "1.00",
-                     runs(st["floor_per_s_runs"])],
-                    ["aggregates", fmt(st["aggregates_per_s"]),
-                     fmt(st["stream_aggregates_over_floor"], 2), runs(st["aggregates_per_s_runs"])],
-                    ["fraud screen (publishes a verdict per order)", fmt(st["fraud_per_s"]),
-                     fmt(st["stream_fraud_over_floor"], 2), runs(st["fraud_per_s_runs"])],
-                    ["replay of the aggregates", fmt(st["replay_per_s"]), "",
-                     runs(st["replay_per_s_runs"])],
+                    ["raw stream read (floor)", fmt(stream["floor_per_s"]), "1.00",
+                     runs(stream["floor_per_s_runs"])],
+                    ["aggregates", fmt(stream["aggregates_per_s"]),
+                     fmt(stream["stream_aggregates_over_floor"], 2),
+                     runs(stream["aggregates_per_s_runs"])],
+                    ["fraud screen (publishes a verdict per order)", fmt(stream["fraud_per_s"]),
+                     fmt(stream["stream_fraud_over_floor"], 2), runs(stream["fraud_per_s_runs"])],
+                    ["replay of the aggregates", fmt(stream["replay_per_s"]), "",
+                     runs(stream["replay_per_s_runs"])],
                 ],
             )
         )  # fmt: skip
     add("")
+
+    live_section(add, s.get("live") or {}, st)
 
     add("## Memory")
     add("")
@@ -347,3 +350,106 @@ def markdown(doc: dict) -> str:
     add(table(["setting", "value"], [[k, f"`{v}`"] for k, v in st.items()]))
     add("")
     return "\n".join(out)
+
+
+def live_section(add, live: dict, settings: dict) -> None:
+    """The live phase: push against polling at half load, idle streams, the web push on and off."""
+    add("## Live: the real-time push")
+    add("")
+    if live.get("skipped"):
+        add(f"Not run: {live['skipped']}.")
+        add("")
+        return
+    if not live:
+        return
+    rate = live.get("rate") or {}
+    if rate:
+        add(
+            f"Orders placed at **{fmt(rate['orders_per_s'])} a second**, half of "
+            f"{fmt(rate['saturation'])} ({rate['source']}), through our workers; "
+            f"{settings.get('live_pages')} order pages open at any time, each new order's page "
+            "taking the place of the oldest one whose order is closed. A page is either a stream "
+            "(`GET /live/orders/<id>/stream` from one uvicorn of `config.asgi`, with "
+            "`manage.py live_push` publishing from the event log) or polls of "
+            "`GET /api/orders/<id>/` (gunicorn) a second after each answer, as the order page "
+            "does without the push; the two in turn run by run, on the same load, with both "
+            "servers up. Latency: when the bench's client read the step, minus the step's "
+            "`occurred_at`, which is taken inside the producer's transaction before it commits: "
+            "an upper bound of committed → seen. Steps already in the timeline (the first poll) "
+            "when the page opened are counted apart: they tell when the page opened, not how "
+            "fast the push is. Missed: a step in the order's outbox its page never saw."
+        )
+        add("")
+    rows = []
+    for mode, title in (("push", "push (SSE)"), ("poll", "polling every second")):
+        m = live.get(mode)
+        if not m:
+            continue
+        cpu = m["cpu_ms_per_order"]
+        rows.append(
+            [title, fmt(m["p50_ms"]), fmt(m["p95_ms"]), fmt(m["p99_ms"]), fmt(m["max_ms"]),
+             fmt(m["steps"]), fmt(m["steps_on_opening"]),
+             fmt(m["duplicates"]) if mode == "push" else "–", fmt(m["missed"]),
+             fmt(m["page_errors"]),
+             f"{fmt(cpu['push'])} / {fmt(cpu['gunicorn'])} / {fmt(cpu['flow'])}",
+             runs(m["p99_ms_runs"]) + ("" if m["all_complete"] else " **incomplete**")]
+        )  # fmt: skip
+    if rows:
+        add(
+            table(
+                ["pages", "p50 ms", "p95 ms", "p99 ms", "max ms", "steps measured",
+                 "steps there on opening", "sent twice", "missed", "page errors",
+                 "CPU ms/order: live_push + uvicorn / gunicorn / workers", "p99 per run"],
+                rows,
+            )
+        )  # fmt: skip
+        add("")
+    idle = live.get("idle")
+    if idle:
+        add(
+            f"**{fmt(idle['connections'])} idle streams** (on {fmt(idle['orders'])} orders, "
+            f"opened {idle['opened_at_once']} at a time in {fmt(idle['opening_s'])} s) held by "
+            "one uvicorn process, `live_push` running and nothing happening: its RSS "
+            f"{fmt(idle['rss_before_mb'])} MB before, **{fmt(idle['rss_after_mb'])} MB** with "
+            f"them open (**{fmt(idle['rss_kb_per_connection'])} KB per stream**), "
+            f"{fmt(idle['rss_end_mb'])} MB at the end, {fmt(idle['threads'])} threads (Django's "
+            "ASGI handler gives each request a thread of its own for as long as it lasts) and "
+            f"{fmt(idle['database_connections'])} connections to PostgreSQL; "
+            f"its CPU **{fmt(idle['cpu_pct'], 2)} %** "
+            f"of one core over {fmt(idle['hold_s'])} s of holding them (a keep-alive every "
+            f"{fmt(idle['keepalive_s'])} s: {fmt(idle['keepalives_per_connection'], 2)} per "
+            f"stream); {fmt(idle['open_at_end'])} of {fmt(idle['opened'])} still open at the end."
+        )
+        add("")
+    rows = []
+    for state in ("off", "on"):
+        w = live.get(f"web_{state}")
+        if w:
+            rows.append(
+                [state, w["generator"], fmt(w["rps"]), fmt(w["p50_ms"]), fmt(w["p99_ms"]),
+                 fmt(w["errors"]), fmt(w["gunicorn_cpu_ms_per_request"], 2),
+                 fmt(w["push_cpu_ms_per_request"], 2), runs(w["rps_runs"])]
+            )  # fmt: skip
+    if rows:
+        add(
+            f"`POST /api/orders/` through gunicorn, closed loop, "
+            f"{settings.get('web_closed_loop_concurrency')} connections, no app workers (as in "
+            "the web phase), with the push off, and on: `live_push` and uvicorn running and "
+            f"{fmt(live['web_on']['streams_open'])} streams open on orders of the warm-up. The "
+            "two in turn, the first of them swapped run by run, each from a fresh database."
+        )
+        add("")
+        add(
+            table(
+                ["push", "load generator", "requests/s", "p50 ms", "p99 ms", "errors",
+                 "gunicorn CPU ms/request", "live_push + uvicorn CPU ms/request",
+                 "requests/s per run"],
+                rows,
+            )
+        )  # fmt: skip
+        add("")
+        add(
+            f"Requests/s, push on ÷ off: **{fmt(live.get('web_on_over_off'), 2)}** "
+            f"(run by run: {runs(live.get('web_on_over_off_runs'), 2)})."
+        )
+        add("")

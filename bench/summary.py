@@ -35,6 +35,9 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
         }
     stream = stream_summary(results.get("stream", []))
     ratios.update({key: stream[key] for key in ("stream_aggregates_over_floor",) if key in stream})
+    live = live_summary(results.get("live", {}))
+    ratios["live_push_p99_ms"] = live.get("push", {}).get("p99_ms")
+    ratios["web_push_on_over_off"] = live.get("web_on_over_off")
     memory = dict(results["memory"])
     if fleet_memory:
         memory["app_workers"] = fleet_memory
@@ -46,8 +49,9 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
         "recovery": recovery,
         "stream": stream,
         "memory": memory,
-        "targets": targets_for(ratios, web),
-        "record": record_for(scen, web, web_naive, recovery, memory, stream),
+        "live": live,
+        "targets": targets_for(ratios, web, live),
+        "record": record_for(scen, web, web_naive, recovery, memory, stream, live),
     }
 
 
@@ -61,6 +65,63 @@ def stream_summary(runs: list[dict]) -> dict:
         summary[f"{key}_per_s_runs"] = [r[key] for r in runs]
     summary["stream_aggregates_over_floor"] = median([r["aggregates"] / r["floor"] for r in runs])
     summary["stream_fraud_over_floor"] = median([r["fraud"] / r["floor"] for r in runs])
+    return summary
+
+
+def live_summary(live: dict) -> dict:
+    """The live phase's medians: push against polling, the idle streams, the web push on and off."""
+    if live.get("skipped"):
+        return {"skipped": live["skipped"]}
+    pages = live.get("pages", {})
+    if not any(pages.values()) and not any(live.get("web", {}).values()):
+        return {}
+    summary: dict = {"rate": live.get("rate"), "idle": live.get("idle")}
+    for mode, runs in pages.items():
+        if not runs:
+            continue
+        summary[mode] = {
+            "pages": runs[0]["pages_open_at_most"],
+            "orders": sum(r["pages"] for r in runs),
+            "steps": sum(r["steps"] for r in runs),
+            "steps_on_opening": sum(r["steps_on_opening"] for r in runs),
+            "duplicates": sum(r["duplicates"] for r in runs),
+            "missed": sum(r["missed"] for r in runs),
+            "page_errors": sum(r["page_errors"] for r in runs),
+            "first_error": next((r["first_error"] for r in runs if r["first_error"]), ""),
+            "all_complete": all(r["complete"] for r in runs),
+            "p50_ms": median([r["p50_ms"] for r in runs]),
+            "p95_ms": median([r["p95_ms"] for r in runs]),
+            "p99_ms": median([r["p99_ms"] for r in runs]),
+            "max_ms": max((r["max_ms"] for r in runs if r["max_ms"] is not None), default=None),
+            "p50_ms_runs": [r["p50_ms"] for r in runs],
+            "p99_ms_runs": [r["p99_ms"] for r in runs],
+            "cpu_ms_per_order": {
+                group: median([r["cpu_ms_per_order"][group] for r in runs])
+                for group in runs[0]["cpu_ms_per_order"]
+            },
+        }
+    web = live.get("web", {})
+    for state, runs in web.items():
+        if runs:
+            summary[f"web_{state}"] = {
+                "generator": runs[0]["generator"],
+                "rps": median([r["rps"] for r in runs]),
+                "p50_ms": median([r["p50_ms"] for r in runs]),
+                "p99_ms": median([r["p99_ms"] for r in runs]),
+                "errors": sum(r["errors"] for r in runs),
+                "rps_runs": [r["rps"] for r in runs],
+                "streams_open": min(r["streams_open"] for r in runs),
+                "gunicorn_cpu_ms_per_request": median(
+                    [r["gunicorn_cpu_ms_per_request"] for r in runs]
+                ),
+                "push_cpu_ms_per_request": median([r["push_cpu_ms_per_request"] for r in runs]),
+            }
+    on, off = summary.get("web_on", {}).get("rps"), summary.get("web_off", {}).get("rps")
+    summary["web_on_over_off"] = on / off if on and off else None
+    summary["web_on_over_off_runs"] = [
+        a["rps"] / b["rps"] if b["rps"] else None
+        for a, b in zip(web.get("on", []), web.get("off", []), strict=False)
+    ]
     return summary
 
 

@@ -38,19 +38,7 @@ def run(options: Options, log_dir: Path, results: dict) -> None:
     servers: dict[str, tuple[procs.Managed, int]] = {}
     try:
         for scenario in web_scenarios(options):
-            port = procs.free_port()
-            env = child_env(
-                DJANGO_SETTINGS_MODULE="bench.settings_production",
-                SECRET_KEY=secrets.token_urlsafe(64),
-                ALLOWED_HOSTS="127.0.0.1,localhost",
-                LOG_LEVEL="WARNING",
-                **SCENARIO_ENV[scenario],
-            )
-            argv = [
-                procs.python(), "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}",
-                "-w", str(options.web_workers), "--log-level", "warning",
-            ]  # fmt: skip
-            servers[scenario] = (procs.Managed(f"gunicorn-{scenario}", argv, env, log_dir), port)
+            servers[scenario] = gunicorn(f"gunicorn-{scenario}", scenario, options, log_dir)
         for server, port in servers.values():
             server.wait_for_port(port)
         for run in range(options.runs):
@@ -63,6 +51,25 @@ def run(options: Options, log_dir: Path, results: dict) -> None:
     finally:
         for server, _ in servers.values():
             server.stop()
+
+
+def gunicorn(
+    name: str, scenario: str, options: Options, log_dir: Path
+) -> tuple[procs.Managed, int]:
+    """The scenario's web server, started (not yet listening), and its port."""
+    port = procs.free_port()
+    env = child_env(
+        DJANGO_SETTINGS_MODULE="bench.settings_production",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        LOG_LEVEL="WARNING",
+        **SCENARIO_ENV[scenario],
+    )
+    argv = [
+        procs.python(), "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}",
+        "-w", str(options.web_workers), "--log-level", "warning",
+    ]  # fmt: skip
+    return procs.Managed(name, argv, env, log_dir), port
 
 
 def profile_run(options: Options, server: procs.Managed, port: int, log_dir: Path) -> None:

@@ -18,6 +18,8 @@ def test_each_ratio_passes_at_its_bound_and_misses_beyond_it():
         "p50_at_half_load_screened_over_ours": 1.10,
         "screening_lag_p99_ms_at_half_load": 1000,
         "stream_aggregates_over_floor": 0.5,
+        "live_push_p99_ms": 250,
+        "web_push_on_over_off": 0.95,
     }
     beyond = {
         "throughput_ours_over_naive": 0.99,
@@ -27,15 +29,17 @@ def test_each_ratio_passes_at_its_bound_and_misses_beyond_it():
         "p50_at_half_load_screened_over_ours": 1.11,
         "screening_lag_p99_ms_at_half_load": 1001,
         "stream_aggregates_over_floor": 0.49,
+        "live_push_p99_ms": 251,
+        "web_push_on_over_off": 0.94,
     }
 
-    assert statuses(at_bounds) == ["PASS"] * 7
-    assert statuses(beyond) == ["MISS"] * 7
+    assert statuses(at_bounds) == ["PASS"] * 9
+    assert statuses(beyond) == ["MISS"] * 9
 
 
 def test_a_ratio_not_measured_is_not_a_verdict():
     # e.g. python -m bench --scenarios ours: no naive baseline to compare with
-    assert statuses({}) == ["n/a"] * 7
+    assert statuses({}) == ["n/a"] * 9
 
 
 def test_the_web_target_names_the_load_generator_it_was_read_from():
@@ -44,6 +48,33 @@ def test_the_web_target_names_the_load_generator_it_was_read_from():
     [_, _, web, *_] = targets_for({}, wrk)
 
     assert "wrk -t1 -c8" in web["target"]
+
+
+def test_the_push_targets_name_the_pages_open_and_the_load_generator():
+    live = {"push": {"pages": 50}, "web_off": {"generator": "wrk -t1 -c8"}}
+
+    *_, latency, web = targets_for({}, WEB, live)
+
+    assert "50 pages open" in latency["target"]
+    assert "push on ÷ off (wrk -t1 -c8)" in web["target"]
+
+
+def test_the_record_keeps_the_live_figures_push_and_polling_side_by_side():
+    live = {
+        "push": {"p50_ms": 9.0, "p99_ms": 40.0, "duplicates": 0, "missed": 1},
+        "poll": {"p50_ms": 950.0, "p99_ms": 1100.0},
+        "idle": {"connections": 1000, "rss_after_mb": 180.0, "rss_kb_per_connection": 85.0},
+        "web_off": {"rps": 200.0},
+        "web_on": {"rps": 194.0},
+    }
+
+    record = {r["figure"]: r["ours"] for r in record_for({}, WEB, {}, {}, {}, {}, live)}
+
+    assert record["Push: latency p99 at 50% of saturation, committed → seen, ms"] == 40.0
+    assert record["Polling every second: latency p99, same load, ms"] == 1100.0
+    assert record["Push: steps a stream sent twice + steps it missed (must be 0)"] == 1
+    assert record["Streaming server RSS holding 1,000 idle streams, MB"] == 180.0
+    assert record["Web: POST /api/orders/ requests/s, push on"] == 194.0
 
 
 def test_the_record_keeps_the_absolute_figures_of_ours_and_the_naive_baseline():

@@ -6,10 +6,13 @@ event log and publishes on the machine's Redis; uvicorn serves config.asgi.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
+import psutil
 import pytest
+from django.conf import settings
 from django.core import signing
 
 from live import tokens
@@ -79,6 +82,38 @@ def test_a_stream_opened_again_catches_up_with_what_was_published_meanwhile(live
     assert caught_up[0] == "OrderPlaced"
     for expected in FLOW:
         assert expected in caught_up
+
+
+def database_connections(process: psutil.Process) -> int:
+    port = int(settings.DATABASES["default"]["PORT"] or 5432)
+    return sum(1 for c in process.net_connections("tcp") if c.raddr and c.raddr.port == port)
+
+
+def test_open_streams_share_a_few_database_connections_and_keep_none_once_closed(live_stack, stock):
+    # given an order, and as many threads as asyncio's shared pool may have
+    sku = stock(on_hand=5)
+    [order_id] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
+    server = psutil.Process(live_stack.server.process.pid)
+    pool = min(32, (os.cpu_count() or 1) + 4)
+
+    # when 40 pages hold its stream open, then go away
+    clients = [SseClient(live_stack.order_stream(order_id)) for _ in range(40)]
+    try:
+        wait_for(lambda: all(c.named("timeline") for c in clients), timeout=30,
+                 what="every stream's timeline")  # fmt: skip
+        held_open = database_connections(server)
+        threads = server.num_threads()
+    finally:
+        for client in clients:
+            client.close()
+
+    # then the server held a connection per thread of the pool at most, not one per stream,
+    # and no thread of its own for each stream either
+    assert held_open <= pool
+    assert threads <= pool + 8, f"{threads} threads for 40 streams"
+    wait_for(lambda: all(c.ended.is_set() for c in clients), timeout=10, what="streams closed")
+    time.sleep(1)
+    assert database_connections(server) <= pool, "a closed stream left its connection open"
 
 
 def test_no_stream_carries_another_orders_steps(live_stack, stock):

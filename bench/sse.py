@@ -1,0 +1,152 @@
+"""An asyncio HTTP/1.1 client for the live phase: Server-Sent Event streams, and one-off GETs.
+
+Plain asyncio streams, so that one process holds a thousand streams open
+without a thread each. An event's ``received_at`` is the wall clock
+(``time.time()``) when the chunk that completed it was read, comparable
+with an event's ``occurred_at`` taken on the same machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    name: str
+    data: object
+    id: str | None
+    received_at: float  # time.time()
+
+
+class HttpError(Exception):
+    """The server answered something this client cannot read."""
+
+
+async def _request(
+    host: str, port: int, path: str, headers: dict[str, str]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, dict[str, str]]:
+    reader, writer = await asyncio.open_connection(host, port)
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    try:
+        status = int(status_line.split()[1])
+    except (IndexError, ValueError):
+        raise HttpError(f"not an HTTP response: {status_line!r}") from None
+    found = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        if name:
+            found[name.strip().lower()] = value.strip()
+    return reader, writer, status, found
+
+
+async def _body_chunks(reader: asyncio.StreamReader, headers: dict[str, str]):
+    """The body as it arrives: de-chunked, up to its length, or up to the end of the connection."""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        while True:
+            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                return
+            chunk = await reader.readexactly(size)
+            await reader.readexactly(2)
+            yield chunk
+    elif "content-length" in headers:
+        yield await reader.readexactly(int(headers["content-length"]))
+    else:
+        while chunk := await reader.read(65536):
+            yield chunk
+
+
+async def get_json(
+    host: str, port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, object, float]:
+    """One GET on a connection of its own: (status, the JSON body, when it was read)."""
+    reader, writer, status, found = await _request(
+        host, port, path, {"Accept": "application/json", "Connection": "close", **(headers or {})}
+    )
+    try:
+        body = b"".join([chunk async for chunk in _body_chunks(reader, found)])
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    received_at = time.time()
+    try:
+        return status, json.loads(body) if body else None, received_at
+    except ValueError:
+        raise HttpError(f"{status}: not JSON: {body[:200]!r}") from None
+
+
+class SseStream:
+    """One stream: ``open()`` reads the response's head, ``run()`` each event until it ends.
+
+    ``on_event`` is called with each event as it is parsed; keep-alive
+    comments are counted, not passed on.
+    """
+
+    def __init__(self, host: str, port: int, path: str, on_event: Callable[[SseEvent], None]):
+        self.host, self.port, self.path = host, port, path
+        self.on_event = on_event
+        self.status: int | None = None
+        self.keepalives = 0
+        self.events = 0
+        self.ended = False
+        self.error = ""
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._headers: dict[str, str] = {}
+
+    async def open(self) -> int:
+        self._reader, self._writer, self.status, self._headers = await _request(
+            self.host, self.port, self.path, {"Accept": "text/event-stream"}
+        )
+        return self.status
+
+    async def run(self) -> None:
+        """Parse events until the server ends the stream or ``close()``."""
+        if self._reader is None:
+            await self.open()
+        buffer = b""
+        name, data, event_id = "message", [], None
+        try:
+            async for chunk in _body_chunks(self._reader, self._headers):
+                received_at = time.time()
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    line = raw.rstrip(b"\r").decode()
+                    if not line:
+                        if data:
+                            self.events += 1
+                            payload = json.loads("\n".join(data))
+                            self.on_event(SseEvent(name, payload, event_id, received_at))
+                        name, data, event_id = "message", [], None
+                    elif line.startswith(":"):
+                        self.keepalives += 1
+                    elif line.startswith("event:"):
+                        name = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif line.startswith("id:"):
+                        event_id = line[3:].strip()
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            if not self.ended:
+                self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.ended = True
+            self.close()
+
+    def close(self) -> None:
+        self.ended = True
+        if self._writer is not None:
+            self._writer.close()
