@@ -95,7 +95,7 @@ async def order_stream(order_id: UUID) -> Refusal | AsyncIterator[str]:
 
 async def _order_events(order_id: UUID) -> AsyncIterator[str]:
     # Listening first, reading second: a step committed after the read is pushed.
-    with hub(settings.REDIS_URL).listen(channels.order_channel(order_id)) as queue:
+    async with hub(settings.REDIS_URL).listen(channels.order_channel(order_id)) as queue:
         yield f"retry: {RETRY_MS}\n\n"
         steps = await in_pool(order_steps, order_id=order_id)
         sent = {step["message_id"] for step in steps}
@@ -131,7 +131,7 @@ async def staff_stream(ticket: str) -> Refusal | AsyncIterator[str]:
 
 
 async def _staff_events() -> AsyncIterator[str]:
-    with hub(settings.REDIS_URL).listen(channels.ops_channel()) as queue:
+    async with hub(settings.REDIS_URL).listen(channels.ops_channel()) as queue:
         yield f"retry: {RETRY_MS}\n\n"
         while True:
             item = await _next(queue)

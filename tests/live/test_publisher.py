@@ -87,8 +87,9 @@ def own_redis(tmp_path, redis_server_program):
     server.stop()
 
 
-def test_each_step_goes_to_its_orders_channel_and_to_ops(own_redis):
+def test_each_step_goes_to_its_orders_channel_and_to_ops_while_staff_watch(own_redis):
     client = redis.Redis.from_url(own_redis.url)
+    client.set(channels.staff_watching_key(), "1")  # as a streaming server does for staff
     other = uuid.uuid4()
     listener = client.pubsub(ignore_subscribe_messages=True)
     listener.subscribe(channels.order_channel(ORDER), channels.ops_channel())
@@ -110,6 +111,24 @@ def test_each_step_goes_to_its_orders_channel_and_to_ops(own_redis):
     assert {body["step"]["order_id"] for body in on_ops} == {str(ORDER), str(other)}
     assert json.loads(client.get(publisher.position_key))["offset"] == 1
     assert client.exists(channels.publisher_alive_key())
+
+
+def test_no_step_goes_to_ops_while_no_staff_watch(own_redis):
+    client = redis.Redis.from_url(own_redis.url)
+    listener = client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channels.order_channel(ORDER), channels.ops_channel())
+    wait_for(lambda: listener.get_message(timeout=0.1) is None, what="subscribed")
+    heard: list[str] = []
+
+    def hear():
+        while message := listener.get_message(timeout=0.1):
+            heard.append(message["channel"].decode())
+        return heard
+
+    run_until(Publisher(ListLog([reserved()]), client, start=0), hear, "the step")
+    time.sleep(0.3)
+    hear()
+    assert heard == [channels.order_channel(ORDER)]
 
 
 def test_started_again_it_resumes_after_its_position_unless_that_is_stale(own_redis):
