@@ -64,7 +64,8 @@ class PushServers:
         client = redis.Redis.from_url(self.url)
         position = f"{channels.prefix()}publisher:position"
         client.delete(position, channels.publisher_alive_key())
-        argv = [procs.python(), "manage.py", "live_push"]
+        # As the Procfile and the README run it: at a lower priority than the shop.
+        argv = ["nice", "-n", "10", procs.python(), "manage.py", "live_push"]
         self.publisher = procs.Managed(f"{self.name}-live_push", argv, self.env, self.log_dir)
         argv = [
             procs.python(), "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",

@@ -45,9 +45,10 @@ RESUME_WITHIN = 600
 ALIVE_TTL = 10
 BATCH = 500
 # How long the publisher waits after an entry for the others of a burst: a
-# step is pushed at most this much later, and a burst costs one read, one ack
-# and one Redis round trip instead of one per entry.
-GATHER = 0.02
+# step is pushed at most this much later (well within a page's 250 ms), and a
+# burst costs one read, one ack and one Redis round trip instead of one per
+# entry (per order placed at 180 a second: 0.25 CPU ms at 20 ms, 0.18 at 50).
+GATHER = 0.05
 # Steps go to ``ops`` only while staff watch; the publisher looks again this often.
 OPS_CHECK = 1.0
 
