@@ -38,6 +38,7 @@ from payments.models import Payment
 from tests.flow.conftest import ADDRESS, order_body
 from tests.flow.invariants import wait_until_all_closed
 from tests.support.paths import ROOT
+from tests.support.processes import LoggedProcess
 from tests.support.waiting import wait_for, wait_until_quiet
 from tests.support.workers import APP_QUEUES, worker_env
 
@@ -52,25 +53,15 @@ CARDS = [
 ]
 
 
-class StreamProcessor:
+class StreamProcessor(LoggedProcess):
     """``python manage.py stream_processor`` in a process of its own, its output kept."""
 
     def __init__(self, env: dict[str, str], *only: str) -> None:
         self.env = env
-        self.lines: list[str] = []
         args = [arg for name in only for arg in ("--only", name)]
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "stream_processor", *args],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-
-    def log(self) -> str:
-        return "\n".join(self.lines[-100:])
+        super().__init__(
+            "stream_processor", [sys.executable, "manage.py", "stream_processor", *args], env
+        )
 
     def wait_running(self, timeout: float = 60) -> None:
         wait_for(
@@ -82,11 +73,6 @@ class StreamProcessor:
             what="the stream processor to start",
         )
         assert self.process.poll() is None, self.log()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
 
 
 @pytest.fixture

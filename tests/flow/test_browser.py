@@ -1,27 +1,15 @@
 """A real headless Chromium orders through the storefront and watches the order complete live."""
 
-from contextlib import contextmanager
-
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from config.celery import app
 from orders.models import Order
 from tests.flow.conftest import ADDRESS
 from tests.support.browser import screenshot
+from tests.support.workers import consumer_paused
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@contextmanager
-def payments_paused(worker):
-    """Hold the payments worker off its queue, so the order visibly waits for it."""
-    app.control.cancel_consumer("payments", destination=[worker.hostname], reply=True)
-    try:
-        yield
-    finally:
-        app.control.add_consumer("payments", destination=[worker.hostname], reply=True)
 
 
 def test_customer_orders_in_the_storefront_and_sees_it_complete_without_reloading(
@@ -40,7 +28,7 @@ def test_customer_orders_in_the_storefront_and_sees_it_complete_without_reloadin
     fields["line1"] = fields.pop("line1")
     for name, value in fields.items():
         browser.find_element(By.NAME, name).send_keys(value)
-    with payments_paused(app_workers["payments"]):
+    with consumer_paused(app_workers["payments"], "payments"):
         browser.find_element(By.ID, "place-order").click()
 
         # Then they land on their order's own page, placed but not yet paid

@@ -8,30 +8,18 @@ workers. What the browser fetched is read from its own performance log.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from config.celery import app
 from tests.flow.conftest import place_orders, wait_until_closed
 from tests.support.live import LiveStack
 from tests.support.redis import RedisServer
 from tests.support.tcp_proxy import TcpProxy
-from tests.support.workers import worker_env
+from tests.support.workers import consumer_paused, worker_env
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@contextmanager
-def payments_paused(worker):
-    """Hold the payments worker off its queue, so the order waits on the page for it."""
-    app.control.cancel_consumer("payments", destination=[worker.hostname], reply=True)
-    try:
-        yield
-    finally:
-        app.control.add_consumer("payments", destination=[worker.hostname], reply=True)
 
 
 def requests_for(browser, path: str) -> list[str]:
@@ -76,7 +64,7 @@ def test_the_order_page_goes_from_placed_to_completed_pushed_without_polling(
 ):
     pushed_through(live_stack.url, live_stack.redis_url)
     sku = stock(on_hand=5)
-    with payments_paused(app_workers["payments"]):
+    with consumer_paused(app_workers["payments"], "payments"):
         [order_id] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
         open_order_page(browser, live_server, order_id)
         requests_for(browser, "/")  # the log so far: the page's own load
@@ -107,7 +95,7 @@ def test_a_step_published_while_the_connection_is_cut_is_shown_when_it_returns(
     try:
         pushed_through(f"http://127.0.0.1:{proxy.port}", live_stack.redis_url)
         sku = stock(on_hand=5)
-        with payments_paused(app_workers["payments"]):
+        with consumer_paused(app_workers["payments"], "payments"):
             [order_id] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
             open_order_page(browser, live_server, order_id)
             proxy.stop()  # the connection drops, and cannot be made again for now
@@ -144,7 +132,7 @@ def test_with_redis_stopped_the_page_polls_says_so_and_still_completes_then_push
     stack, redis_server = own_redis_stack
     pushed_through(stack.url, redis_server.url)
     sku = stock(on_hand=5)
-    with payments_paused(app_workers["payments"]):
+    with consumer_paused(app_workers["payments"], "payments"):
         [order_id] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
         open_order_page(browser, live_server, order_id)
         redis_server.kill()
@@ -157,7 +145,7 @@ def test_with_redis_stopped_the_page_polls_says_so_and_still_completes_then_push
 
     # Redis returns, and with it the push.
     redis_server.start()
-    with payments_paused(app_workers["payments"]):
+    with consumer_paused(app_workers["payments"], "payments"):
         [waiting] = place_orders(sku, workflows=["choreography"], email="ada@example.com")
         browser.get(f"{live_server.url}/orders/{waiting}/")
         WebDriverWait(browser, 20).until(lambda b: mode(b) == "push")

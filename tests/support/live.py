@@ -8,46 +8,15 @@ stop). It returns once the publisher is alive and the server answers.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import redis
 
-from tests.support.paths import ROOT
+from tests.support.processes import LoggedProcess
 from tests.support.redis import free_port
-
-
-class LoggedProcess:
-    def __init__(self, name: str, arguments: list[str], env: dict[str, str]) -> None:
-        self.name = name
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            arguments, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
-        )  # fmt: skip
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-
-    def log(self) -> str:
-        return f"--- {self.name}\n" + "\n".join(self.lines[-100:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 class LiveStack:
@@ -105,7 +74,7 @@ class LiveStack:
         return f"{self.url}/live/orders/{order_id}/stream"
 
     def log(self) -> str:
-        return "\n".join(process.log() for process in self.processes)
+        return "\n".join(f"--- {p.name}\n{p.log(100)}" for p in self.processes)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

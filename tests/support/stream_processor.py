@@ -18,15 +18,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
 from django.utils import timezone
 
-from tests.support.paths import ROOT
+from tests.support.processes import LoggedProcess
 
 
 def processors_start_at_head(names: list[str]) -> int | None:
@@ -42,33 +40,18 @@ def processors_start_at_head(names: list[str]) -> int | None:
     return head
 
 
-class StreamProcessorProcess:
+class StreamProcessorProcess(LoggedProcess):
     """``manage.py stream_processor --only NAME ...`` in its own process group, its output kept."""
 
     def __init__(self, env: dict[str, str], only: list[str]) -> None:
         self.only = list(only)
-        self.name = f"stream_processor --only {' --only '.join(self.only)}"
-        self.lines: list[str] = []
         self.started_at = timezone.now()
         arguments = [arg for name in self.only for arg in ("--only", name)]
-        self.process = subprocess.Popen(
+        super().__init__(
+            f"stream_processor --only {' --only '.join(self.only)}",
             [sys.executable, "manage.py", "stream_processor", *arguments],
-            cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        )  # fmt: skip
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-
-    def log(self) -> str:
-        return "\n".join(self.lines[-200:])
-
-    @property
-    def is_running(self) -> bool:
-        return self.process.poll() is None
+            env,
+        )
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Return once each of its processors wrote a heartbeat: it is reading the log."""
@@ -93,20 +76,8 @@ class StreamProcessorProcess:
     def stop(self, timeout: float = 20) -> int | None:
         """SIGTERM, as an operator stops it: the batch at hand commits. Returns its exit status."""
         if self.is_running:
-            # A paused process would not see the SIGTERM, nor let go of its locks.
-            self.resume()
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode
-
-    def kill(self) -> None:
-        """SIGKILL, mid-batch or not: nothing it did not commit counts."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
+            self.resume()  # a paused process would not see the SIGTERM, nor let go of its locks
+        return super().stop(timeout)
 
 
 class StreamProcessors:

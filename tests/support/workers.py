@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from config.celery import app
 from tests.support.database import database_url, is_test_database
 from tests.support.paths import ROOT
 
@@ -128,3 +129,13 @@ def workers_running(
         yield started
     finally:
         workers_stop(started)
+
+
+@contextlib.contextmanager
+def consumer_paused(worker: WorkerProcess, queue: str) -> Iterator[None]:
+    """Hold a worker off its queue (its messages wait there), and let it go on after the block."""
+    app.control.cancel_consumer(queue, destination=[worker.hostname], reply=True)
+    try:
+        yield
+    finally:
+        app.control.add_consumer(queue, destination=[worker.hostname], reply=True)
