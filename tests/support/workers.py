@@ -5,11 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 
@@ -17,7 +15,7 @@ import pytest
 
 from config.celery import app
 from tests.support.database import database_url, is_test_database
-from tests.support.paths import ROOT
+from tests.support.processes import LoggedProcess
 
 APP_QUEUES = ["orders", "payments", "inventory", "shipping", "notifications"]
 
@@ -25,25 +23,16 @@ APP_QUEUES = ["orders", "payments", "inventory", "shipping", "notifications"]
 WorkerSpec = tuple[str, list[str], int]
 
 
-class WorkerProcess:
-    def __init__(self, name: str, queues: list[str], env: dict[str, str], concurrency: int):
-        self.name = name
-        self.env = env
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "config", "worker",
-                "-n", f"{name}@%h", "-Q", ",".join(queues), "-c", str(concurrency),
-                "-l", "INFO", "--without-gossip", "--without-mingle",
-            ],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        )  # fmt: skip
-        threading.Thread(target=self._read, daemon=True).start()
+class WorkerProcess(LoggedProcess):
+    """``celery -A config worker -Q …`` as an operator starts one, in a process group of its own."""
 
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
+    def __init__(self, name: str, queues: list[str], env: dict[str, str], concurrency: int):
+        self.env = env
+        super().__init__(name, [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "-n", f"{name}@%h", "-Q", ",".join(queues), "-c", str(concurrency),
+            "-l", "INFO", "--without-gossip", "--without-mingle",
+        ], env)  # fmt: skip
 
     @property
     def hostname(self) -> str:
@@ -56,9 +45,6 @@ class WorkerProcess:
         )  # fmt: skip
         return [int(pid) for pid in found.stdout.split()]
 
-    def log(self) -> str:
-        return "\n".join(self.lines[-200:])
-
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while not any(" ready." in line for line in self.lines):
@@ -66,17 +52,9 @@ class WorkerProcess:
                 raise RuntimeError(f"worker {self.name} did not start:\n{self.log()}")
             time.sleep(0.1)
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        # The worker leads its own process group: no pool child outlives it.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+    def stop(self, timeout: float = 20) -> int | None:
+        # A warm shutdown first; then the whole group goes: no pool child outlives it.
+        return super().stop(timeout)
 
 
 def worker_env(rabbitmq: str, django_db_blocker) -> dict[str, str]:
