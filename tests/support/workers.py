@@ -111,9 +111,19 @@ def workers_running(
 
 @contextlib.contextmanager
 def consumer_paused(worker: WorkerProcess, queue: str) -> Iterator[None]:
-    """Hold a worker off its queue (its messages wait there), and let it go on after the block."""
-    app.control.cancel_consumer(queue, destination=[worker.hostname], reply=True)
+    """Hold a worker off its queue (its messages wait there), and let it go on after the block.
+
+    Each command goes on a connection of its own: the app's pooled one may be
+    one an earlier test's broker restart closed.
+    """
+    with app.connection_for_write() as connection:
+        app.control.cancel_consumer(
+            queue, destination=[worker.hostname], reply=True, connection=connection
+        )
     try:
         yield
     finally:
-        app.control.add_consumer(queue, destination=[worker.hostname], reply=True)
+        with app.connection_for_write() as connection:
+            app.control.add_consumer(
+                queue, destination=[worker.hostname], reply=True, connection=connection
+            )
