@@ -3,6 +3,11 @@ from django.urls import include, path
 
 from .api import api
 
+# The shop's own name on every admin page, rather than "Django administration".
+admin.site.site_header = "eventshop operations"
+admin.site.site_title = "eventshop admin"
+admin.site.index_title = "Orders, payments, stock and the backbone"
+
 urlpatterns = [
     path("staff/live/", include("live.urls")),
     path("admin/", admin.site.urls),

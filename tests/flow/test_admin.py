@@ -76,3 +76,12 @@ def test_the_charges_waiting_for_their_fraud_verdict_are_listed_without_their_ca
     page = admin_client.get(reverse("admin:payments_screening_change", args=[waiting.pk]))
     assert page.status_code == 200
     assert "tok_secretish" not in page.content.decode()
+
+
+def test_the_admin_is_the_shops_and_leads_to_the_staff_pages_and_the_api_docs(admin_client):
+    page = admin_client.get(reverse("admin:index")).content.decode()
+    assert "eventshop operations" in page
+    assert "Django administration" not in page
+    for url in (reverse("live_dashboard:dashboard"), reverse("orders:stuck"), "/api/docs"):
+        assert f'href="{url}"' in page
+        assert admin_client.get(url).status_code == 200, url
