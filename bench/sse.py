@@ -24,6 +24,35 @@ class SseEvent:
     received_at: float  # time.time()
 
 
+class SseParser:
+    """Events from a stream's lines as they come: ``feed`` each one; a blank line ends an event."""
+
+    def __init__(self) -> None:
+        self.comments = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.name, self.data, self.id = "message", [], None
+
+    def feed(self, line: str, received_at: float) -> SseEvent | None:
+        """The event this line completes, if it does (its data is JSON)."""
+        if not line:
+            event = None
+            if self.data:
+                event = SseEvent(self.name, json.loads("\n".join(self.data)), self.id, received_at)
+            self._reset()
+            return event
+        if line.startswith(":"):
+            self.comments += 1  # a keep-alive
+        elif line.startswith("event:"):
+            self.name = line[6:].strip()
+        elif line.startswith("data:"):
+            self.data.append(line[5:].strip())
+        elif line.startswith("id:"):
+            self.id = line[3:].strip()
+        return None
+
+
 class HttpError(Exception):
     """The server answered something this client cannot read."""
 
@@ -117,28 +146,18 @@ class SseStream:
         if self._reader is None:
             await self.open()
         buffer = b""
-        name, data, event_id = "message", [], None
+        parser = SseParser()
         try:
             async for chunk in _body_chunks(self._reader, self._headers):
                 received_at = time.time()
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for raw in lines:
-                    line = raw.rstrip(b"\r").decode()
-                    if not line:
-                        if data:
-                            self.events += 1
-                            payload = json.loads("\n".join(data))
-                            self.on_event(SseEvent(name, payload, event_id, received_at))
-                        name, data, event_id = "message", [], None
-                    elif line.startswith(":"):
-                        self.keepalives += 1
-                    elif line.startswith("event:"):
-                        name = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data.append(line[5:].strip())
-                    elif line.startswith("id:"):
-                        event_id = line[3:].strip()
+                    event = parser.feed(raw.rstrip(b"\r").decode(), received_at)
+                    self.keepalives = parser.comments
+                    if event is not None:
+                        self.events += 1
+                        self.on_event(event)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             if not self.ended:
                 self.error = f"{type(exc).__name__}: {exc}"

@@ -3,7 +3,6 @@
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
@@ -13,7 +12,6 @@ from django.db import connections, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from config.celery import app
 from gateway.models import Charge
 from messaging.messages import Envelope
 from messaging.models import OutboxMessage
@@ -24,26 +22,9 @@ from payments.events import PaymentProcessed
 from payments.models import Payment
 from tests.flow.conftest import order_body, wait_until_closed
 from tests.support.waiting import wait_for
+from tests.support.workers import consumer_paused
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@contextmanager
-def consumer_paused(worker, queue: str):
-    """Hold one app's worker off its queue: its commands wait, unanswered."""
-    # Each broadcast on a new connection: a pooled one may be stale (an
-    # earlier test froze or stopped the broker).
-    with app.connection_for_write() as connection:
-        app.control.cancel_consumer(
-            queue, destination=[worker.hostname], reply=True, connection=connection
-        )
-    try:
-        yield
-    finally:
-        with app.connection_for_write() as connection:
-            app.control.add_consumer(
-                queue, destination=[worker.hostname], reply=True, connection=connection
-            )
 
 
 def place(client, **body) -> Order:

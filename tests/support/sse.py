@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import http.client
-import json
 import threading
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-
-@dataclass(frozen=True)
-class SseEvent:
-    name: str
-    data: object
-    id: str | None
-    received_at: float  # time.monotonic()
+from bench.sse import SseEvent, SseParser
 
 
 class SseClient:
@@ -38,21 +30,12 @@ class SseClient:
             self.ended.set()
 
     def _read(self) -> None:
-        name, data, event_id = "message", [], None
+        parser = SseParser()
         try:
             for raw in self.response:
-                line = raw.decode().rstrip("\r\n")
-                if not line:
-                    if data:
-                        self.events.append(SseEvent(name, json.loads("\n".join(data)), event_id,
-                                                    time.monotonic()))  # fmt: skip
-                    name, data, event_id = "message", [], None
-                elif line.startswith("event:"):
-                    name = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].strip())
-                elif line.startswith("id:"):
-                    event_id = line[3:].strip()
+                event = parser.feed(raw.decode().rstrip("\r\n"), time.time())
+                if event is not None:
+                    self.events.append(event)
         except (OSError, ValueError, AttributeError, http.client.HTTPException):
             pass  # closed under it
         finally:
