@@ -1,15 +1,26 @@
 from functools import wraps
 from uuid import UUID
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from ninja import Router, Status
 from ninja.decorators import decorate_view
 
 from . import selectors, services
-from .schemas import ErrorOut, OrderAccepted, OrderIn, OrderOut
+from .schemas import ErrorOut, OrderAccepted, OrderIn, OrderOut, ProductOut
 
 router = Router(tags=["orders"])
+
+# Seconds a client is asked to wait while the catalog loads after a fresh start.
+CATALOG_RETRY_AFTER = 2
+CATALOG_LOADING = {
+    "detail": "The catalog is loading (the shop has just started); try again in a few seconds."
+}
+
+
+def catalog_loading(response: HttpResponse):
+    response["Retry-After"] = str(CATALOG_RETRY_AFTER)
+    return Status(503, CATALOG_LOADING)
 
 
 def json_body_required(run):
@@ -35,16 +46,20 @@ def json_body_required(run):
         413: ErrorOut,
         415: ErrorOut,
         422: ErrorOut,
+        503: ErrorOut,
     },
     summary="Place an order",
     description="Answers once the order is committed and its OrderPlaced event is "
     "handed to the broker; payment, stock and shipping follow asynchronously. "
     "A body that is not JSON is refused with 400 (415 when not sent as JSON, 413 "
     "when too large); one that is JSON but invalid with 422, naming each field "
-    "that is wrong and why.",
+    "that is wrong and why. Right after a fresh start, while the catalog is "
+    "still loading, 503 with a Retry-After header.",
 )
 @decorate_view(json_body_required)
-def order_create(request, payload: OrderIn):
+def order_create(request, payload: OrderIn, response: HttpResponse):
+    if selectors.catalog_is_loading():
+        return catalog_loading(response)
     try:
         order = services.order_place(
             email=payload.email,
@@ -70,3 +85,17 @@ def order_detail(request, order_id: UUID):
     if order is None:
         return Status(404, {"detail": "No such order."})
     return Status(200, selectors.order_as_dict(order=order))
+
+
+@router.get(
+    "/products/",
+    response={200: list[ProductOut], 503: ErrorOut},
+    tags=["catalog"],
+    summary="The products for sale, with the stock available",
+    description="The catalog orders takes orders from, as the storefront shows it. "
+    "Right after a fresh start, while it is still loading, 503 with a Retry-After header.",
+)
+def products(request, response: HttpResponse):
+    if selectors.catalog_is_loading():
+        return catalog_loading(response)
+    return Status(200, list(selectors.catalog_for_sale()))

@@ -135,6 +135,14 @@ class OrderIn(StrictSchema):
     )
 
 
+class ProductOut(Schema):
+    sku: str
+    name: str
+    price: Decimal
+    currency: str
+    available: int
+
+
 class OrderAccepted(Schema):
     id: str
     status: str

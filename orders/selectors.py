@@ -85,7 +85,17 @@ def stuck_orders_count(*, older_than: timedelta) -> int:
 
 
 def catalog_for_sale() -> QuerySet[CatalogItem]:
+    """What orders will take an order for: the storefront's list and the products API's."""
     return CatalogItem.objects.filter(is_active=True).order_by("sku")
+
+
+def catalog_is_loading() -> bool:
+    """True until inventory's first ProductUpdated has reached orders' copy.
+
+    Right after a fresh start the copy is empty while the catalog's events are
+    still on their way; saying so beats refusing orders for unknown products.
+    """
+    return not CatalogItem.objects.exists()
 
 
 def order_get(*, order_id: UUID) -> Order | None:

@@ -244,6 +244,6 @@ def test_openapi_document_describes_the_api(client):
     document = client.get("/api/openapi.json").json()
     assert {"/api/orders/", "/api/orders/{order_id}/", "/api/products/"} <= set(document["paths"])
     post_order = document["paths"]["/api/orders/"]["post"]
-    assert set(post_order["responses"]) == {"202", "400", "413", "415", "422"}
+    assert set(post_order["responses"]) == {"202", "400", "413", "415", "422", "503"}
     get_order = document["paths"]["/api/orders/{order_id}/"]["get"]
     assert set(get_order["responses"]) == {"200", "404", "422"}
