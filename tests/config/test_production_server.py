@@ -1,0 +1,104 @@
+"""The production start serves its own pages: gunicorn with gunicorn.conf.py and the
+production settings answers 200 for the admin, the API docs, the storefront and an order page.
+"""
+
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.support.paths import ROOT
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def fetch(url: str) -> tuple[int, str]:
+    # As the proxy in front would send it: HTTPS was terminated there.
+    request = urllib.request.Request(url, headers={"X-Forwarded-Proto": "https"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (our own URL)
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@pytest.fixture
+def production_env(tmp_path) -> dict[str, str]:
+    """Production settings on a database of their own, static files not collected yet."""
+    keep = {"PATH", "HOME", "LANG"}
+    return {
+        **{k: v for k, v in os.environ.items() if k in keep},
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite3'}",
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "VAR_DIR": str(tmp_path / "var"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_gunicorn_serves_the_shop_under_the_production_settings(production_env, tmp_path):
+    # Given a migrated database with one order, and no static files collected
+    manage(production_env, "migrate", "--noinput", "--verbosity", "0")
+    order_id = manage(
+        production_env, "shell", "--verbosity", "0", "-c",
+        "from tests.orders.factories import OrderFactory; print(OrderFactory().id)",
+    ).strip()  # fmt: skip
+    assert not (tmp_path / "static").exists()
+
+    # When gunicorn starts the way production does, with its configuration file
+    port = free_port()
+    log = (tmp_path / "gunicorn.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**production_env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: listening(port), timeout=60, what="gunicorn to listen")
+
+        # Then each page a newcomer opens answers 200
+        pages = {}
+        for path in ("/admin/login/", "/api/docs", "/", f"/orders/{order_id}/"):
+            pages[path] = fetch(base + path)
+        assert {path: status for path, (status, _) in pages.items()} == dict.fromkeys(pages, 200)
+
+        # and the admin's stylesheet is served under its hashed name, from the collected files
+        stylesheet = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"',
+                               pages["/admin/login/"][1])  # fmt: skip
+        assert stylesheet, "the login page links the admin's stylesheet by its hashed name"
+        assert fetch(base + stylesheet.group(1))[0] == 200
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        assert server.wait(timeout=40) == 0, (tmp_path / "gunicorn.log").read_text()
+        log.close()
