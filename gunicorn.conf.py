@@ -11,7 +11,8 @@ from pathlib import Path
 
 MANAGE = Path(__file__).resolve().parent / "manage.py"
 
-bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+# Loopback by default: the proxy in front is on this host (a container sets GUNICORN_BIND).
+bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # Placing an order waits on the database and the broker's confirm, not the CPU:
 # two workers per core keep the cores busy while others wait.
 workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1) + 1))
