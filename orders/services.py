@@ -19,6 +19,7 @@ from messaging.publishing import publish
 from .events import Address, OrderCancelled, OrderCompleted, OrderPlaced, PlacedLine, Workflow
 from .models import CatalogItem, Order, OrderLine
 from .saga import Cancel, Complete, saga_handle_reply, saga_start
+from .steps import reason_refunded
 
 # How far along each status is; an event never moves an order backwards.
 PROGRESS = {
@@ -224,7 +225,7 @@ def order_mark_refunded(*, order_id: UUID, amount: Decimal, reason_code: str, re
     order = _locked(order_id)
     order.amount_refunded = amount
     order.payment_status = Order.PaymentStatus.REFUNDED
-    _cancel_if_choreographed(order, reason_code=reason_code, reason=f"{reason} (refunded)")
+    _cancel_if_choreographed(order, reason_code=reason_code, reason=reason_refunded(reason))
     order.save()
     return order
 

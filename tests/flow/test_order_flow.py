@@ -113,7 +113,9 @@ def test_an_order_without_stock_is_refunded_and_cancelled(client, stock, workflo
 
     assert order.status == "cancelled"
     assert order.cancel_reason_code == "out_of_stock"
-    assert order.cancel_reason == f"Out of stock: {sku} (1 of 2 available) (refunded)"
+    assert order.cancel_reason == (
+        f"Out of stock: {sku} (2 ordered, 1 available); the payment was refunded"
+    )
     assert_refunded_in_full(order, Decimal("40.00"))
     product = Product.objects.get(sku=sku)
     assert (product.on_hand, product.reserved, product.shipped) == (1, 0, 0)
@@ -130,7 +132,7 @@ def test_an_order_that_cannot_ship_gives_back_its_stock_and_money(client, stock,
 
     assert order.status == "cancelled"
     assert order.cancel_reason_code == "shipping_failed"
-    assert order.cancel_reason == "ParcelPost does not deliver to AQ (refunded)"
+    assert order.cancel_reason == "ParcelPost does not deliver to AQ; the payment was refunded"
     assert_refunded_in_full(order, Decimal("30.00"))
     wait_for(
         lambda: Product.objects.filter(sku=sku, on_hand=4, reserved=0, shipped=0).exists(),

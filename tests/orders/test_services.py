@@ -385,13 +385,13 @@ def test_a_refund_cancels_an_open_choreographed_order_once_however_often_it_is_r
     )  # fmt: skip
     assert (order.cancel_reason_code, order.cancel_reason) == (
         "out_of_stock",
-        "Not enough MUG in stock. (refunded)",
+        "Not enough MUG in stock; the payment was refunded",
     )
     assert cancellations() == [
         {
             "order_id": str(order.id),
             "reason_code": "out_of_stock",
-            "reason": "Not enough MUG in stock. (refunded)",
+            "reason": "Not enough MUG in stock; the payment was refunded",
         }
     ]
 
