@@ -11,6 +11,7 @@ from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt
 from pydantic_core import PydanticCustomError
 
+from .destinations import country_problem, shippable_countries
 from .events import Workflow
 
 # Control characters (Unicode category Cc, e.g. NUL, tab, line breaks) belong
@@ -21,7 +22,6 @@ _PRINTABLE = r"[^\x00-\x1F\x7F-\x9F]"
 # (leading and trailing spaces are stripped).
 TEXT_PATTERN = rf"^{_PRINTABLE}*[^\s\x00-\x1F\x7F-\x9F]{_PRINTABLE}*$"
 
-COUNTRY_PATTERN = r"^[A-Za-z]{2}$"
 COUNTRY_MESSAGE = "Enter a two-letter country code, e.g. FR."
 
 # 12 to 19 digits, a single space or dash allowed between two of them.
@@ -62,9 +62,17 @@ def text(max_length: int):
 
 
 def _country(value: str) -> str:
-    if not re.fullmatch(COUNTRY_PATTERN, value):
+    if len(value) != 2:
         raise PydanticCustomError("country", COUNTRY_MESSAGE)
+    problem = country_problem(value)
+    if problem:
+        raise PydanticCustomError("country", problem)
     return value
+
+
+def _served_countries(schema: dict) -> None:
+    # Read when the document is made, so it lists what the settings say today.
+    schema["enum"] = sorted(code for code, _ in shippable_countries())
 
 
 def _card_number(value: str) -> str:
@@ -100,10 +108,9 @@ class AddressIn(StrictSchema):
     country: Annotated[
         str,
         Field(
-            min_length=2,
-            max_length=2,
-            description="ISO 3166 two-letter code",
-            json_schema_extra={"pattern": COUNTRY_PATTERN},
+            description="The ISO 3166-1 two-letter code, in capitals, of a country our carrier "
+            "serves (those listed); another is refused before any charge.",
+            json_schema_extra=_served_countries,
         ),
         AfterValidator(_country),
     ]

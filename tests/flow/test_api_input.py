@@ -97,7 +97,12 @@ def assert_nothing_written():
         (
             {"shipping_address": {**ADDRESS, "country": "ÉÉ"}},
             "shipping_address.country",
-            "Enter a two-letter country code",
+            "'ÉÉ' is not an ISO 3166 country code",
+        ),
+        (
+            {"shipping_address": {**ADDRESS, "country": "France"}},
+            "shipping_address.country",
+            "Enter a two-letter country code, e.g. FR.",
         ),
         ({"card_number": "4242 4242 4242 424²"}, "card_number", "12 to 19 digits"),
         ({"card_number": "４２４２４２４２４２４２４２４２"}, "card_number", "12 to 19 digits"),
@@ -130,6 +135,30 @@ def test_unknown_product_and_invalid_card_are_rejected_together(client, catalog)
     assert response.json()["errors"] == {
         "items.1.sku": ["There is no product 'NOPE-9' for sale."],
         "card_number": ["This card number is not valid (check the digits)."],
+    }
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize(
+    ("country", "message"),
+    [
+        ("AQ", "We cannot deliver to Antarctica (AQ): our carrier does not go there."),
+        ("ZZ", "'ZZ' is not an ISO 3166 country code; use two capital letters, e.g. FR."),
+        ("Fr", "Write the country code in capitals: 'FR'."),
+        ("fr", "Write the country code in capitals: 'FR'."),
+    ],
+)
+def test_a_destination_the_carrier_cannot_reach_is_refused_before_any_charge(
+    client, catalog, country, message
+):
+    body = order_body(items=[(catalog, 1)], shipping_address={**ADDRESS, "country": country})
+
+    response = post(client, body)
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "The request is invalid.",
+        "errors": {"shipping_address.country": [message]},
     }
     assert_nothing_written()
 
