@@ -33,6 +33,25 @@ CARD_NUMBER_MESSAGE = (
 MAX_LINES = 50
 MAX_QUANTITY = 100
 
+# A body that places an order against the demo catalog (inventory's
+# seed_catalog: NB-006 is the product with the most stock), shown in /api/docs
+# so that "Try it out" works as it stands; tests/orders/test_api.py sends it.
+ITEM_EXAMPLE = {"sku": "NB-006", "quantity": 1}
+ADDRESS_EXAMPLE = {
+    "name": "Marie Curie",
+    "line1": "36 Quai de Béthune",
+    "city": "Paris",
+    "postal_code": "75004",
+    "country": "FR",
+}
+CARD_NUMBER_EXAMPLE = "4242 4242 4242 4242"
+ORDER_EXAMPLE = {
+    "email": "marie.curie@example.com",
+    "items": [ITEM_EXAMPLE],
+    "shipping_address": ADDRESS_EXAMPLE,
+    "card_number": CARD_NUMBER_EXAMPLE,
+}
+
 
 def control_character_problem(value: str) -> str | None:
     """Which control character the text holds and where, in words; None when it holds none."""
@@ -101,6 +120,8 @@ class StrictSchema(Schema):
 
 
 class AddressIn(StrictSchema):
+    model_config = ConfigDict(json_schema_extra={"examples": [ADDRESS_EXAMPLE]})
+
     name: text(200)
     line1: text(200)
     city: text(100)
@@ -117,11 +138,15 @@ class AddressIn(StrictSchema):
 
 
 class ItemIn(StrictSchema):
+    model_config = ConfigDict(json_schema_extra={"examples": [ITEM_EXAMPLE]})
+
     sku: text(40)
     quantity: Annotated[StrictInt, BeforeValidator(_whole_number)] = Field(ge=1, le=MAX_QUANTITY)
 
 
 class OrderIn(StrictSchema):
+    model_config = ConfigDict(json_schema_extra={"examples": [ORDER_EXAMPLE]})
+
     email: Annotated[
         str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_email)
     ]
@@ -132,7 +157,7 @@ class OrderIn(StrictSchema):
         Field(
             min_length=12,
             max_length=23,
-            examples=["4242424242424242"],
+            examples=[CARD_NUMBER_EXAMPLE],
             json_schema_extra={"pattern": CARD_NUMBER_PATTERN},
         ),
         AfterValidator(_card_number),
