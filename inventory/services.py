@@ -118,7 +118,9 @@ def _reserve(order_id: UUID, lines: list[ReservedLine], workflow: Workflow) -> R
         if sku not in products or not products[sku].is_active or products[sku].available < quantity
     ]
     if short:
-        missing = ", ".join(f"{s.sku} ({s.available} of {s.requested} available)" for s in short)
+        missing = ", ".join(
+            f"{s.sku} ({s.requested} ordered, {s.available} available)" for s in short
+        )
         publish(
             InventoryReservationFailed(
                 order_id=order_id, reason=f"Out of stock: {missing}", short=short, workflow=workflow

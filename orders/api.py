@@ -53,8 +53,11 @@ def json_body_required(run):
     "handed to the broker; payment, stock and shipping follow asynchronously. "
     "A body that is not JSON is refused with 400 (415 when not sent as JSON, 413 "
     "when too large); one that is JSON but invalid with 422, naming each field "
-    "that is wrong and why. Right after a fresh start, while the catalog is "
-    "still loading, 503 with a Retry-After header.",
+    "that is wrong and why. An order that cannot be had as the shop's catalog "
+    "stands (a product not for sale, more than is available or than one order "
+    "may hold, a country the carrier does not serve) is refused the same way, "
+    "before any charge. Right after a fresh start, while the catalog is still "
+    "loading, 503 with a Retry-After header.",
 )
 @decorate_view(json_body_required)
 def order_create(request, payload: OrderIn, response: HttpResponse):

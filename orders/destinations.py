@@ -17,11 +17,13 @@ def shippable_countries() -> list[tuple[str, str]]:
 
 def country_problem(code: str) -> str | None:
     """Why an order cannot go to this country code, in words; None when it can."""
-    if code.upper() not in countries:
+    upper = code.upper()
+    if upper not in countries:
         return f"{code!r} is not an ISO 3166 country code; use two capital letters, e.g. FR."
-    if code != code.upper():
-        return f"Write the country code in capitals: {code.upper()!r}."
-    if code in {c.upper() for c in settings.SHIPPING_UNSERVED_COUNTRIES}:
-        name = countries.name(code)
-        return f"We cannot deliver to {name} ({code}): our carrier does not go there."
+    # Said before the capitals, so that "aq" is told at once that it cannot be had.
+    if upper in {c.upper() for c in settings.SHIPPING_UNSERVED_COUNTRIES}:
+        name = countries.name(upper)
+        return f"We cannot deliver to {name} ({upper}): our carrier does not go there."
+    if code != upper:
+        return f"Write the country code in capitals: {upper!r}."
     return None

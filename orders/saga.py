@@ -48,6 +48,7 @@ from shipping.events import (
 )
 
 from .models import Order, OrderSaga, SagaEntry
+from .steps import reason_refunded
 
 logger = logging.getLogger(__name__)
 
@@ -235,8 +236,10 @@ def _released(saga: OrderSaga, reply: InventoryReleased) -> None:
 
 def _refunded(saga: OrderSaga, reply: PaymentRefunded | PaymentVoided) -> Ending:
     _finish(saga, State.CANCELLED)
-    suffix = " (refunded)" if isinstance(reply, PaymentRefunded) else ""
-    return Cancel(reason_code=saga.failure_code, reason=saga.failure_reason + suffix)
+    reason = saga.failure_reason
+    if isinstance(reply, PaymentRefunded):
+        reason = reason_refunded(reason)
+    return Cancel(reason_code=saga.failure_code, reason=reason)
 
 
 # Step -> reply type -> what it does; a reaction that ends the order returns how.

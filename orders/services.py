@@ -16,9 +16,12 @@ from gateway import client as gateway
 from messaging.messages import Envelope, Message
 from messaging.publishing import publish
 
+from .destinations import country_problem
 from .events import Address, OrderCancelled, OrderCompleted, OrderPlaced, PlacedLine, Workflow
 from .models import CatalogItem, Order, OrderLine
 from .saga import Cancel, Complete, saga_handle_reply, saga_start
+from .schemas import MAX_QUANTITY
+from .steps import reason_refunded
 
 # How far along each status is; an event never moves an order backwards.
 PROGRESS = {
@@ -57,17 +60,20 @@ def order_place(
     Under orchestration it also starts the order's saga, which sends the
     first command in the same transaction.
 
-    Raises OrderRejected, writing nothing, when a product is unknown or the
-    card number is invalid.
+    Raises OrderRejected, writing nothing and before the card is tokenized, for
+    what orders' own copy of the catalog already says cannot be had (a product
+    not for sale, more of one than the limit or than there is), a destination
+    the carrier does not serve, or an invalid card number. Inventory and
+    shipping check again later: the copy can be behind.
     """
     quantities: OrderedDict[str, int] = OrderedDict()
     for item in items:
         quantities[item.sku] = quantities.get(item.sku, 0) + item.quantity
     catalog = {c.sku: c for c in CatalogItem.objects.filter(sku__in=quantities, is_active=True)}
-    errors: dict[str, list[str]] = {}
-    for index, item in enumerate(items):
-        if item.sku not in catalog:
-            errors[f"items.{index}.sku"] = [f"There is no product {item.sku!r} for sale."]
+    errors = _item_problems(items, catalog)
+    country = shipping_address.get("country", "")
+    if problem := country_problem(country):
+        errors["shipping_address.country"] = [problem]
     try:
         card = gateway.card_number_normalize(card_number)
     except gateway.InvalidCardNumber as invalid:
@@ -87,7 +93,7 @@ def order_place(
             ship_line1=address.line1,
             ship_city=address.city,
             ship_postal_code=address.postal_code,
-            ship_country=address.country.upper(),
+            ship_country=address.country,
             workflow=workflow,
             total=sum(
                 (catalog[sku].price * quantity for sku, quantity in quantities.items()), Decimal(0)
@@ -126,6 +132,44 @@ def order_place(
         if workflow == Workflow.ORCHESTRATION:
             saga_start(order=order, card_token=token.token)
     return order
+
+
+def _item_problems(items: list[OrderItem], catalog: dict[str, CatalogItem]) -> dict[str, list[str]]:
+    """Each line's problem as orders' copy of the catalog sees it, keyed by the line's field.
+
+    Lines for one product count together: its quantity is their sum, and
+    when that is too many each of them says so.
+    """
+    lines: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        lines.setdefault(item.sku, []).append(index)
+    problems: dict[str, tuple[str, str]] = {}
+    for sku, indexes in lines.items():
+        product = catalog.get(sku)
+        if product is None:
+            problems[sku] = ("sku", f"There is no product {sku!r} for sale.")
+            continue
+        wanted = sum(items[index].quantity for index in indexes)
+        asked = f"you asked for {wanted}"
+        if len(indexes) > 1:
+            asked += f" in all, on items {_and(indexes)}"
+        named = f"{product.name} ({sku})"
+        if product.available <= 0:
+            problems[sku] = ("quantity", f"{named} is sold out.")
+        elif wanted > product.available and product.available < MAX_QUANTITY:
+            problems[sku] = ("quantity", f"Only {product.available} {named} available; {asked}.")
+        elif wanted > MAX_QUANTITY:
+            problems[sku] = ("quantity", f"At most {MAX_QUANTITY} {named} per order; {asked}.")
+    return {
+        f"items.{index}.{problems[item.sku][0]}": [problems[item.sku][1]]
+        for index, item in enumerate(items)
+        if item.sku in problems
+    }
+
+
+def _and(numbers: list[int]) -> str:
+    words = [str(n) for n in numbers]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 @transaction.atomic(savepoint=False)
@@ -224,7 +268,7 @@ def order_mark_refunded(*, order_id: UUID, amount: Decimal, reason_code: str, re
     order = _locked(order_id)
     order.amount_refunded = amount
     order.payment_status = Order.PaymentStatus.REFUNDED
-    _cancel_if_choreographed(order, reason_code=reason_code, reason=f"{reason} (refunded)")
+    _cancel_if_choreographed(order, reason_code=reason_code, reason=reason_refunded(reason))
     order.save()
     return order
 

@@ -27,6 +27,13 @@ CANCELLED_BECAUSE = {
 }
 
 
+def reason_refunded(reason: str) -> str:
+    """Why an order was cancelled, once the money it took went back: one sentence,
+    e.g. "Out of stock: PEN-005 (50 ordered, 10 available); the payment was refunded"."""
+    reason = reason.strip().rstrip(".")
+    return f"{reason}; the payment was refunded" if reason else "The payment was refunded"
+
+
 @dataclass(frozen=True)
 class Step:
     title: str

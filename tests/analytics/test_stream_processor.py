@@ -289,11 +289,14 @@ class Killer(threading.Thread):
 
 
 def test_killed_at_random_moments_the_processor_ends_with_the_figures_recomputed_from_scratch(
-    client, stock, stream, processors, capsys
+    client, stock, stale_catalog, stream, processors, capsys
 ):
     rng = random.Random(SEED)
     orders, seconds = 200, 25.0
     skus = [stock(on_hand=rng.randint(orders // 6, orders // 4), price="4.00") for _ in range(3)]
+    # Orders takes every order: the short and the unshippable end in the workers
+    for sku in skus:
+        stale_catalog(sku)
     start = at_head(stream, "aggregates")
     # given a processor killed with SIGKILL at random moments, and started again each time,
     killer = Killer(rng, processors)

@@ -3,6 +3,8 @@
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -39,6 +41,26 @@ def stock(app_workers):
         return sku
 
     return create
+
+
+@pytest.fixture
+def stale_catalog(settings) -> Callable[[str], None]:
+    """Orders' knowledge behind the other apps', for tests of the checks they make later.
+
+    Orders refuses up front what its copy of the catalog says cannot be had and
+    the destinations it knows the carrier does not serve; inventory's
+    reservation and shipping check again, as that copy can be behind. Here it
+    is: orders (in this process; the workers keep the real setting) believes
+    the carrier goes everywhere, and ``overstate(sku)`` leaves its copy of a
+    product promising more than there is, with no later news to correct it.
+    """
+    settings.SHIPPING_UNSERVED_COUNTRIES = []
+
+    def overstate(sku: str) -> None:
+        far_ahead = timezone.now() + timedelta(days=1)
+        CatalogItem.objects.filter(sku=sku).update(available=10_000, as_of=far_ahead)
+
+    return overstate
 
 
 def place_orders(

@@ -12,12 +12,15 @@ through the WSGI application, and checks each answer:
   card tokens);
 - a JSON error names its reason in words, per field where there is one;
 - a request that fits the document is accepted, unless it names a product
-  that is not for sale or a card number that fails its checksum (rules no
-  JSON Schema can state), and then the error says exactly that.
+  that is not for sale, asks for more of one product over several lines
+  than one order may hold, or gives a card number that fails its checksum
+  (rules no JSON Schema can state), and then the error says exactly that.
 
 Placed orders stay in the test's transaction: OrderPlaced is never handed to
 the broker (on_commit never runs), so no worker or RabbitMQ is involved.
 """
+
+from collections import Counter
 
 import pytest
 import schemathesis
@@ -34,11 +37,15 @@ from messaging.models import OutboxMessage
 from orders import services
 from orders.events import Workflow
 from orders.models import CatalogItem, Order, OrderLine, OrderSaga
+from orders.schemas import MAX_QUANTITY
 from tests.flow.conftest import ADDRESS
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 CATALOG = {"MUG-1": "12.50", "PEN-2": "3.00", "LAMP-3": "49.90"}
+# More of each than an order may hold: what is refused as more than there is
+# has tests of its own (tests/orders/test_services.py, test_api_input.py).
+AVAILABLE = 10 * MAX_QUANTITY
 VALID_CARDS = ["4242424242424242", "4242 4242 4242 4242", "4000-0000-0000-0002"]
 
 
@@ -72,7 +79,12 @@ def catalog(db):
     now = timezone.now()
     for sku, price in CATALOG.items():
         CatalogItem.objects.create(
-            sku=sku, name=f"Product {sku}", price=price, currency="EUR", available=5, as_of=now
+            sku=sku,
+            name=f"Product {sku}",
+            price=price,
+            currency="EUR",
+            available=AVAILABLE,
+            as_of=now,
         )
 
 
@@ -98,13 +110,18 @@ def assert_readable_error(response) -> None:
 
 
 def beyond_the_unstatable_rules(errors: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The errors that are not about a product not for sale or the card number's checksum."""
+    """The errors that are not about a product not for sale, the limit per product over
+    several lines, or the card number's checksum."""
     return {
         field: messages
         for field, messages in errors.items()
         if not (
             (field.startswith("items.") and field.endswith(".sku"))
             and all(m.startswith("There is no product") for m in messages)
+        )
+        and not (
+            (field.startswith("items.") and field.endswith(".quantity"))
+            and all(m.startswith(f"At most {MAX_QUANTITY} ") and " in all, " in m for m in messages)
         )
         and not (
             field == "card_number"
@@ -114,10 +131,18 @@ def beyond_the_unstatable_rules(errors: dict[str, list[str]]) -> dict[str, list[
 
 
 def use_the_catalog(body: dict) -> None:
-    """Name products for sale and a card that passes its checksum, picked by the generated data."""
+    """Name products for sale, no more of one than an order may hold, and a card that passes
+    its checksum, picked by the generated data."""
     skus = sorted(CATALOG)
+    ordered: Counter[str] = Counter()
+    items = []
     for item in body["items"]:
         item["sku"] = skus[len(item["sku"]) % len(skus)]
+        item["quantity"] = min(item["quantity"], MAX_QUANTITY - ordered[item["sku"]])
+        if item["quantity"]:
+            ordered[item["sku"]] += item["quantity"]
+            items.append(item)
+    body["items"] = items
     body["card_number"] = VALID_CARDS[len(body["card_number"]) % len(VALID_CARDS)]
 
 

@@ -8,6 +8,7 @@ from gateway.models import CardToken
 from messaging.models import OutboxMessage
 from orders.models import CatalogItem, Order
 from tests.flow.conftest import ADDRESS, order_body
+from tests.orders.factories import CatalogItemFactory
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -96,7 +97,12 @@ def assert_nothing_written():
         (
             {"shipping_address": {**ADDRESS, "country": "ÉÉ"}},
             "shipping_address.country",
-            "Enter a two-letter country code",
+            "'ÉÉ' is not an ISO 3166 country code",
+        ),
+        (
+            {"shipping_address": {**ADDRESS, "country": "France"}},
+            "shipping_address.country",
+            "Enter a two-letter country code, e.g. FR.",
         ),
         ({"card_number": "4242 4242 4242 424²"}, "card_number", "12 to 19 digits"),
         ({"card_number": "４２４２４２４２４２４２４２４２"}, "card_number", "12 to 19 digits"),
@@ -133,6 +139,73 @@ def test_unknown_product_and_invalid_card_are_rejected_together(client, catalog)
     assert_nothing_written()
 
 
+@pytest.mark.parametrize(
+    ("country", "message"),
+    [
+        ("AQ", "We cannot deliver to Antarctica (AQ): our carrier does not go there."),
+        ("ZZ", "'ZZ' is not an ISO 3166 country code; use two capital letters, e.g. FR."),
+        ("Fr", "Write the country code in capitals: 'FR'."),
+        ("fr", "Write the country code in capitals: 'FR'."),
+    ],
+)
+def test_a_destination_the_carrier_cannot_reach_is_refused_before_any_charge(
+    client, catalog, country, message
+):
+    body = order_body(items=[(catalog, 1)], shipping_address={**ADDRESS, "country": country})
+
+    response = post(client, body)
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "The request is invalid.",
+        "errors": {"shipping_address.country": [message]},
+    }
+    assert_nothing_written()
+
+
+@pytest.mark.parametrize(
+    ("items", "errors"),
+    [
+        pytest.param(
+            [("MUG-1", 50)],
+            {"items.0.quantity": ["Only 5 Mug (MUG-1) available; you asked for 50."]},
+            id="more than available",
+        ),
+        pytest.param(
+            [("MUG-1", 3), ("MUG-1", 3)],
+            {
+                f"items.{index}.quantity": [
+                    "Only 5 Mug (MUG-1) available; you asked for 6 in all, on items 0 and 1."
+                ]
+                for index in (0, 1)
+            },
+            id="lines that together ask for more than available",
+        ),
+        pytest.param(
+            [("LAMP-2", 60), ("LAMP-2", 60)],
+            {
+                f"items.{index}.quantity": [
+                    "At most 100 Lamp (LAMP-2) per order; you asked for 120 in all, on items 0 "
+                    "and 1."
+                ]
+                for index in (0, 1)
+            },
+            id="lines that together break the limit of 100",
+        ),
+    ],
+)
+def test_more_than_the_catalog_has_or_allows_is_refused_before_any_charge(
+    client, catalog, items, errors
+):
+    CatalogItemFactory(sku="LAMP-2", name="Lamp", available=1000)
+
+    response = post(client, order_body(items=items))
+
+    assert response.status_code == 422
+    assert response.json() == {"detail": "The order was not placed.", "errors": errors}
+    assert_nothing_written()
+
+
 def test_the_longest_values_the_columns_hold_are_stored_whole(client, catalog):
     """Unicode at every length limit: accepted and stored as sent, never a database error."""
     address = {
@@ -140,7 +213,7 @@ def test_the_longest_values_the_columns_hold_are_stored_whole(client, catalog):
         "line1": "Rue de l'Église " + "é" * 184,
         "city": "東京" * 50,
         "postal_code": "Ω" * 20,
-        "country": "fr",
+        "country": "FR",
     }
     body = order_body(items=[(catalog, 2)], email=LONGEST_EMAIL, shipping_address=address)
 

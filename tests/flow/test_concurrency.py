@@ -30,8 +30,10 @@ def place_one(sku: str) -> str:
         connections.close_all()
 
 
-def test_a_hundred_concurrent_orders_for_the_last_ten_units(stock):
+def test_a_hundred_concurrent_orders_for_the_last_ten_units(stock, stale_catalog):
+    # Orders' copy of the catalog takes them all: inventory alone decides who gets a unit
     sku = stock(on_hand=UNITS, price="7.00")
+    stale_catalog(sku)
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         ids = list(pool.map(place_one, [sku] * ORDERS))

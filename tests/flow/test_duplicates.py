@@ -24,8 +24,10 @@ def skipped_duplicates(app_workers) -> int:
     )
 
 
-def test_every_message_delivered_twice_takes_effect_once(app_workers, stock):
+def test_every_message_delivered_twice_takes_effect_once(app_workers, stock, stale_catalog):
+    # Orders' copy of the catalog lets the too many and the unshippable through to the workers
     sku = stock(on_hand=4, price="7.00")
+    stale_catalog(sku)
     before = skipped_duplicates(app_workers)
     cases = [
         # card, quantity, country: completes, completes, declined, no stock, unshippable

@@ -106,21 +106,28 @@ def test_a_refused_card_cancels_the_order_and_moves_no_stock(
     wait_for_emails(order.id, {"placed", "cancelled"})
 
 
-def test_an_order_without_stock_is_refunded_and_cancelled(client, stock, workflow):
+def test_an_order_without_stock_is_refunded_and_cancelled(client, stock, stale_catalog, workflow):
+    # Orders' copy of the catalog says there are more than inventory has
     sku = stock(on_hand=1, price="20.00")
+    stale_catalog(sku)
 
     order = wait_until_closed(place(client, workflow, items=[(sku, 2)])["id"])
 
     assert order.status == "cancelled"
     assert order.cancel_reason_code == "out_of_stock"
-    assert order.cancel_reason == f"Out of stock: {sku} (1 of 2 available) (refunded)"
+    assert order.cancel_reason == (
+        f"Out of stock: {sku} (2 ordered, 1 available); the payment was refunded"
+    )
     assert_refunded_in_full(order, Decimal("40.00"))
     product = Product.objects.get(sku=sku)
     assert (product.on_hand, product.reserved, product.shipped) == (1, 0, 0)
     wait_for_emails(order.id, {"placed", "refunded", "cancelled"})
 
 
-def test_an_order_that_cannot_ship_gives_back_its_stock_and_money(client, stock, workflow):
+def test_an_order_that_cannot_ship_gives_back_its_stock_and_money(
+    client, stock, stale_catalog, workflow
+):
+    # Orders does not know the carrier refuses AQ, shipping does
     sku = stock(on_hand=4, price="10.00")
     address = dict(ADDRESS, country="AQ")
 
@@ -130,7 +137,7 @@ def test_an_order_that_cannot_ship_gives_back_its_stock_and_money(client, stock,
 
     assert order.status == "cancelled"
     assert order.cancel_reason_code == "shipping_failed"
-    assert order.cancel_reason == "ParcelPost does not deliver to AQ (refunded)"
+    assert order.cancel_reason == "ParcelPost does not deliver to AQ; the payment was refunded"
     assert_refunded_in_full(order, Decimal("30.00"))
     wait_for(
         lambda: Product.objects.filter(sku=sku, on_hand=4, reserved=0, shipped=0).exists(),

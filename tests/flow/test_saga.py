@@ -72,7 +72,7 @@ def test_a_step_without_reply_is_retried_then_compensated_and_a_late_charge_refu
     order = wait_until_closed(order.pk)
     assert order.status == "cancelled"
     assert order.cancel_reason_code == "timeout"
-    assert order.cancel_reason == "No reply to Charge Payment in time (refunded)"
+    assert order.cancel_reason == "No reply to Charge Payment in time; the payment was refunded"
     payment = Payment.objects.get(order_id=order.pk)
     assert (payment.status, payment.amount, payment.amount_refunded) == (
         "refunded", Decimal("11.00"), Decimal("11.00"),

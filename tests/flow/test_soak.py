@@ -92,7 +92,7 @@ class FaultInjector(threading.Thread):
 
 
 def test_soak_every_order_ends_and_the_books_balance_under_faults(
-    app_workers, broker_control, capsys
+    app_workers, broker_control, stale_catalog, capsys
 ):
     rng = random.Random(SEED)
     stock = {}
@@ -104,6 +104,9 @@ def test_soak_every_order_ends_and_the_books_balance_under_faults(
         lambda: CatalogItem.objects.filter(sku__in=stock).count() == len(stock),
         what="the soak catalog",
     )
+    # Orders takes every order: the short and the unshippable end in the workers
+    for sku in stock:
+        stale_catalog(sku)
     # Extra workers on random queues, each to be killed with messages in hand.
     extra = [
         WorkerProcess(f"soak-extra-{n}", [rng.choice(APP_QUEUES)], app_workers["orders"].env, 2)

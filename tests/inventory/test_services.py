@@ -210,7 +210,7 @@ def test_one_short_line_reserves_nothing_and_is_named(make_pen, available):
     [failed] = published("InventoryReservationFailed")
     assert failed.payload == {
         "order_id": str(request.order_id),
-        "reason": f"Out of stock: PEN-2 ({available} of 2 available)",
+        "reason": f"Out of stock: PEN-2 (2 ordered, {available} available)",
         "short": [{"sku": "PEN-2", "requested": 2, "available": available}],
         "workflow": "choreography",
     }

@@ -29,7 +29,7 @@ def refunded(order_id=ORDER_ID, workflow="choreography"):
         amount=Decimal("20.00"),
         currency="EUR",
         reason_code="out_of_stock",
-        reason="Out of stock: MUG-1 (0 of 2 available)",
+        reason="Out of stock: MUG-1 (2 ordered, 0 available)",
         workflow=workflow,
     )
 
@@ -56,7 +56,8 @@ ANNOUNCEMENTS = [
         refunded(),
         "refunded",
         f"Refund for order {SHORT_ID}",
-        "We refunded 20.00 EUR to your card.\n\nReason: Out of stock: MUG-1 (0 of 2 available)\n",
+        "We refunded 20.00 EUR to your card.\n\n"
+        "Reason: Out of stock: MUG-1 (2 ordered, 0 available)\n",
         id="refunded",
     ),
 ]

@@ -141,7 +141,7 @@ class OrderSagaFactory(DjangoModelFactory):
             order=_order(
                 cancelled=True,
                 cancel_reason_code="out_of_stock",
-                cancel_reason="Not enough SKU-0001 in stock. (refunded)",
+                cancel_reason="Not enough SKU-0001 in stock; the payment was refunded",
             ),
         )
         completed = factory.Trait(

@@ -92,7 +92,7 @@ def test_update_catalog_ignores_a_statement_older_than_its_copy():
             {"status": "paid", "payment_status": "captured"},
             {"status": "cancelled", "payment_status": "refunded",
              "amount_refunded": Decimal("20.00"), "cancel_reason_code": "out_of_stock",
-             "cancel_reason": "Not enough MUG in stock. (refunded)"},
+             "cancel_reason": "Not enough MUG in stock; the payment was refunded"},
             ["OrderCancelled"], id="record_refund",
         ),
         pytest.param(

@@ -202,12 +202,12 @@ ENDS = [
             "refunding", "cancelled", "OrderCancelled",
             message_class, {},
             {"status": "cancelled", "cancel_reason_code": "out_of_stock",
-             "cancel_reason": f"Not enough SKU-0001 in stock.{suffix}"},
+             "cancel_reason": reason},
             id=f"refund_payment + {message_class.__name__}: cancelled, {how}",
         )
-        for message_class, suffix, how in [
-            (PaymentRefunded, " (refunded)", "refunded"),
-            (PaymentVoided, "", "nothing was charged"),
+        for message_class, reason, how in [
+            (PaymentRefunded, "Not enough SKU-0001 in stock; the payment was refunded", "refunded"),
+            (PaymentVoided, "Not enough SKU-0001 in stock.", "nothing was charged"),
         ]
     ],
 ]  # fmt: skip
@@ -334,7 +334,7 @@ def test_a_late_charge_refunded_leaves_the_saga_cancelled_and_the_order_told_onc
     # Then the saga is cancelled again, and the order's cancellation is not published twice
     assert position(saga)[:2] == ("cancelled", "done")
     assert order_of(saga, "cancel_reason") == {
-        "cancel_reason": "Not enough SKU-0001 in stock. (refunded)"
+        "cancel_reason": "Not enough SKU-0001 in stock; the payment was refunded"
     }
     assert [row.type for row in published()] == ["RefundPayment"]
 

@@ -30,15 +30,17 @@ ADDRESS = {
     "line1": "12 Analytical Row",
     "city": "London",
     "postal_code": "N1 7AA",
-    "country": "gb",
+    "country": "GB",
 }
 
 
-def place(*items: tuple[str, int], card_number: str = CARD, workflow=None) -> Order:
+def place(
+    *items: tuple[str, int], card_number: str = CARD, workflow=None, country: str = "GB"
+) -> Order:
     return services.order_place(
         email="ada@example.com",
         items=[OrderItem(sku=sku, quantity=quantity) for sku, quantity in items],
-        shipping_address=ADDRESS,
+        shipping_address={**ADDRESS, "country": country},
         card_number=card_number,
         workflow=workflow,
     )
@@ -137,59 +139,141 @@ def test_an_orchestrated_order_starts_its_saga_by_asking_for_the_charge(
 
 @pytest.mark.django_db(databases=["default", "gateway"])
 @pytest.mark.parametrize(
-    ("items", "card_number", "workflow", "errors"),
+    ("order", "errors"),
     [
         pytest.param(
-            [("MUG", 1), ("NOPE", 2)], CARD, None,
+            {"items": [("MUG", 1), ("NOPE", 2)]},
             {"items.1.sku": ["There is no product 'NOPE' for sale."]},
             id="unknown product",
         ),
         pytest.param(
-            [("GONE", 1)], CARD, None,
+            {"items": [("GONE", 1)]},
             {"items.0.sku": ["There is no product 'GONE' for sale."]},
             id="product no longer for sale",
         ),
         pytest.param(
-            [("MUG", 1)], "4242 4242 4242 4241", None,
+            {"items": [("PEN", 50)]},
+            {"items.0.quantity": ["Only 10 Brass pen (PEN) available; you asked for 50."]},
+            id="more than the catalog says is available",
+        ),
+        pytest.param(
+            {"items": [("PEN", 6), ("MUG", 1), ("PEN", 5)]},
+            {
+                "items.0.quantity": [
+                    "Only 10 Brass pen (PEN) available; you asked for 11 in all, on items 0 and 2."
+                ],
+                "items.2.quantity": [
+                    "Only 10 Brass pen (PEN) available; you asked for 11 in all, on items 0 and 2."
+                ],
+            },
+            id="lines for one product that together ask for more than is available",
+        ),
+        pytest.param(
+            {"items": [("TEE", 60), ("TEE", 60)]},
+            {
+                "items.0.quantity": [
+                    "At most 100 T-shirt (TEE) per order; you asked for 120 in all, on items 0 "
+                    "and 1."
+                ],
+                "items.1.quantity": [
+                    "At most 100 T-shirt (TEE) per order; you asked for 120 in all, on items 0 "
+                    "and 1."
+                ],
+            },
+            id="lines for one product that together break the limit",
+        ),
+        pytest.param(
+            {"items": [("SOLD", 1)]},
+            {"items.0.quantity": ["Sold-out cap (SOLD) is sold out."]},
+            id="sold out",
+        ),
+        pytest.param(
+            {"country": "AQ"},
+            {
+                "shipping_address.country": [
+                    "We cannot deliver to Antarctica (AQ): our carrier does not go there."
+                ]
+            },
+            id="a country the carrier does not serve",
+        ),
+        pytest.param(
+            {"country": "ZZ"},
+            {
+                "shipping_address.country": [
+                    "'ZZ' is not an ISO 3166 country code; use two capital letters, e.g. FR."
+                ]
+            },
+            id="not a country",
+        ),
+        pytest.param(
+            {"country": "Fr"},
+            {"shipping_address.country": ["Write the country code in capitals: 'FR'."]},
+            id="a country not in capitals",
+        ),
+        pytest.param(
+            {"card_number": "4242 4242 4242 4241"},
             {"card_number": ["This card number is not valid (check the digits)."]},
             id="card failing the Luhn check",
         ),
         pytest.param(
-            [("MUG", 1)], "4242", None,
+            {"card_number": "4242"},
             {"card_number": ["Enter a card number of 12 to 19 digits."]},
             id="card too short",
         ),
         pytest.param(
-            [("MUG", 1)], CARD, "saga",
+            {"workflow": "saga"},
             {"workflow": ["Choose one of: choreography, orchestration."]},
             id="unknown workflow",
         ),
         pytest.param(
-            [("NOPE", 1), ("MUG", 1)], "1234", None,
+            {"items": [("NOPE", 1), ("MUG", 1), ("PEN", 11)], "card_number": "1234",
+             "country": "AQ"},
             {
                 "items.0.sku": ["There is no product 'NOPE' for sale."],
+                "items.2.quantity": ["Only 10 Brass pen (PEN) available; you asked for 11."],
+                "shipping_address.country": [
+                    "We cannot deliver to Antarctica (AQ): our carrier does not go there."
+                ],
                 "card_number": ["Enter a card number of 12 to 19 digits."],
             },
             id="every problem at once",
         ),
     ],
 )  # fmt: skip
-def test_a_rejected_order_says_which_field_and_why_and_writes_nothing(
-    items, card_number, workflow, errors
-):
-    # Given a mug for sale and a product withdrawn
+def test_a_rejected_order_says_which_field_and_why_and_writes_nothing(order, errors):
+    # Given orders' copy of the catalog: a mug, ten pens, plenty of T-shirts, a cap sold
+    # out and a product withdrawn
     CatalogItemFactory(sku="MUG")
+    CatalogItemFactory(sku="PEN", name="Brass pen", available=10)
+    CatalogItemFactory(sku="TEE", name="T-shirt", available=500)
+    CatalogItemFactory(sku="SOLD", name="Sold-out cap", available=0)
     CatalogItemFactory(sku="GONE", is_active=False)
 
-    # When the order is placed with a problem
+    # When an order with a problem is placed
     with pytest.raises(OrderRejected) as rejected:
-        place(*items, card_number=card_number, workflow=workflow)
+        place(*order.pop("items", [("MUG", 1)]), **order)
 
-    # Then it says which field and why, and nothing was written, not even a card token
+    # Then it says which field and why, before any charge: nothing was written,
+    # not even a card token
     assert rejected.value.errors == errors
     assert not Order.objects.exists()
     assert published() == []
     assert not CardToken.objects.exists()
+
+
+@pytest.mark.django_db(databases=["default", "gateway"])
+def test_an_order_for_all_there_is_in_lines_up_to_the_limit_is_placed():
+    # Given ten pens in orders' copy of the catalog, and plenty of T-shirts
+    CatalogItemFactory(sku="PEN", available=10)
+    CatalogItemFactory(sku="TEE", available=500)
+
+    # When an order asks for every pen, in two lines, and the most T-shirts one order may hold
+    order = place(("PEN", 4), ("TEE", 100), ("PEN", 6))
+
+    # Then it is placed, a line per product
+    quantities = dict(order.lines.values_list("sku", "quantity"))
+    assert quantities == {"PEN": 10, "TEE": 100}
+    assert published_types() == ["OrderPlaced"]
 
 
 # --- catalog_item_apply -------------------------------------------------------
@@ -385,13 +469,13 @@ def test_a_refund_cancels_an_open_choreographed_order_once_however_often_it_is_r
     )  # fmt: skip
     assert (order.cancel_reason_code, order.cancel_reason) == (
         "out_of_stock",
-        "Not enough MUG in stock. (refunded)",
+        "Not enough MUG in stock; the payment was refunded",
     )
     assert cancellations() == [
         {
             "order_id": str(order.id),
             "reason_code": "out_of_stock",
-            "reason": "Not enough MUG in stock. (refunded)",
+            "reason": "Not enough MUG in stock; the payment was refunded",
         }
     ]
 

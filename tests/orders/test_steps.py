@@ -2,7 +2,7 @@
 
 import pytest
 
-from orders.steps import DESCRIBE, describe, step_entry
+from orders.steps import DESCRIBE, describe, reason_refunded, step_entry
 
 ORDER = "6d1f0e0a-5c3e-4b61-9d0e-2f1a3b4c5d6e"
 
@@ -78,3 +78,20 @@ def test_a_step_entry_is_the_words_plus_the_events_identity():
         "title": "In stock and set aside for you", "detail": "", "status": "reserved",
         "tone": "good", "facts": {},
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reason", "cancel_reason"),
+    [
+        (
+            "Out of stock: PEN-005 (50 ordered, 10 available)",
+            "Out of stock: PEN-005 (50 ordered, 10 available); the payment was refunded",
+        ),
+        ("Not enough MUG in stock.", "Not enough MUG in stock; the payment was refunded"),
+        ("", "The payment was refunded"),
+    ],
+)
+def test_a_refunded_order_says_why_and_that_the_money_went_back_in_one_sentence(
+    reason, cancel_reason
+):
+    assert reason_refunded(reason) == cancel_reason

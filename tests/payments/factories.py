@@ -74,5 +74,5 @@ class RefundFactory(DjangoModelFactory):
         PaymentFactory, status=Payment.Status.REFUNDED, amount_refunded=Decimal("20.00")
     )
     amount = factory.SelfAttribute("payment.amount")
-    reason = "Out of stock: MUG-1 (0 of 1 available)"
+    reason = "Out of stock: MUG-1 (1 ordered, 0 available)"
     gateway_refund_id = factory.Sequence(lambda n: f"re_test{n:08d}")

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db(databases=["default", "gateway"])
 
 
 def out_of_stock(order_id, workflow=Workflow.CHOREOGRAPHY):
-    reason = "Out of stock: MUG-1 (0 of 1 available)"
+    reason = "Out of stock: MUG-1 (1 ordered, 0 available)"
     return InventoryReservationFailed(order_id=order_id, reason=reason, workflow=workflow)
 
 
