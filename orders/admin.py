@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html_join
 
+from messaging.admin import short_id_column
+
 from . import saga, selectors
 from .models import CatalogItem, Order, OrderLine, OrderSaga, SagaEntry
 
@@ -18,11 +20,10 @@ class OrderLineInline(admin.TabularInline):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = [
-        "id",
+        short_id_column("id", "order"),
         "email",
         "status",
-        "total",
-        "currency",
+        "amount",
         "payment_status",
         "workflow",
         "created_at",
@@ -40,6 +41,10 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="total", ordering="total")
+    def amount(self, obj: Order) -> str:
+        return f"{obj.total} {obj.currency}"
 
     @admin.display(description="Event timeline")
     def timeline(self, obj: Order):
@@ -82,7 +87,15 @@ class SagaEntryInline(admin.TabularInline):
 
 @admin.register(OrderSaga)
 class OrderSagaAdmin(admin.ModelAdmin):
-    list_display = ["order", "state", "step", "attempts", "deadline", "failure_code", "updated_at"]
+    list_display = [
+        short_id_column("order_id", "order"),
+        "state",
+        "step",
+        "attempts",
+        "deadline",
+        "failure_code",
+        "updated_at",
+    ]
     list_filter = ["state", "step"]
     search_fields = ["order__id", "order__email"]
     inlines = [SagaEntryInline]

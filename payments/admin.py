@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 
+from messaging.admin import short_id_column
+
 from . import services
 from .models import Payment, Refund, Screening
 
@@ -14,7 +16,7 @@ class RefundInline(admin.StackedInline):
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
     list_display = [
-        "order_id",
+        short_id_column("order_id", "order"),
         "amount",
         "currency",
         "status",
@@ -73,7 +75,14 @@ class ScreeningAdmin(admin.ModelAdmin):
     """The fraud screen's verdicts, and the charges waiting for one (the stream processor is
     behind or down while they pile up)."""
 
-    list_display = ["order_id", "verdict", "rule", "reason", "requested_at", "screened_at"]
+    list_display = [
+        short_id_column("order_id", "order"),
+        "verdict",
+        "rule",
+        "reason",
+        "requested_at",
+        "screened_at",
+    ]
     list_filter = [ChargeWaitingFilter, "verdict", "created_at"]
     search_fields = ["order_id"]
     exclude = ["card_token"]

@@ -1,11 +1,18 @@
 from django.contrib import admin
 
+from messaging.admin import short_id_column
+
 from .models import Shipment, ShipmentRequest
 
 
 @admin.register(Shipment)
 class ShipmentAdmin(admin.ModelAdmin):
-    list_display = ["order_id", "carrier", "tracking_number", "created_at"]
+    list_display = [
+        short_id_column("order_id", "order"),
+        "carrier",
+        "tracking_number",
+        "created_at",
+    ]
     search_fields = ["order_id", "tracking_number"]
     list_filter = ["carrier", "created_at"]
 
@@ -18,7 +25,7 @@ class ShipmentAdmin(admin.ModelAdmin):
 
 @admin.register(ShipmentRequest)
 class ShipmentRequestAdmin(admin.ModelAdmin):
-    list_display = ["order_id", "received_at"]
+    list_display = [short_id_column("order_id", "order"), "received_at"]
     search_fields = ["order_id"]
     readonly_fields = ["order_id", "address", "lines", "received_at"]
 

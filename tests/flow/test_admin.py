@@ -1,4 +1,5 @@
-"""Every admin list and change page renders for staff, with the order's timeline."""
+"""Every admin list and change page renders for staff, with the order's timeline; lists show
+orders by their short reference."""
 
 import uuid
 
@@ -7,9 +8,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from messaging.models import DeadLetter, OutboxMessage
+from messaging.references import short_reference
 from orders.models import Order
 from payments.models import Screening
 from tests.flow.conftest import form_data
+from tests.orders.factories import OrderFactory
+from tests.payments.factories import PaymentFactory
+from tests.shipping.factories import ShipmentFactory
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -85,3 +90,28 @@ def test_the_admin_is_the_shops_and_leads_to_the_staff_pages_and_the_api_docs(ad
     for url in (reverse("live_dashboard:dashboard"), reverse("orders:stuck"), "/api/docs"):
         assert f'href="{url}"' in page
         assert admin_client.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize(
+    ("changelist", "make", "field"),
+    [
+        ("admin:orders_order_changelist", OrderFactory, "id"),
+        ("admin:payments_payment_changelist", PaymentFactory, "order_id"),
+        ("admin:shipping_shipment_changelist", ShipmentFactory, "order_id"),
+    ],
+)
+def test_lists_show_the_short_reference_and_find_a_row_by_it_or_by_the_whole_id(
+    admin_client, changelist, make, field
+):
+    # Given two rows about two orders
+    wanted, other = make(), make()
+    order_id = getattr(wanted, field)
+    reference = short_reference(order_id)
+
+    # When staff search by the reference, in either case, or by the whole id
+    for term in (reference, reference.lower(), str(order_id)):
+        page = admin_client.get(reverse(changelist), {"q": term}).content.decode()
+
+        # Then that row alone is listed, by its reference, the whole id on hover
+        assert f'<span title="{order_id}">{reference}</span>' in page, term
+        assert short_reference(getattr(other, field)) not in page, term
