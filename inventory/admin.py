@@ -59,6 +59,10 @@ class ReservationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Reserved and released by the order's events only: a page to read.
+        return False
+
 
 @admin.register(OrderRequest)
 class OrderRequestAdmin(admin.ModelAdmin):
@@ -67,4 +71,7 @@ class OrderRequestAdmin(admin.ModelAdmin):
     readonly_fields = ["order_id", "lines", "received_at"]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -1,10 +1,13 @@
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django_celery_results.admin import TaskResultAdmin as CeleryTaskResultAdmin
+from django_celery_results.models import TaskResult
 
 from .dead_letters import dead_letters_redrive
 from .models import DeadLetter, InboxRecord, OutboxMessage
@@ -103,6 +106,15 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # The page is for reading; staff act on a letter with the redrive action.
+        return False
+
+    def has_redrive_permission(self, request: HttpRequest) -> bool:
+        """Redriving marks the letter redriven: the dead letter's change permission."""
+        codename = get_permission_codename("change", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
     @admin.display(description="handler", ordering="handler")
     def handler_path(self, obj: DeadLetter) -> SafeString:
         return wrappable_path(obj.handler)
@@ -118,9 +130,19 @@ class DeadLetterAdmin(admin.ModelAdmin):
         return obj.error if len(obj.error) <= 120 else obj.error[:117] + "..."
 
     @admin.action(
-        description="Redrive selected dead letters to their handler", permissions=["change"]
+        description="Redrive selected dead letters to their handler", permissions=["redrive"]
     )
     def redrive(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         result = dead_letters_redrive(ids=queryset.values_list("pk", flat=True))
         level = messages.SUCCESS if not result.skipped else messages.WARNING
         self.message_user(request, f"Redrive: {result}", level)
+
+
+# Celery's own record of a task's result, every field read-only: a page without save buttons.
+admin.site.unregister(TaskResult)
+
+
+@admin.register(TaskResult)
+class TaskResultAdmin(CeleryTaskResultAdmin):
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

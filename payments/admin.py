@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 
 from messaging.admin import short_id_column
 
@@ -36,10 +37,20 @@ class PaymentAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # The page is for reading; money moves through the refund action.
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Refund selected payments in full", permissions=["change"])
+    def has_refund_permission(self, request) -> bool:
+        """A refund changes the payment: the payment's change permission."""
+        return request.user.has_perm(
+            f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}"
+        )
+
+    @admin.action(description="Refund selected payments in full", permissions=["refund"])
     def refund(self, request, queryset):
         refunded = 0
         for payment in queryset:
@@ -91,6 +102,9 @@ class ScreeningAdmin(admin.ModelAdmin):
         return [f.name for f in Screening._meta.fields if f.name != "card_token"]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):

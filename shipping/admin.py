@@ -22,6 +22,10 @@ class ShipmentAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # A record of the carrier's answer: a page to read.
+        return False
+
 
 @admin.register(ShipmentRequest)
 class ShipmentRequestAdmin(admin.ModelAdmin):
@@ -30,4 +34,7 @@ class ShipmentRequestAdmin(admin.ModelAdmin):
     readonly_fields = ["order_id", "address", "lines", "received_at"]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
