@@ -20,6 +20,14 @@ def printable(value: str) -> None:
         raise ValidationError(problem, code="control_character")
 
 
+class CardNumberInput(forms.TextInput):
+    """A text input that never sends its value back to the browser (PasswordInput's
+    render_value=False, left readable): after an error the card number is typed again."""
+
+    def get_context(self, name, value, attrs):
+        return super().get_context(name, None, attrs)
+
+
 class OrderForm(forms.Form):
     """The storefront's order form: a quantity per product, where it goes, how to pay."""
 
@@ -40,6 +48,7 @@ class OrderForm(forms.Form):
         max_length=23,
         help_text="Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined",
         error_messages={"invalid": CARD_NUMBER_MESSAGE},
+        widget=CardNumberInput(attrs={"autocomplete": "cc-number", "inputmode": "numeric"}),
     )
 
     workflow = forms.ChoiceField(
@@ -79,7 +88,25 @@ class OrderForm(forms.Form):
         ]
 
     def clean(self):
+        """Every error at once: a quantity over what the catalog has beside the other fields',
+        and nothing chosen only when no quantity was refused (one was chosen, then)."""
         cleaned = super().clean()
-        if not self.errors and not self.chosen_items():
-            raise forms.ValidationError("Choose a quantity for at least one product.")
+        for product in self.products:
+            field = self.quantity_field(product.sku)
+            quantity = cleaned.get(field) or 0
+            if quantity > max(product.available, 0):
+                self.add_error(field, _too_many(product))
+        quantity_refused = any(self.has_error(self.quantity_field(p.sku)) for p in self.products)
+        if not quantity_refused and not self.chosen_items():
+            self.add_error(None, "Choose a quantity for at least one product.")
         return cleaned
+
+
+def _too_many(product: CatalogItem) -> ValidationError:
+    if product.available <= 0:
+        return ValidationError("Out of stock.", code="out_of_stock")
+    return ValidationError(
+        "Only %(available)s available.",
+        code="over_available",
+        params={"available": product.available},
+    )
