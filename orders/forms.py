@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from .destinations import country_problem, shippable_countries
 from .events import Workflow
 from .models import CatalogItem
 from .schemas import (
@@ -28,6 +29,23 @@ class CardNumberInput(forms.TextInput):
         return super().get_context(name, None, attrs)
 
 
+class CountryField(forms.ChoiceField):
+    """One of the countries the carrier serves, by its ISO code; another is refused saying why."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=self.served_choices, **kwargs)
+
+    @staticmethod
+    def served_choices() -> list[tuple[str, str]]:
+        # Called for each form, so the list follows SHIPPING_UNSERVED_COUNTRIES as it is now.
+        return [("", "Choose a country"), *shippable_countries()]
+
+    def validate(self, value):
+        if value and not self.valid_value(value):
+            raise ValidationError(country_problem(value) or COUNTRY_MESSAGE, code="invalid_choice")
+        super().validate(value)
+
+
 class OrderForm(forms.Form):
     """The storefront's order form: a quantity per product, where it goes, how to pay."""
 
@@ -37,11 +55,9 @@ class OrderForm(forms.Form):
     line1 = forms.CharField(label="Address", max_length=200, validators=[printable])
     city = forms.CharField(max_length=100, validators=[printable])
     postal_code = forms.CharField(max_length=20, validators=[printable])
-    country = forms.RegexField(
-        regex=r"^[A-Za-z]{2}$",
-        max_length=2,
-        help_text="Two-letter code, e.g. FR",
-        error_messages={"invalid": COUNTRY_MESSAGE},
+    country = CountryField(
+        help_text="Those our carrier delivers to",
+        error_messages={"required": "Choose a country."},
     )
     card_number = forms.RegexField(
         regex=CARD_NUMBER_PATTERN,

@@ -9,6 +9,7 @@ from django.test import Client, RequestFactory
 from gateway.models import CardToken
 from messaging.models import OutboxMessage
 from orders import services
+from orders.destinations import shippable_countries
 from orders.forms import OrderForm
 from orders.models import Order
 from orders.views import form_field_of
@@ -40,7 +41,11 @@ def test_a_valid_order_lands_on_its_own_unguessable_page(client, storefront_cata
     ("overrides", "message"),
     [
         ({"email": "nope"}, "Enter a valid email address."),
-        ({"country": "France"}, "Enter a two-letter country code"),
+        ({"country": "France"}, "is not an ISO 3166 country code"),
+        ({"country": "AQ"}, "We cannot deliver to Antarctica (AQ)"),
+        ({"country": "ZZ"}, "is not an ISO 3166 country code"),
+        ({"country": "fr"}, "Write the country code in capitals"),
+        ({"country": ""}, "Choose a country."),
         ({"qty_MUG-1": "6"}, "Only 5 available."),
         ({"qty_PEN-2": "1"}, "Out of stock."),
         ({"card_number": "4242 4242 4242 4241"}, "This card number is not valid"),
@@ -125,8 +130,9 @@ def test_an_empty_form_shows_every_error_on_the_first_submit(client, storefront_
     page = response.content.decode()
     assert response.status_code == 400
     assert "Choose a quantity for at least one product." in page
-    # email, name, address, city, postal code, country and card number
-    assert page.count("This field is required.") == 7
+    # email, name, address, city, postal code and card number
+    assert page.count("This field is required.") == 6
+    assert "Choose a country." in page
     assert not Order.objects.exists()
 
 
@@ -170,6 +176,24 @@ def test_a_quantity_over_what_is_available_is_refused_on_its_line_before_any_cha
     assert not Order.objects.exists()
     assert not OutboxMessage.objects.exists()
     assert not CardToken.objects.exists()
+
+
+def test_the_country_is_chosen_from_those_the_carrier_serves(client, storefront_catalog):
+    page = client.get("/").content.decode()
+
+    select = re.search(r'<select name="country"[^>]*>(.*?)</select>', page, re.S).group(1)
+    options = dict(re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select))
+    assert options[""] == "Choose a country"
+    assert options["FR"] == "France" and options["GB"] == "United Kingdom"
+    assert "AQ" not in options
+    assert [code for code, _ in shippable_countries()] == [c for c in options if c]
+
+
+def test_the_chosen_country_is_sent_as_its_code(client, storefront_catalog):
+    response = client.post("/", form_data(country="FR"))
+
+    assert response.status_code == 302
+    assert Order.objects.get().ship_country == "FR"
 
 
 @pytest.mark.parametrize(
