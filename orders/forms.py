@@ -87,6 +87,7 @@ class OrderForm(forms.Form):
                 max_value=MAX_QUANTITY,
                 required=False,
                 initial=0,
+                widget=forms.NumberInput(attrs={"aria-label": f"Quantity of {product.name}"}),
             )
 
     @staticmethod
