@@ -5,6 +5,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from messaging.admin import short_id_column
+
 from . import selectors
 from .models import (
     FraudClearance,
@@ -40,9 +42,15 @@ class ProcessorStateAdmin(ReadOnlyAdmin):
         "entries_processed",
         "entries_skipped",
         "duplicates_skipped",
-        "last_error",
+        "short_last_error",
     ]
     list_filter = ["slot"]
+
+    @admin.display(description="last error")
+    def short_last_error(self, obj: ProcessorState) -> str:
+        # Whole, an error is wider than the list; its page shows all of it.
+        error = obj.last_error
+        return error if len(error) <= 80 else error[:77] + "..."
 
     @admin.display(description="seconds behind")
     def lag(self, obj: ProcessorState) -> str:
@@ -103,7 +111,16 @@ def _minutes_table(now, count: int = 15) -> list[dict]:
 
 @admin.register(FraudFlag)
 class FraudFlagAdmin(ReadOnlyAdmin):
-    list_display = ["fired_at", "order_id", "rule", "who", "count", "limit", "cleared", "reason"]
+    list_display = [
+        "fired_at",
+        short_id_column("order_id", "order"),
+        "rule",
+        "who",
+        "count",
+        "limit",
+        "cleared",
+        "reason",
+    ]
     list_filter = ["rule", "key_kind"]
     search_fields = ["order_id", "key"]
     actions = ["clear"]

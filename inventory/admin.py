@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from messaging.admin import short_id_column
+
 from . import services
 from .models import OrderRequest, Product, Reservation, ReservationLine
 
@@ -48,7 +50,7 @@ class ReservationLineInline(admin.TabularInline):
 
 @admin.register(Reservation)
 class ReservationAdmin(admin.ModelAdmin):
-    list_display = ["order_id", "status", "created_at", "updated_at"]
+    list_display = [short_id_column("order_id", "order"), "status", "created_at", "updated_at"]
     list_filter = ["status"]
     search_fields = ["order_id"]
     inlines = [ReservationLineInline]
@@ -57,12 +59,19 @@ class ReservationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Reserved and released by the order's events only: a page to read.
+        return False
+
 
 @admin.register(OrderRequest)
 class OrderRequestAdmin(admin.ModelAdmin):
-    list_display = ["order_id", "received_at"]
+    list_display = [short_id_column("order_id", "order"), "received_at"]
     search_fields = ["order_id"]
     readonly_fields = ["order_id", "lines", "received_at"]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -1,5 +1,8 @@
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.utils.html import format_html_join
+
+from messaging.admin import short_id_column
 
 from . import saga, selectors
 from .models import CatalogItem, Order, OrderLine, OrderSaga, SagaEntry
@@ -18,11 +21,10 @@ class OrderLineInline(admin.TabularInline):
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = [
-        "id",
+        short_id_column("id", "order"),
         "email",
         "status",
-        "total",
-        "currency",
+        "amount",
         "payment_status",
         "workflow",
         "created_at",
@@ -38,8 +40,16 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # A record of what happened: its page is for reading, without save buttons.
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="total", ordering="total")
+    def amount(self, obj: Order) -> str:
+        return f"{obj.total} {obj.currency}"
 
     @admin.display(description="Event timeline")
     def timeline(self, obj: Order):
@@ -69,6 +79,10 @@ class CatalogItemAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Inventory's copy, changed by its ProductUpdated events only.
+        return False
+
 
 class SagaEntryInline(admin.TabularInline):
     model = SagaEntry
@@ -82,7 +96,15 @@ class SagaEntryInline(admin.TabularInline):
 
 @admin.register(OrderSaga)
 class OrderSagaAdmin(admin.ModelAdmin):
-    list_display = ["order", "state", "step", "attempts", "deadline", "failure_code", "updated_at"]
+    list_display = [
+        short_id_column("order_id", "order"),
+        "state",
+        "step",
+        "attempts",
+        "deadline",
+        "failure_code",
+        "updated_at",
+    ]
     list_filter = ["state", "step"]
     search_fields = ["order__id", "order__email"]
     inlines = [SagaEntryInline]
@@ -94,10 +116,20 @@ class OrderSagaAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # The page is for reading; staff steer a saga with the actions.
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Retry the current step", permissions=["change"])
+    def has_steer_permission(self, request) -> bool:
+        """Retrying a step or compensating changes the saga: the saga's change permission."""
+        return request.user.has_perm(
+            f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}"
+        )
+
+    @admin.action(description="Retry the current step", permissions=["steer"])
     def retry_step(self, request, queryset):
         done = sum(
             saga.saga_retry_step(order_id=pk, by=request.user.get_username())
@@ -105,7 +137,7 @@ class OrderSagaAdmin(admin.ModelAdmin):
         )
         self.message_user(request, f"{done} step(s) sent again.", messages.SUCCESS)
 
-    @admin.action(description="Compensate (undo and cancel)", permissions=["change"])
+    @admin.action(description="Compensate (undo and cancel)", permissions=["steer"])
     def compensate(self, request, queryset):
         done = sum(
             saga.saga_compensate(order_id=pk, by=request.user.get_username())

@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from .destinations import country_problem, shippable_countries
 from .events import Workflow
 from .models import CatalogItem
 from .schemas import (
@@ -20,6 +21,31 @@ def printable(value: str) -> None:
         raise ValidationError(problem, code="control_character")
 
 
+class CardNumberInput(forms.TextInput):
+    """A text input that never sends its value back to the browser (PasswordInput's
+    render_value=False, left readable): after an error the card number is typed again."""
+
+    def get_context(self, name, value, attrs):
+        return super().get_context(name, None, attrs)
+
+
+class CountryField(forms.ChoiceField):
+    """One of the countries the carrier serves, by its ISO code; another is refused saying why."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=self.served_choices, **kwargs)
+
+    @staticmethod
+    def served_choices() -> list[tuple[str, str]]:
+        # Called for each form, so the list follows SHIPPING_UNSERVED_COUNTRIES as it is now.
+        return [("", "Choose a country"), *shippable_countries()]
+
+    def validate(self, value):
+        if value and not self.valid_value(value):
+            raise ValidationError(country_problem(value) or COUNTRY_MESSAGE, code="invalid_choice")
+        super().validate(value)
+
+
 class OrderForm(forms.Form):
     """The storefront's order form: a quantity per product, where it goes, how to pay."""
 
@@ -29,17 +55,16 @@ class OrderForm(forms.Form):
     line1 = forms.CharField(label="Address", max_length=200, validators=[printable])
     city = forms.CharField(max_length=100, validators=[printable])
     postal_code = forms.CharField(max_length=20, validators=[printable])
-    country = forms.RegexField(
-        regex=r"^[A-Za-z]{2}$",
-        max_length=2,
-        help_text="Two-letter code, e.g. FR",
-        error_messages={"invalid": COUNTRY_MESSAGE},
+    country = CountryField(
+        help_text="Those our carrier delivers to",
+        error_messages={"required": "Choose a country."},
     )
     card_number = forms.RegexField(
         regex=CARD_NUMBER_PATTERN,
         max_length=23,
         help_text="Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined",
         error_messages={"invalid": CARD_NUMBER_MESSAGE},
+        widget=CardNumberInput(attrs={"autocomplete": "cc-number", "inputmode": "numeric"}),
     )
 
     workflow = forms.ChoiceField(
@@ -62,6 +87,7 @@ class OrderForm(forms.Form):
                 max_value=MAX_QUANTITY,
                 required=False,
                 initial=0,
+                widget=forms.NumberInput(attrs={"aria-label": f"Quantity of {product.name}"}),
             )
 
     @staticmethod
@@ -79,7 +105,25 @@ class OrderForm(forms.Form):
         ]
 
     def clean(self):
+        """Every error at once: a quantity over what the catalog has beside the other fields',
+        and nothing chosen only when no quantity was refused (one was chosen, then)."""
         cleaned = super().clean()
-        if not self.errors and not self.chosen_items():
-            raise forms.ValidationError("Choose a quantity for at least one product.")
+        for product in self.products:
+            field = self.quantity_field(product.sku)
+            quantity = cleaned.get(field) or 0
+            if quantity > max(product.available, 0):
+                self.add_error(field, _too_many(product))
+        quantity_refused = any(self.has_error(self.quantity_field(p.sku)) for p in self.products)
+        if not quantity_refused and not self.chosen_items():
+            self.add_error(None, "Choose a quantity for at least one product.")
         return cleaned
+
+
+def _too_many(product: CatalogItem) -> ValidationError:
+    if product.available <= 0:
+        return ValidationError("Out of stock.", code="out_of_stock")
+    return ValidationError(
+        "Only %(available)s available.",
+        code="over_available",
+        params={"available": product.available},
+    )

@@ -2,6 +2,8 @@ import uuid
 
 from django.db import models
 
+from messaging.references import short_reference
+
 from .events import Workflow
 
 
@@ -73,7 +75,12 @@ class Order(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"Order {str(self.id)[:8]} ({self.status})"
+        return f"Order {self.reference} ({self.status})"
+
+    @property
+    def reference(self) -> str:
+        """What the customer's emails and the admin's lists call this order ("1A2B3C4D")."""
+        return short_reference(self.id)
 
     @property
     def is_closed(self) -> bool:

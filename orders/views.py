@@ -12,7 +12,22 @@ from . import selectors, services
 from .forms import OrderForm
 from .models import Order
 
-FORM_FIELDS_BY_SERVICE_FIELD = {"card_number": "card_number", "workflow": "workflow"}
+# Where an error order_place finds shows on the form: "items.<index>.<field>" on the
+# quantity of that line's product, these on their field, anything else above the form.
+FORM_FIELDS_BY_SERVICE_FIELD = {
+    "shipping_address.country": "country",
+    "card_number": "card_number",
+    "workflow": "workflow",
+}
+
+
+def form_field_of(service_field: str, *, form: OrderForm, skus: list[str]) -> str | None:
+    """The form's field for an error order_place gave about ``service_field`` (None: the form's
+    own errors), given the SKU of each line it was sent, in order."""
+    parts = service_field.split(".")
+    if parts[0] == "items" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(skus):
+        return form.quantity_field(skus[int(parts[1])])
+    return FORM_FIELDS_BY_SERVICE_FIELD.get(service_field)
 
 
 @require_http_methods(["GET", "POST"])
@@ -22,10 +37,11 @@ def storefront(request: HttpRequest) -> HttpResponse:
     form = OrderForm(request.POST or None, products=products)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        items = [services.OrderItem(sku=s, quantity=q) for s, q in form.chosen_items()]
         try:
             order = services.order_place(
                 email=data["email"],
-                items=[services.OrderItem(sku=s, quantity=q) for s, q in form.chosen_items()],
+                items=items,
                 shipping_address={
                     "name": data["name"],
                     "line1": data["line1"],
@@ -37,9 +53,10 @@ def storefront(request: HttpRequest) -> HttpResponse:
                 workflow=data["workflow"] or None,
             )
         except services.OrderRejected as rejected:
+            skus = [item.sku for item in items]
             for field, messages in rejected.errors.items():
                 for message in messages:
-                    form.add_error(FORM_FIELDS_BY_SERVICE_FIELD.get(field), message)
+                    form.add_error(form_field_of(field, form=form, skus=skus), message)
         else:
             return redirect("orders:detail", order_id=order.id)
     return render(

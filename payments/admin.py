@@ -1,4 +1,7 @@
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
+
+from messaging.admin import short_id_column
 
 from . import services
 from .models import Payment, Refund, Screening
@@ -14,7 +17,7 @@ class RefundInline(admin.StackedInline):
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
     list_display = [
-        "order_id",
+        short_id_column("order_id", "order"),
         "amount",
         "currency",
         "status",
@@ -34,10 +37,20 @@ class PaymentAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # The page is for reading; money moves through the refund action.
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Refund selected payments in full", permissions=["change"])
+    def has_refund_permission(self, request) -> bool:
+        """A refund changes the payment: the payment's change permission."""
+        return request.user.has_perm(
+            f"{self.opts.app_label}.{get_permission_codename('change', self.opts)}"
+        )
+
+    @admin.action(description="Refund selected payments in full", permissions=["refund"])
     def refund(self, request, queryset):
         refunded = 0
         for payment in queryset:
@@ -73,7 +86,14 @@ class ScreeningAdmin(admin.ModelAdmin):
     """The fraud screen's verdicts, and the charges waiting for one (the stream processor is
     behind or down while they pile up)."""
 
-    list_display = ["order_id", "verdict", "rule", "reason", "requested_at", "screened_at"]
+    list_display = [
+        short_id_column("order_id", "order"),
+        "verdict",
+        "rule",
+        "reason",
+        "requested_at",
+        "screened_at",
+    ]
     list_filter = [ChargeWaitingFilter, "verdict", "created_at"]
     search_fields = ["order_id"]
     exclude = ["card_token"]
@@ -82,6 +102,9 @@ class ScreeningAdmin(admin.ModelAdmin):
         return [f.name for f in Screening._meta.fields if f.name != "card_token"]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):

@@ -2,7 +2,7 @@
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from orders.models import Order
 from tests.flow.conftest import ADDRESS
@@ -25,9 +25,10 @@ def test_customer_orders_in_the_storefront_and_sees_it_complete_without_reloadin
     browser.find_element(By.NAME, f"qty_{sku}").clear()
     browser.find_element(By.NAME, f"qty_{sku}").send_keys("2")
     fields = {"email": "ada@example.com", "card_number": "4242 4242 4242 4242", **ADDRESS}
-    fields["line1"] = fields.pop("line1")
+    country = fields.pop("country")
     for name, value in fields.items():
         browser.find_element(By.NAME, name).send_keys(value)
+    Select(browser.find_element(By.NAME, "country")).select_by_value(country)
     with consumer_paused(app_workers["payments"], "payments"):
         browser.find_element(By.ID, "place-order").click()
 
@@ -35,6 +36,7 @@ def test_customer_orders_in_the_storefront_and_sees_it_complete_without_reloadin
         WebDriverWait(browser, 20).until(lambda b: "/orders/" in b.current_url)
         order = Order.objects.get()
         assert browser.current_url == f"{live_server.url}/orders/{order.id}/"
+        assert order.ship_country == country
         assert browser.find_element(By.ID, "status").text == "Placed"
         browser.execute_script("window.loadedOnce = 'still the same page';")
 
