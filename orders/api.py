@@ -11,15 +11,13 @@ from .schemas import ErrorOut, OrderAccepted, OrderIn, OrderOut, ProductOut
 
 router = Router(tags=["orders"])
 
-# Seconds a client is asked to wait while the catalog loads after a fresh start.
-CATALOG_RETRY_AFTER = 2
 CATALOG_LOADING = {
     "detail": "The catalog is loading (the shop has just started); try again in a few seconds."
 }
 
 
 def catalog_loading(response: HttpResponse):
-    response["Retry-After"] = str(CATALOG_RETRY_AFTER)
+    response["Retry-After"] = str(selectors.CATALOG_RETRY_AFTER)
     return Status(503, CATALOG_LOADING)
 
 

@@ -89,6 +89,10 @@ def catalog_for_sale() -> QuerySet[CatalogItem]:
     return CatalogItem.objects.filter(is_active=True).order_by("sku")
 
 
+# Seconds a client is asked to wait while the catalog loads after a fresh start.
+CATALOG_RETRY_AFTER = 2
+
+
 def catalog_is_loading() -> bool:
     """True until inventory's first ProductUpdated has reached orders' copy.
 

@@ -33,6 +33,14 @@ def form_field_of(service_field: str, *, form: OrderForm, skus: list[str]) -> st
 @require_http_methods(["GET", "POST"])
 def storefront(request: HttpRequest) -> HttpResponse:
     """The catalog with price and availability, and the order form."""
+    if selectors.catalog_is_loading():
+        # Right after a fresh start: the page reloads itself once the catalog is in.
+        retry_after = selectors.CATALOG_RETRY_AFTER
+        response = render(
+            request, "orders/catalog_loading.html", {"retry_after": retry_after}, status=503
+        )
+        response["Retry-After"] = str(retry_after)
+        return response
     products = list(selectors.catalog_for_sale())
     form = OrderForm(request.POST or None, products=products)
     if request.method == "POST" and form.is_valid():

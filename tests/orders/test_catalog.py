@@ -1,4 +1,5 @@
-"""One catalog: the products API lists what orders sells from, and says when it is still loading."""
+"""One catalog: the products API and the storefront list what orders sells from,
+and say so while it is still loading."""
 
 import json
 
@@ -73,3 +74,15 @@ def test_once_one_product_has_arrived_an_unknown_one_is_refused(client):
     # Then that product is named as not for sale
     assert response.status_code == 422
     assert response.json()["errors"] == {"items.0.sku": ["There is no product 'NOPE-1' for sale."]}
+
+
+def test_while_the_catalog_loads_the_storefront_says_so_and_reloads_itself(client):
+    # Given a fresh start: no product has reached orders yet
+    # When a customer opens the storefront
+    response = client.get("/")
+
+    # Then it says the catalog is loading, and comes back by itself
+    assert response.status_code == 503
+    assert response["Retry-After"] == "2"
+    assert b"The catalog is loading" in response.content
+    assert b'<meta http-equiv="refresh" content="2">' in response.content
