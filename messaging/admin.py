@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from .dead_letters import dead_letters_redrive
-from .models import DeadLetter, InboxRecord, OutboxMessage
+from .models import DeadLetter, InboxRecord, OutboxMessage, RelayRun
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -83,3 +83,8 @@ class DeadLetterAdmin(admin.ModelAdmin):
         result = dead_letters_redrive(ids=queryset.values_list("pk", flat=True))
         level = messages.SUCCESS if not result.skipped else messages.WARNING
         self.message_user(request, f"Redrive: {result}", level)
+
+
+@admin.register(RelayRun)
+class RelayRunAdmin(ReadOnlyAdmin):
+    list_display = ["name", "ran_at", "runner", "dispatched", "failed"]

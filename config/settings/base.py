@@ -360,6 +360,10 @@ MESSAGING_MAX_MESSAGE_BYTES = env.int("MESSAGING_MAX_MESSAGE_BYTES", default=256
 MESSAGING_RELAY_INTERVAL = env.float("MESSAGING_RELAY_INTERVAL", default=5.0)
 MESSAGING_RELAY_GRACE = env.float("MESSAGING_RELAY_GRACE", default=10.0)
 MESSAGING_RELAY_BATCH = env.int("MESSAGING_RELAY_BATCH", default=500)
+# Every worker runs the relay on a timer of its own (messaging.worker.RelayTimer),
+# so it runs wherever any worker does. Off: only `manage.py relay_outbox --loop`
+# (or a worker of the messaging queue asked to) relays.
+MESSAGING_WORKER_RELAY = env.bool("MESSAGING_WORKER_RELAY", default=True)
 
 
 # --- Event log -------------------------------------------------------------
@@ -441,14 +445,14 @@ ANALYTICS_ALLOWED_LATENESS = env.int("ANALYTICS_ALLOWED_LATENESS", default=300)
 ANALYTICS_DEDUP_WINDOW = env.int("ANALYTICS_DEDUP_WINDOW", default=24 * 3600)
 
 
-def beat_schedule(*, relay_interval: float, deadline_check_interval: float) -> dict:
-    """Beat's periodic tasks: the outbox relay and the saga's deadline check."""
+def beat_schedule(*, deadline_check_interval: float) -> dict:
+    """Beat's periodic tasks: the saga's deadline check.
+
+    The outbox relay is not one of them: every worker runs it on its own timer
+    (MESSAGING_WORKER_RELAY), so that it needs neither beat nor a worker of
+    the messaging queue.
+    """
     return {
-        "messaging.relay_outbox": {
-            "task": "messaging.relay_outbox",
-            "schedule": relay_interval,
-            "options": {"queue": "messaging", "expires": relay_interval * 2},
-        },
         "orders.saga_check_deadlines": {
             "task": "orders.saga_check_deadlines",
             "schedule": deadline_check_interval,
@@ -457,9 +461,7 @@ def beat_schedule(*, relay_interval: float, deadline_check_interval: float) -> d
     }
 
 
-CELERY_BEAT_SCHEDULE = beat_schedule(
-    relay_interval=MESSAGING_RELAY_INTERVAL, deadline_check_interval=SAGA_DEADLINE_CHECK_INTERVAL
-)
+CELERY_BEAT_SCHEDULE = beat_schedule(deadline_check_interval=SAGA_DEADLINE_CHECK_INTERVAL)
 
 # --- Real time -------------------------------------------------------------
 
