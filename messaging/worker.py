@@ -2,9 +2,10 @@
 
 It also leaves out the worker-heartbeat events, so that a silent broker is
 noticed, keeps the event loop's timer free of cancelled time limits, so
-that the worker's main process does not grow with the message rate, and runs
+that the worker's main process does not grow with the message rate, runs
 the outbox relay on a timer of its own, so that no worker must be
-remembered for it (see Consumer.Blueprint).
+remembered for it, and keeps a heartbeat file for a supervisor's liveness
+probe (see Consumer.Blueprint).
 
 Celery drops (acks or rejects without requeue) a message it cannot decode,
 whose content type it does not accept, or whose task it does not know. That
@@ -24,6 +25,7 @@ from kombu.exceptions import ContentDisallowed
 
 from .dead_letters import dead_letter_record_raw
 from .fanout import FANNED_OUT_TASK, address_copy, handlers_named
+from .liveness import CONNECTING, WorkerHeartbeat
 from .models import DeadLetter
 from .tasks import relay_outbox_in_worker
 
@@ -154,7 +156,27 @@ class Consumer(CeleryConsumer):
         ] + [
             "messaging.worker:TimerSweep",
             "messaging.worker:RelayTimer",
+            "messaging.liveness:WorkerHeartbeat",
         ]
+
+    def ensure_connected(self, conn):
+        """Celery's, beating the heartbeat file between attempts while the broker is away.
+
+        Waiting for the broker is not being stuck: kombu calls the callback
+        before each attempt and every second of the wait between two.
+        """
+        ensure_connection = conn.ensure_connection
+
+        def ensure_connection_beating(*args, callback=None, **kwargs):
+            def between_attempts():
+                WorkerHeartbeat.beat(self, CONNECTING)
+                if callback is not None:
+                    callback()
+
+            return ensure_connection(*args, callback=between_attempts, **kwargs)
+
+        conn.ensure_connection = ensure_connection_beating
+        return super().ensure_connected(conn)
 
     def create_task_handler(self, *args, **kwargs):
         on_task_received = super().create_task_handler(*args, **kwargs)

@@ -366,6 +366,17 @@ MESSAGING_RELAY_BATCH = env.int("MESSAGING_RELAY_BATCH", default=500)
 MESSAGING_WORKER_RELAY = env.bool("MESSAGING_WORKER_RELAY", default=True)
 
 
+# --- Health ----------------------------------------------------------------
+
+# Each worker writes a heartbeat file in WORKER_HEARTBEAT_DIR every
+# WORKER_HEARTBEAT_INTERVAL seconds from its event loop (messaging/liveness.py);
+# `manage.py worker_alive` calls a worker dead once its file is older than
+# WORKER_HEARTBEAT_MAX_AGE seconds or its process is gone.
+WORKER_HEARTBEAT_DIR = Path(env.str("WORKER_HEARTBEAT_DIR", default=str(VAR_DIR / "workers")))
+WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=5.0)
+WORKER_HEARTBEAT_MAX_AGE = env.float("WORKER_HEARTBEAT_MAX_AGE", default=60.0)
+
+
 # --- Event log -------------------------------------------------------------
 
 # Every dispatched event is kept in an ordered log that stream processors
