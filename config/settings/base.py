@@ -57,6 +57,7 @@ THIRD_PARTY_APPS = [
     "django_celery_results",
     "django_celery_beat",
     "ninja",
+    "health_check",
 ]
 LOCAL_APPS = [
     "messaging",
@@ -67,6 +68,7 @@ LOCAL_APPS = [
     "notifications",
     "analytics",
     "live",
+    "health",
     # A stand-in for a third-party card processor, not one of our apps.
     "gateway",
 ]
@@ -368,6 +370,18 @@ MESSAGING_WORKER_RELAY = env.bool("MESSAGING_WORKER_RELAY", default=True)
 
 # --- Health ----------------------------------------------------------------
 
+# GET /readyz (health/): each check has READY_CHECK_TIMEOUT seconds (the
+# broker's connection also stops at CELERY_BROKER_CONNECTION_TIMEOUT). It
+# fails when the oldest message still pending in the outbox is older than
+# READY_OUTBOX_MAX_AGE seconds, when the relay last ran more than
+# READY_RELAY_MAX_AGE seconds ago (by default three of its intervals and 10 s
+# of slack), and when more than READY_DEAD_LETTER_MAX dead letters were
+# recorded in the last READY_DEAD_LETTER_WINDOW seconds.
+READY_CHECK_TIMEOUT = env.float("READY_CHECK_TIMEOUT", default=3.0)
+READY_OUTBOX_MAX_AGE = env.float("READY_OUTBOX_MAX_AGE", default=60.0)
+READY_RELAY_MAX_AGE = env.float("READY_RELAY_MAX_AGE", default=3 * MESSAGING_RELAY_INTERVAL + 10)
+READY_DEAD_LETTER_WINDOW = env.float("READY_DEAD_LETTER_WINDOW", default=300.0)
+READY_DEAD_LETTER_MAX = env.int("READY_DEAD_LETTER_MAX", default=10)
 # Each worker writes a heartbeat file in WORKER_HEARTBEAT_DIR every
 # WORKER_HEARTBEAT_INTERVAL seconds from its event loop (messaging/liveness.py);
 # `manage.py worker_alive` calls a worker dead once its file is older than
@@ -507,5 +521,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-health-check logs each failing check with a traceback; /readyz
+        # logs one line naming them (health/views.py) and its answer says why.
+        "health_check": {"level": "ERROR"},
     },
 }

@@ -57,6 +57,8 @@ MESSAGING_RELAY_GRACE = env.float("MESSAGING_RELAY_GRACE", default=1.0)
 # (MESSAGING_WORKER_RELAY=1 in its workers' environment): many tests leave
 # messages pending on purpose, and run the relay themselves when they mean to.
 MESSAGING_WORKER_RELAY = env.bool("MESSAGING_WORKER_RELAY", default=False)
+# Late as readiness counts it: three of the quicker intervals and 10 s of slack.
+READY_RELAY_MAX_AGE = env.float("READY_RELAY_MAX_AGE", default=3 * MESSAGING_RELAY_INTERVAL + 10)
 
 # A probe app whose events and handlers exercise the backbone without any
 # business domain; its queues exist only in tests.

@@ -32,5 +32,7 @@ def outbox(*, now: datetime) -> dict:
             "last_run_at": moment(relay.ran_at) if relay else None,
             "last_run_age_seconds": relay_age,
             "last_runner": relay.runner if relay else None,
+            # Late as readiness counts it (READY_RELAY_MAX_AGE).
+            "is_late": relay_age is None or relay_age > settings.READY_RELAY_MAX_AGE,
         },
     }

@@ -204,6 +204,7 @@ def test_outbox_backlog_its_oldest_row_and_the_relays_last_run(now):
     assert relay["has_run"] is True
     assert relay["last_run_age_seconds"] == pytest.approx(12, abs=0.2)
     assert relay["last_runner"] == "payments-worker@host"
+    assert relay["is_late"] is False
 
 
 def test_an_empty_outbox_and_no_relay_say_so():
@@ -212,6 +213,7 @@ def test_an_empty_outbox_and_no_relay_say_so():
     assert (found["backlog"], found["oldest_pending_age_seconds"]) == (0, None)
     assert found["relay"]["has_run"] is False
     assert found["relay"]["last_run_at"] is None
+    assert found["relay"]["is_late"] is True
 
 
 def test_open_sagas_by_state():

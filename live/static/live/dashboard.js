@@ -207,7 +207,7 @@
       "relay-last-run",
       !relay.has_run ? "never (no worker or relay_outbox has run it)"
         : ago(relay.last_run_age_seconds) + " by " + relay.last_runner + " (every " + seconds(relay.interval_seconds) + " in each worker)",
-      relay.has_run ? null : "warn"
+      !relay.has_run ? "warn" : relay.is_late ? "bad" : null
     );
   }
 
