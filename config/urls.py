@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from health.views import ReadinessView, liveness
+
 from .api import api
 
 # The shop's own name on every admin page, rather than "Django administration".
@@ -12,6 +14,9 @@ admin.site.index_title = "Orders, payments, stock and the backbone"
 admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
+    # Probes for a supervisor or a load balancer (health/): no trailing slash, no redirect.
+    path("healthz", liveness, name="healthz"),
+    path("readyz", ReadinessView.as_view(), name="readyz"),
     path("staff/live/", include("live.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),

@@ -10,7 +10,7 @@ from django_celery_results.admin import TaskResultAdmin as CeleryTaskResultAdmin
 from django_celery_results.models import TaskResult
 
 from .dead_letters import dead_letters_redrive
-from .models import DeadLetter, InboxRecord, OutboxMessage
+from .models import DeadLetter, InboxRecord, OutboxMessage, RelayRun
 from .references import short_reference
 
 
@@ -146,3 +146,8 @@ admin.site.unregister(TaskResult)
 class TaskResultAdmin(CeleryTaskResultAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@admin.register(RelayRun)
+class RelayRunAdmin(ReadOnlyAdmin):
+    list_display = ["name", "ran_at", "runner", "dispatched", "failed"]

@@ -1,4 +1,4 @@
-"""The backbone's tables: the event log / outbox, the inbox and the dead letters."""
+"""The backbone's tables: the event log / outbox, the inbox, the dead letters, the relay's runs."""
 
 from django.db import models
 
@@ -131,3 +131,29 @@ class DeadLetter(models.Model):
     @property
     def is_redrivable(self) -> bool:
         return bool(self.handler and self.queue and isinstance(self.envelope, dict))
+
+
+class RelayRun(models.Model):
+    """When the outbox relay last ran, and who ran it: one row per relay, updated by every run.
+
+    Readiness and the staff dashboard read it to tell a relay that runs from
+    one nobody started. Every process can read it (a database row), and it
+    says when the relay ran, not when someone asked it to (beat's own record
+    of a periodic task is the sending, saved every few minutes).
+    """
+
+    # The outbox relay's row (the only relay there is).
+    OUTBOX = "outbox"
+
+    name = models.CharField(max_length=50, unique=True)
+    ran_at = models.DateTimeField()
+    # The worker's node name, or host and pid for a command, of the last run.
+    runner = models.CharField(max_length=200)
+    dispatched = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "relay run"
+
+    def __str__(self) -> str:
+        return f"{self.name} relay, last run {self.ran_at:%Y-%m-%d %H:%M:%S} by {self.runner}"

@@ -1,9 +1,10 @@
-"""The relay: send what the dispatch after commit did not (run by beat, or a command)."""
+"""The relay: send what the dispatch after commit did not (run by every worker, or a command)."""
 
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
+import os
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
-from .models import OutboxMessage
+from .models import OutboxMessage, RelayRun
 from .outbox import Entry, outbox_dispatch, outbox_record_failure
 
 logger = logging.getLogger(__name__)
@@ -31,15 +32,19 @@ class RelayResult:
 
 
 def outbox_relay(
-    *, batch_size: int | None = None, grace_seconds: float | None = None
+    *, batch_size: int | None = None, grace_seconds: float | None = None, runner: str = ""
 ) -> RelayResult:
-    """Send pending messages older than the grace period, oldest first.
+    """Send pending messages older than the grace period, oldest first; record the run.
 
-    Several relays may run at once: on PostgreSQL each takes rows the others
-    have not locked. The rows go in chunks, each confirmed with one wait.
-    Once the broker failed a chunk, it and the rest of the batch are recorded
-    as failed and wait for the next run: the broker is then most likely
-    unreachable. A row that cannot be read or routed is recorded and skipped.
+    Several relays may run at once (every app worker runs one): each takes
+    rows the others have not locked (PostgreSQL's SKIP LOCKED), or, on
+    SQLite, waits for the other's transaction (IMMEDIATE takes the write lock
+    when it begins), so no row is sent by two relays at once. The rows go in
+    chunks, each confirmed with one wait. Once the broker failed a chunk, it
+    and the rest of the batch are recorded as failed and wait for the next
+    run: the broker is then most likely unreachable. A row that cannot be
+    read or routed is recorded and skipped. ``runner`` names who ran it in
+    the run's record (by default this host and process).
     """
     batch_size = batch_size or settings.MESSAGING_RELAY_BATCH
     if grace_seconds is None:
@@ -48,11 +53,10 @@ def outbox_relay(
     pending = OutboxMessage.objects.filter(
         dispatched_at__isnull=True, occurred_at__lte=cutoff
     ).order_by("id")
-    locking = connection.features.has_select_for_update_skip_locked
+    if connection.features.has_select_for_update_skip_locked:
+        pending = pending.select_for_update(skip_locked=True)
     dispatched = failed = 0
-    with transaction.atomic() if locking else nullcontext():
-        if locking:
-            pending = pending.select_for_update(skip_locked=True)
+    with transaction.atomic():
         rows = list(pending[:batch_size])
         for start in range(0, len(rows), RELAY_CONFIRM_CHUNK):
             chunk, unreadable = _entries(rows[start : start + RELAY_CONFIRM_CHUNK])
@@ -67,7 +71,27 @@ def outbox_relay(
                 break
     if dispatched or failed:
         logger.info("Outbox relay: %s dispatched, %s failed", dispatched, failed)
-    return RelayResult(dispatched=dispatched, failed=failed)
+    result = RelayResult(dispatched=dispatched, failed=failed)
+    _record_run(result, runner=runner or f"{socket.gethostname()} pid {os.getpid()}")
+    return result
+
+
+def _record_run(result: RelayResult, *, runner: str) -> None:
+    """Upsert the relay's one row in a single statement (every worker's relay writes it)."""
+    RelayRun.objects.bulk_create(
+        [
+            RelayRun(
+                name=RelayRun.OUTBOX,
+                ran_at=timezone.now(),
+                runner=runner[:200],
+                dispatched=result.dispatched,
+                failed=result.failed,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["name"],
+        update_fields=["ran_at", "runner", "dispatched", "failed"],
+    )
 
 
 def _entries(rows: list[OutboxMessage]) -> tuple[list[Entry], int]:

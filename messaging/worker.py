@@ -1,9 +1,11 @@
 """The worker's message consumer, extended so poison messages become dead letters.
 
 It also leaves out the worker-heartbeat events, so that a silent broker is
-noticed, and keeps the event loop's timer free of cancelled time limits, so
-that the worker's main process does not grow with the message rate (see
-Consumer.Blueprint).
+noticed, keeps the event loop's timer free of cancelled time limits, so
+that the worker's main process does not grow with the message rate, runs
+the outbox relay on a timer of its own, so that no worker must be
+remembered for it, and keeps a heartbeat file for a supervisor's liveness
+probe (see Consumer.Blueprint).
 
 Celery drops (acks or rejects without requeue) a message it cannot decode,
 whose content type it does not accept, or whose task it does not know. That
@@ -23,13 +25,17 @@ from kombu.exceptions import ContentDisallowed
 
 from .dead_letters import dead_letter_record_raw
 from .fanout import FANNED_OUT_TASK, address_copy, handlers_named
+from .liveness import CONNECTING, WorkerHeartbeat
 from .models import DeadLetter
+from .tasks import relay_outbox_in_worker
 
 logger = logging.getLogger(__name__)
 
 # Seconds between two sweeps of the timer: at most this many seconds' worth of
 # finished tasks' cancelled time limits are held at any time.
 TIMER_SWEEP_INTERVAL = 5.0
+# Without a task time limit: how long a relay run may go before the next is started anyway.
+RELAY_RUN_LIMIT = 300.0
 
 
 def drop_cancelled_timer_entries(timer) -> int:
@@ -84,6 +90,61 @@ class TimerSweep(bootsteps.StartStopStep):
     shutdown = stop
 
 
+class RelayTimer(bootsteps.StartStopStep):
+    """Run the outbox relay every MESSAGING_RELAY_INTERVAL from this worker, in its pool.
+
+    Every app worker relays, so what a failed dispatch after commit left in
+    the outbox is sent as long as any worker runs, with no worker for the
+    messaging queue or beat to remember. The relays of several workers are
+    safe together (messaging.relay: a row is taken by one relay at a time).
+    The timer only hands the run to a pool process, as it would a task: the
+    relay's database and broker calls never block the event loop, which must
+    keep answering the broker's heartbeats. One run at a time per worker: a
+    tick while the last run is still going (or was lost with its process,
+    until the hard time limit has passed) is skipped.
+    """
+
+    label = "RelayTimer"
+
+    def __init__(self, c, **kwargs):
+        super().__init__(c, **kwargs)
+        self.tref = None
+        self.running_since: float | None = None
+
+    def include_if(self, c):
+        return settings.MESSAGING_WORKER_RELAY
+
+    def start(self, c):
+        # Registered while the consumer connects, as TimerSweep is: while the
+        # broker is unreachable nothing could be sent anyway.
+        self.tref = c.timer.call_repeatedly(settings.MESSAGING_RELAY_INTERVAL, self.tick, (c,))
+
+    def tick(self, c) -> None:
+        now = time.monotonic()
+        limit = c.app.conf.task_time_limit or RELAY_RUN_LIMIT
+        if self.running_since is not None and now - self.running_since < limit:
+            return
+        self.running_since = now
+        c.pool.apply_async(
+            relay_outbox_in_worker,
+            args=(c.hostname,),
+            callback=self._done,
+            error_callback=self._done,
+            soft_timeout=c.app.conf.task_soft_time_limit,
+            timeout=c.app.conf.task_time_limit,
+        )
+
+    def _done(self, result) -> None:
+        self.running_since = None
+
+    def stop(self, c):
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+    shutdown = stop
+
+
 class Consumer(CeleryConsumer):
     class Blueprint(CeleryConsumer.Blueprint):
         # No worker-heartbeat events (the ones Flower shows). Their producer
@@ -92,7 +153,30 @@ class Consumer(CeleryConsumer):
         # the missed AMQP heartbeats that tell it the connection is dead.
         default_steps = [
             step for step in CeleryConsumer.Blueprint.default_steps if not step.endswith(":Heart")
-        ] + ["messaging.worker:TimerSweep"]
+        ] + [
+            "messaging.worker:TimerSweep",
+            "messaging.worker:RelayTimer",
+            "messaging.liveness:WorkerHeartbeat",
+        ]
+
+    def ensure_connected(self, conn):
+        """Celery's, beating the heartbeat file between attempts while the broker is away.
+
+        Waiting for the broker is not being stuck: kombu calls the callback
+        before each attempt and every second of the wait between two.
+        """
+        ensure_connection = conn.ensure_connection
+
+        def ensure_connection_beating(*args, callback=None, **kwargs):
+            def between_attempts():
+                WorkerHeartbeat.beat(self, CONNECTING)
+                if callback is not None:
+                    callback()
+
+            return ensure_connection(*args, callback=between_attempts, **kwargs)
+
+        conn.ensure_connection = ensure_connection_beating
+        return super().ensure_connected(conn)
 
     def create_task_handler(self, *args, **kwargs):
         on_task_received = super().create_task_handler(*args, **kwargs)

@@ -57,6 +57,7 @@ THIRD_PARTY_APPS = [
     "django_celery_results",
     "django_celery_beat",
     "ninja",
+    "health_check",
 ]
 LOCAL_APPS = [
     "messaging",
@@ -67,6 +68,7 @@ LOCAL_APPS = [
     "notifications",
     "analytics",
     "live",
+    "health",
     # A stand-in for a third-party card processor, not one of our apps.
     "gateway",
 ]
@@ -360,6 +362,33 @@ MESSAGING_MAX_MESSAGE_BYTES = env.int("MESSAGING_MAX_MESSAGE_BYTES", default=256
 MESSAGING_RELAY_INTERVAL = env.float("MESSAGING_RELAY_INTERVAL", default=5.0)
 MESSAGING_RELAY_GRACE = env.float("MESSAGING_RELAY_GRACE", default=10.0)
 MESSAGING_RELAY_BATCH = env.int("MESSAGING_RELAY_BATCH", default=500)
+# Every worker runs the relay on a timer of its own (messaging.worker.RelayTimer),
+# so it runs wherever any worker does. Off: only `manage.py relay_outbox --loop`
+# (or a worker of the messaging queue asked to) relays.
+MESSAGING_WORKER_RELAY = env.bool("MESSAGING_WORKER_RELAY", default=True)
+
+
+# --- Health ----------------------------------------------------------------
+
+# GET /readyz (health/): each check has READY_CHECK_TIMEOUT seconds (the
+# broker's connection also stops at CELERY_BROKER_CONNECTION_TIMEOUT). It
+# fails when the oldest message still pending in the outbox is older than
+# READY_OUTBOX_MAX_AGE seconds, when the relay last ran more than
+# READY_RELAY_MAX_AGE seconds ago (by default three of its intervals and 10 s
+# of slack), and when more than READY_DEAD_LETTER_MAX dead letters were
+# recorded in the last READY_DEAD_LETTER_WINDOW seconds.
+READY_CHECK_TIMEOUT = env.float("READY_CHECK_TIMEOUT", default=3.0)
+READY_OUTBOX_MAX_AGE = env.float("READY_OUTBOX_MAX_AGE", default=60.0)
+READY_RELAY_MAX_AGE = env.float("READY_RELAY_MAX_AGE", default=3 * MESSAGING_RELAY_INTERVAL + 10)
+READY_DEAD_LETTER_WINDOW = env.float("READY_DEAD_LETTER_WINDOW", default=300.0)
+READY_DEAD_LETTER_MAX = env.int("READY_DEAD_LETTER_MAX", default=10)
+# Each worker writes a heartbeat file in WORKER_HEARTBEAT_DIR every
+# WORKER_HEARTBEAT_INTERVAL seconds from its event loop (messaging/liveness.py);
+# `manage.py worker_alive` calls a worker dead once its file is older than
+# WORKER_HEARTBEAT_MAX_AGE seconds or its process is gone.
+WORKER_HEARTBEAT_DIR = Path(env.str("WORKER_HEARTBEAT_DIR", default=str(VAR_DIR / "workers")))
+WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=5.0)
+WORKER_HEARTBEAT_MAX_AGE = env.float("WORKER_HEARTBEAT_MAX_AGE", default=60.0)
 
 
 # --- Event log -------------------------------------------------------------
@@ -441,14 +470,14 @@ ANALYTICS_ALLOWED_LATENESS = env.int("ANALYTICS_ALLOWED_LATENESS", default=300)
 ANALYTICS_DEDUP_WINDOW = env.int("ANALYTICS_DEDUP_WINDOW", default=24 * 3600)
 
 
-def beat_schedule(*, relay_interval: float, deadline_check_interval: float) -> dict:
-    """Beat's periodic tasks: the outbox relay and the saga's deadline check."""
+def beat_schedule(*, deadline_check_interval: float) -> dict:
+    """Beat's periodic tasks: the saga's deadline check.
+
+    The outbox relay is not one of them: every worker runs it on its own timer
+    (MESSAGING_WORKER_RELAY), so that it needs neither beat nor a worker of
+    the messaging queue.
+    """
     return {
-        "messaging.relay_outbox": {
-            "task": "messaging.relay_outbox",
-            "schedule": relay_interval,
-            "options": {"queue": "messaging", "expires": relay_interval * 2},
-        },
         "orders.saga_check_deadlines": {
             "task": "orders.saga_check_deadlines",
             "schedule": deadline_check_interval,
@@ -457,9 +486,7 @@ def beat_schedule(*, relay_interval: float, deadline_check_interval: float) -> d
     }
 
 
-CELERY_BEAT_SCHEDULE = beat_schedule(
-    relay_interval=MESSAGING_RELAY_INTERVAL, deadline_check_interval=SAGA_DEADLINE_CHECK_INTERVAL
-)
+CELERY_BEAT_SCHEDULE = beat_schedule(deadline_check_interval=SAGA_DEADLINE_CHECK_INTERVAL)
 
 # --- Real time -------------------------------------------------------------
 
@@ -494,5 +521,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-health-check logs each failing check with a traceback; /readyz
+        # logs one line naming them (health/views.py) and its answer says why.
+        "health_check": {"level": "ERROR"},
     },
 }

@@ -2,6 +2,7 @@
 production settings answers 200 for the admin, the API docs, the storefront and an order page.
 """
 
+import json
 import os
 import re
 import secrets
@@ -31,9 +32,11 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def fetch(url: str) -> tuple[int, str]:
-    # As the proxy in front would send it: HTTPS was terminated there.
-    request = urllib.request.Request(url, headers={"X-Forwarded-Proto": "https"})  # noqa: S310
+def fetch(url: str, *, through_proxy: bool = True) -> tuple[int, str]:
+    # As the proxy in front would send it (HTTPS was terminated there), or as a
+    # supervisor's probe asks the server itself, in plain HTTP.
+    headers = {"X-Forwarded-Proto": "https"} if through_proxy else {}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (our own URL)
             return response.status, response.read().decode()
@@ -98,6 +101,15 @@ def test_gunicorn_serves_the_shop_under_the_production_settings(production_env, 
                                pages["/admin/login/"][1])  # fmt: skip
         assert stylesheet, "the login page links the admin's stylesheet by its hashed name"
         assert fetch(base + stylesheet.group(1))[0] == 200
+
+        # and the probes answer a supervisor's plain HTTP themselves, not with a redirect:
+        # liveness 200; readiness its JSON (503 here: no worker ever relayed, no broker folder)
+        assert fetch(base + "/healthz", through_proxy=False) == (200, '{"status": "ok"}')
+        status, body = fetch(base + "/readyz", through_proxy=False)
+        assert status == 503, body
+        answer = json.loads(body)
+        assert answer["failing"] == ["broker", "relay"]
+        assert answer["checks"]["database"]["ok"] is True
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         assert server.wait(timeout=40) == 0, (tmp_path / "gunicorn.log").read_text()

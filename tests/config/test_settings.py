@@ -229,7 +229,8 @@ for name in [
     "PAYMENT_GATEWAY_BREAKER_RESET", "FRAUD_SCREENING",
 ]:
     print(name, getattr(settings, name))
-print("relay every", settings.CELERY_BEAT_SCHEDULE["messaging.relay_outbox"]["schedule"])
+print("beat schedules", sorted(settings.CELERY_BEAT_SCHEDULE))
+print("workers relay", settings.MESSAGING_WORKER_RELAY)
 """
 
 
@@ -249,7 +250,8 @@ def test_the_test_settings_default_to_the_local_servers_and_quick_timings():
         "PAYMENT_GATEWAY_LATENCY 0.0",
         "PAYMENT_GATEWAY_BREAKER_RESET 1.0",
         "FRAUD_SCREENING False",
-        "relay every 1.0",
+        "beat schedules ['orders.saga_check_deadlines']",
+        "workers relay False",
     ]
 
 
@@ -263,6 +265,7 @@ def test_the_environment_overrides_the_test_settings_defaults():
         MESSAGING_MAX_RETRIES="7",
         MESSAGING_RELAY_INTERVAL="4",
         FRAUD_SCREENING="1",
+        MESSAGING_WORKER_RELAY="1",
     )
 
     assert result.returncode == 0, result.stderr
@@ -275,7 +278,7 @@ def test_the_environment_overrides_the_test_settings_defaults():
     ]
     assert "MESSAGING_RELAY_INTERVAL 4.0" in lines
     assert "FRAUD_SCREENING True" in lines
-    assert lines[-1] == "relay every 4.0"
+    assert lines[-1] == "workers relay True"
 
 
 SHOW_FRAUD_SETTINGS = """

@@ -46,7 +46,7 @@ def place(client, sku: str, workflow: str) -> str:
 
 
 def all_complete_once(ids: list[str]) -> None:
-    """Relay while waiting (beat would), then check every order completed with each effect once."""
+    """Relay while waiting (workers would), then check every order completed, each effect once."""
 
     def done() -> bool:
         outbox_relay(grace_seconds=0)

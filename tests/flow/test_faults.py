@@ -201,7 +201,7 @@ def test_a_web_process_killed_between_commit_and_dispatch_loses_no_order(stock, 
     event = OutboxMessage.objects.get(correlation_id=str(order.pk), type="OrderPlaced")
     assert event.dispatched_at is None
 
-    # and the relay (beat runs it every few seconds) delivers it: the order completes once.
+    # and the relay (every worker runs it every few seconds) delivers it: the order completes once.
     def relayed_and_completed() -> bool:
         outbox_relay(grace_seconds=0)
         return Order.objects.filter(pk=order.pk, status="completed").exists()

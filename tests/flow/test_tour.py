@@ -69,8 +69,8 @@ def test_the_newcomers_tour(browser, live_server, stock, app_workers, django_use
     browser.find_element(By.ID, "place-order").click()
 
     # Then the form says so next to the mug, and nothing is ordered or charged
-    error = browser.find_element(By.CSS_SELECTOR, f"[data-sku='{mug}'] .errorlist")
-    assert "Only 3" in error.text
+    error = browser.find_element(By.ID, f"id_qty_{mug}_errors")
+    assert error.text == "Only 3 available."
     screenshot(browser, "tour-over-stock.png")
     assert (Order.objects.count(), Charge.objects.count()) == (1, charges)
 

@@ -10,14 +10,13 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from analytics.aggregates import duration_bucket, minute_of
 from analytics.models import MinuteFigure, ProcessorState
 from live.dashboard import snapshot
 from live.figures import business, flow, fraud, gateway, outbox, queues
 from live.figures.broker import BrokerReading
-from messaging.models import DeadLetter, InboxRecord, OutboxMessage
+from messaging.models import DeadLetter, InboxRecord, OutboxMessage, RelayRun
 from orders.models import Order
 from tests.analytics.factories import FraudClearanceFactory, FraudFlagFactory
 from tests.live.stub_broker import StubProbe
@@ -189,13 +188,10 @@ def test_outbox_backlog_its_oldest_row_and_the_relays_last_run(now):
     message(90, sent=True)
     message(40, sent=False)
     message(5, sent=False)
-    every_second = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.create(
-        name="messaging.relay_outbox",
-        task="messaging.relay_outbox",
-        interval=every_second,
-        last_run_at=now - timedelta(seconds=12),
-        total_run_count=7,
+    RelayRun.objects.create(
+        name=RelayRun.OUTBOX,
+        ran_at=now - timedelta(seconds=12),
+        runner="payments-worker@host",
     )
 
     # When the outbox is read
@@ -205,17 +201,19 @@ def test_outbox_backlog_its_oldest_row_and_the_relays_last_run(now):
     assert found["backlog"] == 2
     assert found["oldest_pending_age_seconds"] == pytest.approx(40, abs=0.2)
     relay = found["relay"]
-    assert relay["is_scheduled"] is True
+    assert relay["has_run"] is True
     assert relay["last_run_age_seconds"] == pytest.approx(12, abs=0.2)
-    assert relay["total_run_count"] == 7
+    assert relay["last_runner"] == "payments-worker@host"
+    assert relay["is_late"] is False
 
 
-def test_an_empty_outbox_and_no_beat_say_so():
+def test_an_empty_outbox_and_no_relay_say_so():
     found = outbox.outbox(now=timezone.now())
 
     assert (found["backlog"], found["oldest_pending_age_seconds"]) == (0, None)
-    assert found["relay"]["is_scheduled"] is False
+    assert found["relay"]["has_run"] is False
     assert found["relay"]["last_run_at"] is None
+    assert found["relay"]["is_late"] is True
 
 
 def test_open_sagas_by_state():

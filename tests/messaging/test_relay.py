@@ -1,20 +1,23 @@
 """The relay: what was committed but never dispatched still reaches its subscribers."""
 
-import subprocess
-import sys
+import os
+import threading
 import uuid
 
 import pytest
 from django.core.management import call_command
+from django.db import connection, connections
 from django.utils import timezone
 
 from messaging import outbox, relay
-from messaging.models import OutboxMessage
+from messaging.models import OutboxMessage, RelayRun
 from messaging.relay import outbox_relay
+from messaging.selectors import relay_last_run
 from tests.probe.events import ProbePinged
-from tests.support.paths import ROOT
+from tests.probe.models import ProbeEffect
 from tests.support.probes import effects, new_probe_id
 from tests.support.waiting import wait_for
+from tests.support.workers import workers_running
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,21 +59,78 @@ def test_relay_command_delivers_what_a_dead_process_left_behind(workers, capsys)
     assert row.dispatch_attempts == 1
 
 
-def test_celery_beat_runs_the_relay(workers):
-    # Given a message left behind, and celery beat running as `make run` starts it
+def test_every_run_is_recorded_with_who_ran_it_even_with_nothing_to_send():
+    # Given an outbox with nothing pending
+    before = timezone.now()
+
+    # When the relay runs
+    outbox_relay(runner="payments-worker@host")
+
+    # Then its run is on record, for readiness and the dashboard to read
+    run = relay_last_run()
+    assert run is not None
+    assert run.ran_at >= before
+    assert (run.runner, run.dispatched, run.failed) == ("payments-worker@host", 0, 0)
+
+    # And a later run replaces it: one row per relay, however many run it
+    outbox_relay()
+    assert RelayRun.objects.count() == 1
+    assert relay_last_run().runner.endswith(f"pid {os.getpid()}")
+
+
+@pytest.mark.skipif(
+    not connection.features.has_select_for_update_skip_locked, reason="PostgreSQL's SKIP LOCKED"
+)
+def test_relays_running_at_once_send_each_message_once(workers):
+    # Given 150 messages left behind, and three relays starting together in threads
+    probe_ids = [new_probe_id() for _ in range(150)]
+    rows = [committed_but_never_dispatched(p, age_seconds=30) for p in probe_ids]
+    start = threading.Barrier(3)
+    results: list[relay.RelayResult] = []
+
+    def relay_until_drained() -> None:
+        start.wait()
+        try:
+            # (A grace period that leaves alone the echoes the workers publish meanwhile.)
+            while (result := outbox_relay(grace_seconds=20, batch_size=20)).dispatched:
+                results.append(result)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=relay_until_drained) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # Then every message was sent by exactly one of them, once
+    assert sum(result.dispatched for result in results) == len(rows)
+    assert sum(result.failed for result in results) == 0
+    attempts = OutboxMessage.objects.filter(pk__in=[r.pk for r in rows]).values_list(
+        "dispatch_attempts", flat=True
+    )
+    assert sorted(set(attempts)) == [1]
+    wait_for(
+        lambda: (
+            ProbeEffect.objects.filter(probe_id__in=probe_ids, handler="record_ping").count()
+            == len(probe_ids)
+        ),
+        what="every relayed event handled",
+    )
+
+
+def test_a_worker_relays_on_its_own_timer_with_no_beat_and_no_messaging_worker(workers):
+    # Given a message left behind, no beat, and a worker of a queue that is not "messaging"
+    # running with the relay on (as every worker does by default outside the tests)
     probe_id = new_probe_id()
-    committed_but_never_dispatched(probe_id, age_seconds=30)
-    beat = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
-         "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
-        cwd=ROOT, env=workers["a"].env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        # Then the relay task it schedules on the messaging queue delivers it
-        wait_for(lambda: effects(probe_id, "record_ping").exists(), what="beat's relay")
-    finally:
-        beat.terminate()
-        beat.wait(timeout=20)
+    row = committed_but_never_dispatched(probe_id, age_seconds=30)
+    env = {**workers["a"].env, "MESSAGING_WORKER_RELAY": "1"}
+    with workers_running({"relayer": ("relayer", ["probe_d"], 1)}, env) as started:
+        # Then its timer relays it, and probe-a handles it
+        wait_for(lambda: effects(probe_id, "record_ping").exists(), what="the worker's relay")
+        row.refresh_from_db()
+        assert row.dispatch_attempts == 1
+        assert relay_last_run().runner == started["relayer"].hostname
 
 
 def test_relay_with_the_broker_unreachable_records_the_failure_and_sends_later(

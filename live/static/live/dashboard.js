@@ -205,9 +205,9 @@
       outbox.oldest_pending_age_seconds > 60 ? "bad" : null);
     set(
       "relay-last-run",
-      !relay.is_scheduled ? "not scheduled (no beat has registered " + relay.task + ")"
-        : ago(relay.last_run_age_seconds) + " (every " + seconds(relay.interval_seconds) + ", as beat last saved it)",
-      relay.is_scheduled ? null : "warn"
+      !relay.has_run ? "never (no worker or relay_outbox has run it)"
+        : ago(relay.last_run_age_seconds) + " by " + relay.last_runner + " (every " + seconds(relay.interval_seconds) + " in each worker)",
+      !relay.has_run ? "warn" : relay.is_late ? "bad" : null
     );
   }
 
