@@ -70,11 +70,12 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 def test_gunicorn_serves_the_shop_under_the_production_settings(production_env, tmp_path):
-    # Given a migrated database with one order, and no static files collected
+    # Given a migrated database with a product and an order, and no static files collected
     manage(production_env, "migrate", "--noinput", "--verbosity", "0")
     order_id = manage(
         production_env, "shell", "--verbosity", "0", "-c",
-        "from tests.orders.factories import OrderFactory; print(OrderFactory().id)",
+        "from tests.orders.factories import CatalogItemFactory, OrderFactory;"
+        " CatalogItemFactory(); print(OrderFactory().id)",
     ).strip()  # fmt: skip
     assert not (tmp_path / "static").exists()
 
