@@ -192,6 +192,21 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # --- Email -----------------------------------------------------------------
 
+
+def shop_url() -> str:
+    """SHOP_URL without its trailing slash: where customers reach the shop, scheme and host."""
+    url = env.str("SHOP_URL", default="http://127.0.0.1:8000").rstrip("/")
+    if not re.fullmatch(r"https?://[^/\s]+", url):
+        raise ImproperlyConfigured(
+            f"SHOP_URL={url!r} is not the shop's address: http:// or https:// and the host "
+            "(and port), no path, e.g. https://shop.example.com"
+        )
+    return url
+
+
+# Every email links to its order's page under SHOP_URL (the default is where
+# `make run` serves): that unguessable URL is the customer's only way back.
+SHOP_URL = shop_url()
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@example.com")
 

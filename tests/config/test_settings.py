@@ -376,3 +376,32 @@ def test_the_redis_log_without_a_redis_fails_the_checks():
     assert result.returncode != 0
     assert "messaging.E005" in result.stderr
     assert "neither EVENT_LOG_REDIS_URL nor REDIS_URL is set" in result.stderr
+
+
+# --- Email ----------------------------------------------------------------------
+
+
+def test_emails_link_to_the_shop_where_make_run_serves_it_unless_told_otherwise():
+    code = "from django.conf import settings; print(settings.SHOP_URL)"
+    shown = run_python(code, DJANGO_SETTINGS_MODULE="config.settings.base")
+    told = run_python(
+        code, DJANGO_SETTINGS_MODULE="config.settings.base", SHOP_URL="https://shop.example.com/"
+    )
+
+    assert shown.returncode == told.returncode == 0, shown.stderr + told.stderr
+    assert (shown.stdout, told.stdout) == ("http://127.0.0.1:8000\n", "https://shop.example.com\n")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SHOP_URL": "shop.example.com"}, "SHOP_URL='shop.example.com' is not the shop's address"),
+        ({"SHOP_URL": "https://example.com/shop"}, "SHOP_URL='https://example.com/shop' is not"),
+    ],
+)
+def test_an_email_setting_that_does_not_parse_is_named(env, message):
+    result = manage("check", DJANGO_SETTINGS_MODULE="config.settings.base", **env)
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "s3cret" not in result.stderr
