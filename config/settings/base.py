@@ -204,10 +204,43 @@ def shop_url() -> str:
     return url
 
 
+def email_server() -> dict:
+    """django-environ's reading of EMAIL_URL (e.g. smtp+tls://user:pass@host:587), {} if unset.
+
+    smtp:// is plain, smtp+tls:// and smtps:// use STARTTLS, smtp+ssl:// TLS
+    from the start.
+    """
+    url = env.str("EMAIL_URL", default="")
+    if not url:
+        return {}
+    try:
+        return env.email_url_config(url)
+    except (ImproperlyConfigured, ValueError) as error:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL={without_password(url)!r} is not an email URL: {error}"
+        ) from None
+
+
 # Every email links to its order's page under SHOP_URL (the default is where
 # `make run` serves): that unguessable URL is the customer's only way back.
 SHOP_URL = shop_url()
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# The mail server EMAIL_URL names; without one, each email is logged at INFO
+# (and its body kept in the admin's mailbox). EMAIL_BACKEND, if set, wins.
+# (Lower case: not a setting, it holds the password.)
+_email_server = email_server()
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default=_email_server.get("EMAIL_BACKEND", "notifications.mail.LoggingEmailBackend"),
+)
+EMAIL_HOST = _email_server.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email_server.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email_server.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email_server.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email_server.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email_server.get("EMAIL_USE_SSL"))
+# Seconds a silent mail server may hold a worker before the send fails (and the
+# delivery is retried); Django's default is to wait for ever.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@example.com")
 
 # --- Shop ------------------------------------------------------------------
