@@ -24,6 +24,8 @@ node_modules/.package-lock.json: package.json package-lock.json
 LIVE_PROCESSES := web worker beat stream $(if $(REDIS_URL),streams push)
 run: export DEBUG ?= 1
 run: export LIVE_STREAM_URL ?= http://127.0.0.1:8001
+# It is a development server by design: Django need not warn that it is one.
+run: export DJANGO_RUNSERVER_HIDE_WARNING ?= true
 run: install
 	python manage.py migrate --noinput
 	python manage.py migrate --noinput --database gateway

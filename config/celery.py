@@ -36,7 +36,7 @@ def describe_backends() -> str:
 
 @worker_init.connect
 def _announce_backends(**kwargs) -> None:
-    logger.warning("Worker starting with %s", describe_backends())
+    logger.info("Worker starting with %s", describe_backends())
 
 
 @worker_init.connect

@@ -7,7 +7,8 @@ for and renamed into place once complete: a rename is atomic, so a consumer
 sees a whole message or none.
 
 The channel makes its folders when it starts, so that the settings naming
-them need not make them on import.
+them need not make them on import. A folder has no host: the transport has no
+default one, so kombu does not warn that the URL names none.
 """
 
 import os
@@ -40,3 +41,10 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self) -> dict:
+        # kombu's virtual transports default to host "localhost" and warn,
+        # every time a connection is described, that "filesystem://" names
+        # none ("No hostname was supplied"): a folder needs no host.
+        return {"port": self.default_port}

@@ -6,6 +6,7 @@ crosses processes through the file-system transport and is handled.
 
 import contextlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -179,3 +180,32 @@ def test_stock_never_goes_negative_on_sqlite(embedded):
     assert embedded.query(
         "SELECT on_hand, reserved, shipped FROM inventory_product WHERE sku='LAST-10'"
     ) == [(0, 0, units)]
+
+
+# --- Quiet -----------------------------------------------------------------------
+
+ALARMING = re.compile(r"WARNING|ERROR|CRITICAL|Traceback")
+
+
+def alarming(log: str) -> list[str]:
+    return [line for line in log.splitlines() if ALARMING.search(line)]
+
+
+def test_the_file_system_broker_needs_no_host_and_so_warns_of_none(tmp_path):
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO)\n"
+        "import django; django.setup()\n"
+        "from config.celery import app\n"
+        "with app.connection_for_write() as connection:\n"
+        "    connection.default_channel\n"
+        "    print(connection.info()['transport'])\n"
+    )
+    env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "config.settings.base"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**env, "VAR_DIR": str(tmp_path)},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "messaging.filesystem:Transport\n"
+    assert alarming(result.stderr) == []
