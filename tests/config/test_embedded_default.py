@@ -14,9 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
+from honcho.manager import KILL_WAIT
 
 from tests.support.paths import ROOT
+from tests.support.redis import free_port
+from tests.support.waiting import wait_for
 
 
 class EmbeddedStack:
@@ -209,3 +213,50 @@ def test_the_file_system_broker_needs_no_host_and_so_warns_of_none(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "messaging.filesystem:Transport\n"
     assert alarming(result.stderr) == []
+
+
+# --- Stopping as make run stops it ------------------------------------------------
+# honcho stops every process with SIGTERM to its process group, and SIGKILLs what
+# is still there KILL_WAIT seconds later: a worker killed so loses the messages it
+# had taken from the file-system broker.
+
+
+def stop_as_honcho_does(process: subprocess.Popen) -> tuple[int, float]:
+    """SIGTERM to the process group; its status, and the seconds it took to go."""
+    started = time.monotonic()
+    _signal_group(process, signal.SIGTERM)
+    status = process.wait(timeout=30)
+    return status, time.monotonic() - started
+
+
+def test_a_worker_stopped_as_make_run_stops_it_is_gone_at_once_and_cleanly(embedded):
+    # Given a worker on the embedded default, its pool started
+    worker = embedded.start("-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "INFO")
+    wait_for(lambda: "ready." in embedded.output(worker), timeout=60, what="the worker")
+    pool = psutil.Process(worker.pid).children()
+    assert len(pool) == 2
+
+    # When it is stopped as honcho stops it
+    status, took = stop_as_honcho_does(worker)
+
+    # Then it stopped warm, in time, its pool processes with it, with nothing to alarm anyone
+    log = embedded.output(worker)
+    assert (status, alarming(log)) == (0, []), log
+    assert "Warm shutdown" in log
+    assert took < KILL_WAIT, f"{took:.1f} s"
+    _, alive = psutil.wait_procs(pool, timeout=5)
+    assert alive == []
+
+
+def test_the_web_server_stopped_as_make_run_stops_it_exits_cleanly(embedded):
+    # Given the development server as make run starts it
+    embedded.env["DJANGO_RUNSERVER_HIDE_WARNING"] = "true"
+    web = embedded.start("manage.py", "runserver", f"127.0.0.1:{free_port()}", "--noreload")
+    wait_for(lambda: "Quit the server" in embedded.output(web), timeout=60, what="the server")
+
+    # When it is stopped as honcho stops it
+    status, _ = stop_as_honcho_does(web)
+
+    # Then it exits as it does on Ctrl-C
+    log = embedded.output(web)
+    assert (status, alarming(log)) == (0, []), log
