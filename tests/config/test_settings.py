@@ -467,3 +467,17 @@ def test_an_email_setting_that_does_not_parse_is_named(env, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert "s3cret" not in result.stderr
+
+
+# --- Logging --------------------------------------------------------------------
+
+
+def test_a_record_of_django_is_logged_once_when_debug_is_on():
+    code = (
+        "import django; django.setup()\n"
+        "import logging; logging.getLogger('django.request').warning('Not Found: /nowhere')\n"
+    )
+    result = run_python(code, DJANGO_SETTINGS_MODULE="config.settings.base", DEBUG="1")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("Not Found: /nowhere") == 1, result.stderr
