@@ -1,4 +1,4 @@
-"""config.urls: what the project's own URLs answer."""
+"""config.views: what the project answers on its own, for no app."""
 
 import logging
 
