@@ -22,13 +22,17 @@ node_modules/.package-lock.json: package.json package-lock.json
 ## Migrate, seed the demo, then run web + workers + beat + stream processor until Ctrl-C;
 ## with REDIS_URL set, the streaming server and the live push too (pages are pushed).
 LIVE_PROCESSES := web worker beat stream $(if $(REDIS_URL),streams push)
+# Ctrl-C is how it ends, not an error: the shell waits (trap) for honcho to stop
+# them all and takes honcho's status for Ctrl-C, 130, as success.
 run: export DEBUG ?= 1
 run: export LIVE_STREAM_URL ?= http://127.0.0.1:8001
+# It is a development server by design: Django need not warn that it is one.
+run: export DJANGO_RUNSERVER_HIDE_WARNING ?= true
 run: install
 	python manage.py migrate --noinput
 	python manage.py migrate --noinput --database gateway
 	python manage.py setup_demo
-	honcho start -f Procfile $(LIVE_PROCESSES)
+	trap : INT; honcho start -f Procfile $(LIVE_PROCESSES) || [ $$? -eq 130 ]
 
 ## The whole test suite (what CI runs).
 test: install

@@ -5,7 +5,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_init
 from kombu.utils.url import maybe_sanitize_url
 
 from .connections import connect as connect_connection_handling
@@ -36,7 +36,7 @@ def describe_backends() -> str:
 
 @worker_init.connect
 def _announce_backends(**kwargs) -> None:
-    logger.warning("Worker starting with %s", describe_backends())
+    logger.info("Worker starting with %s", describe_backends())
 
 
 @worker_init.connect
@@ -49,6 +49,18 @@ def _freeze_before_fork(**kwargs) -> None:
     # scanned again, so their pages stay shared (see the gc.freeze docs).
     gc.collect()
     gc.freeze()
+
+
+@worker_process_init.connect
+def _leave_the_workers_process_group(**kwargs) -> None:
+    # A process manager that stops the worker by signalling its process group
+    # (honcho under `make run`, supervisord's stopasgroup, a test's killpg)
+    # would also SIGTERM each pool process, which dies at once, mid-task, and
+    # the worker logs "ERROR ... exited with 'signal 15 (SIGTERM)'". In a group
+    # of its own a pool process hears only its worker, which on SIGTERM lets it
+    # finish its task (a warm shutdown). Celery has already set it to receive
+    # SIGKILL when the worker dies, so none outlives a killed worker.
+    os.setpgid(0, 0)
 
 
 # Around each task, what Django does around each request (config/connections.py).

@@ -4,6 +4,7 @@ from django.urls import include, path
 from health.views import ReadinessView, liveness
 
 from .api import api
+from .views import no_icon
 
 # The shop's own name on every admin page, rather than "Django administration".
 admin.site.site_header = "eventshop operations"
@@ -20,6 +21,7 @@ urlpatterns = [
     path("staff/live/", include("live.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("favicon.ico", no_icon),
     path("", include("orders.urls")),
 ]
 

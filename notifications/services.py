@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from messaging.errors import RetryLater
 
@@ -28,14 +29,16 @@ def email_send(*, order_id: UUID, kind: str, **facts: Any) -> SentEmail | None:
     """Send one email of this kind about an order, at most once, and record it.
 
     What it says comes from the template ``notifications/<kind>.txt``, whose
-    first line is the subject, given the ``facts`` and the order's reference.
+    first line is the subject, given the ``facts``, the order's reference and
+    the absolute link to the order's page.
     """
     recipient = Recipient.objects.filter(order_id=order_id).first()
     if recipient is None:
         raise RetryLater(f"the customer of order {order_id} is not known yet")
     if SentEmail.objects.filter(order_id=order_id, kind=kind).exists():
         return None
-    text = render_to_string(f"notifications/{kind}.txt", {**facts, "order_ref": short_id(order_id)})
+    context = {**facts, "order_ref": short_id(order_id), "order_url": order_url(order_id)}
+    text = render_to_string(f"notifications/{kind}.txt", context)
     subject, _, body = text.partition("\n")
     body = body.rstrip("\n") + "\n"
     sent = SentEmail.objects.create(
@@ -48,3 +51,8 @@ def email_send(*, order_id: UUID, kind: str, **facts: Any) -> SentEmail | None:
 
 def short_id(order_id: UUID) -> str:
     return str(order_id).split("-")[0].upper()
+
+
+def order_url(order_id: UUID) -> str:
+    """The order's page as the customer reaches it: SHOP_URL and the page's unguessable path."""
+    return settings.SHOP_URL + reverse("orders:detail", kwargs={"order_id": order_id})

@@ -194,7 +194,55 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # --- Email -----------------------------------------------------------------
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+
+def shop_url() -> str:
+    """SHOP_URL without its trailing slash: where customers reach the shop, scheme and host."""
+    url = env.str("SHOP_URL", default="http://127.0.0.1:8000").rstrip("/")
+    if not re.fullmatch(r"https?://[^/\s]+", url):
+        raise ImproperlyConfigured(
+            f"SHOP_URL={url!r} is not the shop's address: http:// or https:// and the host "
+            "(and port), no path, e.g. https://shop.example.com"
+        )
+    return url
+
+
+def email_server() -> dict:
+    """django-environ's reading of EMAIL_URL (e.g. smtp+tls://user:pass@host:587), {} if unset.
+
+    smtp:// is plain, smtp+tls:// and smtps:// use STARTTLS, smtp+ssl:// TLS
+    from the start.
+    """
+    url = env.str("EMAIL_URL", default="")
+    if not url:
+        return {}
+    try:
+        return env.email_url_config(url)
+    except (ImproperlyConfigured, ValueError) as error:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL={without_password(url)!r} is not an email URL: {error}"
+        ) from None
+
+
+# Every email links to its order's page under SHOP_URL (the default is where
+# `make run` serves): that unguessable URL is the customer's only way back.
+SHOP_URL = shop_url()
+# The mail server EMAIL_URL names; without one, each email is logged at INFO
+# (and its body kept in the admin's mailbox). EMAIL_BACKEND, if set, wins.
+# (Lower case: not a setting, it holds the password.)
+_email_server = email_server()
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default=_email_server.get("EMAIL_BACKEND", "notifications.mail.LoggingEmailBackend"),
+)
+EMAIL_HOST = _email_server.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email_server.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email_server.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email_server.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email_server.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email_server.get("EMAIL_USE_SSL"))
+# Seconds a silent mail server may hold a worker before the send fails (and the
+# delivery is retried); Django's default is to wait for ever.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@example.com")
 
 # --- Shop ------------------------------------------------------------------
@@ -514,12 +562,25 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # runserver's request lines, as Django's default logging prints them.
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Without handlers of its own: Django's default console handler would
+        # print each of its records a second time when DEBUG is on (the root
+        # prints them), and its mail_admins handler has no ADMINS to write to.
+        # Configuring it resets django.server, configured again as Django does.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
         # django-health-check logs each failing check with a traceback; /readyz
         # logs one line naming them (health/views.py) and its answer says why.

@@ -6,6 +6,7 @@ crosses processes through the file-system transport and is handled.
 
 import contextlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -13,9 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
+from honcho.manager import KILL_WAIT
 
 from tests.support.paths import ROOT
+from tests.support.redis import free_port
+from tests.support.waiting import wait_for
 
 
 class EmbeddedStack:
@@ -179,3 +184,79 @@ def test_stock_never_goes_negative_on_sqlite(embedded):
     assert embedded.query(
         "SELECT on_hand, reserved, shipped FROM inventory_product WHERE sku='LAST-10'"
     ) == [(0, 0, units)]
+
+
+# --- Quiet -----------------------------------------------------------------------
+
+ALARMING = re.compile(r"WARNING|ERROR|CRITICAL|Traceback")
+
+
+def alarming(log: str) -> list[str]:
+    return [line for line in log.splitlines() if ALARMING.search(line)]
+
+
+def test_the_file_system_broker_needs_no_host_and_so_warns_of_none(tmp_path):
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO)\n"
+        "import django; django.setup()\n"
+        "from config.celery import app\n"
+        "with app.connection_for_write() as connection:\n"
+        "    connection.default_channel\n"
+        "    print(connection.info()['transport'])\n"
+    )
+    env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "config.settings.base"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**env, "VAR_DIR": str(tmp_path)},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "messaging.filesystem:Transport\n"
+    assert alarming(result.stderr) == []
+
+
+# --- Stopping as make run stops it ------------------------------------------------
+# honcho stops every process with SIGTERM to its process group, and SIGKILLs what
+# is still there KILL_WAIT seconds later: a worker killed so loses the messages it
+# had taken from the file-system broker.
+
+
+def stop_as_honcho_does(process: subprocess.Popen) -> tuple[int, float]:
+    """SIGTERM to the process group; its status, and the seconds it took to go."""
+    started = time.monotonic()
+    _signal_group(process, signal.SIGTERM)
+    status = process.wait(timeout=30)
+    return status, time.monotonic() - started
+
+
+def test_a_worker_stopped_as_make_run_stops_it_is_gone_at_once_and_cleanly(embedded):
+    # Given a worker on the embedded default, its pool started
+    worker = embedded.start("-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "INFO")
+    wait_for(lambda: "ready." in embedded.output(worker), timeout=60, what="the worker")
+    pool = psutil.Process(worker.pid).children()
+    assert len(pool) == 2
+
+    # When it is stopped as honcho stops it
+    status, took = stop_as_honcho_does(worker)
+
+    # Then it stopped warm, in time, its pool processes with it, with nothing to alarm anyone
+    log = embedded.output(worker)
+    assert (status, alarming(log)) == (0, []), log
+    assert "Warm shutdown" in log
+    assert took < KILL_WAIT, f"{took:.1f} s"
+    _, alive = psutil.wait_procs(pool, timeout=5)
+    assert alive == []
+
+
+def test_the_web_server_stopped_as_make_run_stops_it_exits_cleanly(embedded):
+    # Given the development server as make run starts it
+    embedded.env["DJANGO_RUNSERVER_HIDE_WARNING"] = "true"
+    web = embedded.start("manage.py", "runserver", f"127.0.0.1:{free_port()}", "--noreload")
+    wait_for(lambda: "Quit the server" in embedded.output(web), timeout=60, what="the server")
+
+    # When it is stopped as honcho stops it
+    status, _ = stop_as_honcho_does(web)
+
+    # Then it exits as it does on Ctrl-C
+    log = embedded.output(web)
+    assert (status, alarming(log)) == (0, []), log

@@ -379,3 +379,108 @@ def test_the_redis_log_without_a_redis_fails_the_checks():
     assert result.returncode != 0
     assert "messaging.E005" in result.stderr
     assert "neither EVENT_LOG_REDIS_URL nor REDIS_URL is set" in result.stderr
+
+
+# --- Email ----------------------------------------------------------------------
+
+
+def test_emails_link_to_the_shop_where_make_run_serves_it_unless_told_otherwise():
+    code = "from django.conf import settings; print(settings.SHOP_URL)"
+    shown = run_python(code, DJANGO_SETTINGS_MODULE="config.settings.base")
+    told = run_python(
+        code, DJANGO_SETTINGS_MODULE="config.settings.base", SHOP_URL="https://shop.example.com/"
+    )
+
+    assert shown.returncode == told.returncode == 0, shown.stderr + told.stderr
+    assert (shown.stdout, told.stdout) == ("http://127.0.0.1:8000\n", "https://shop.example.com\n")
+
+
+SHOW_EMAIL_SETTINGS = """
+from django.conf import settings
+for name in ["EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER",
+             "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS", "EMAIL_USE_SSL", "EMAIL_TIMEOUT"]:
+    print(name, getattr(settings, name) or "-")
+"""
+
+
+def email_settings(**env: str) -> dict[str, str]:
+    result = run_python(SHOW_EMAIL_SETTINGS, DJANGO_SETTINGS_MODULE="config.settings.base", **env)
+    assert result.returncode == 0, result.stderr
+    return dict(line.split(" ", 1) for line in result.stdout.splitlines())
+
+
+def test_without_a_mail_server_emails_are_logged():
+    assert email_settings() == {
+        "EMAIL_BACKEND": "notifications.mail.LoggingEmailBackend",
+        "EMAIL_HOST": "localhost",
+        "EMAIL_PORT": "25",
+        "EMAIL_HOST_USER": "-",
+        "EMAIL_HOST_PASSWORD": "-",
+        "EMAIL_USE_TLS": "-",
+        "EMAIL_USE_SSL": "-",
+        "EMAIL_TIMEOUT": "10.0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "server"),
+    [
+        (
+            "smtp+tls://shop%40example.com:s3cr%2Ft@smtp.example.com:587",
+            ("smtp.example.com", "587", "shop@example.com", "s3cr/t", "True", "-"),
+        ),
+        ("smtps://u:p@smtp.example.com:587", ("smtp.example.com", "587", "u", "p", "True", "-")),
+        ("smtp+ssl://u:p@smtp.example.com:465", ("smtp.example.com", "465", "u", "p", "-", "True")),
+        ("smtp://127.0.0.1:1025", ("127.0.0.1", "1025", "-", "-", "-", "-")),
+    ],
+)
+def test_email_url_names_the_smtp_server(url, server):
+    shown = email_settings(EMAIL_URL=url)
+
+    assert shown["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    names = ["HOST", "PORT", "HOST_USER", "HOST_PASSWORD", "USE_TLS", "USE_SSL"]
+    assert tuple(shown[f"EMAIL_{name}"] for name in names) == server
+
+
+def test_an_email_backend_of_its_own_wins_over_email_url():
+    shown = email_settings(
+        EMAIL_URL="smtp+tls://u:p@smtp.example.com:587",
+        EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
+    )
+
+    assert shown["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend"
+    assert shown["EMAIL_HOST"] == "smtp.example.com"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"EMAIL_URL": "http://shop:s3cret@smtp.example.com:587"},
+            "EMAIL_URL='http://shop:***@smtp.example.com:587' is not an email URL",
+        ),
+        ({"EMAIL_URL": "smtp://smtp.example.com:port"}, "EMAIL_URL='smtp://smtp.example.com:port'"),
+        ({"SHOP_URL": "shop.example.com"}, "SHOP_URL='shop.example.com' is not the shop's address"),
+        ({"SHOP_URL": "https://example.com/shop"}, "SHOP_URL='https://example.com/shop' is not"),
+    ],
+)
+def test_an_email_setting_that_does_not_parse_is_named(env, message):
+    result = manage("check", DJANGO_SETTINGS_MODULE="config.settings.base", **env)
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+# --- Logging --------------------------------------------------------------------
+
+
+def test_a_record_of_django_is_logged_once_when_debug_is_on():
+    code = (
+        "import django; django.setup()\n"
+        "import logging; logging.getLogger('django.request').warning('Not Found: /nowhere')\n"
+    )
+    result = run_python(code, DJANGO_SETTINGS_MODULE="config.settings.base", DEBUG="1")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("Not Found: /nowhere") == 1, result.stderr

@@ -12,6 +12,7 @@ from notifications import handlers
 from notifications.models import Recipient, SentEmail
 from orders.events import OrderCancelled
 from payments.events import PaymentRefunded
+from tests.notifications.conftest import page_link
 from tests.notifications.factories import RecipientFactory
 from tests.support.handling import assert_workflows_taken, handle
 from tests.support.order_messages import OrderCompletedFactory, OrderPlacedFactory
@@ -98,6 +99,7 @@ def test_a_placed_order_is_confirmed_to_its_customer_with_its_lines_and_total():
     )
     assert message.body == (
         "Thank you for your order.\n\n  2 × Mug (MUG-1) at 12.50 EUR\n\nTotal: 25.00 EUR\n"
+        + page_link(ORDER_ID)
     )
     assert SentEmail.objects.get().kind == "placed"
 
@@ -112,9 +114,13 @@ def test_each_later_moment_of_an_order_is_told_to_its_customer(
     # When the moment's message arrives
     handle(handler, message)
 
-    # Then the customer gets the mail that says so
+    # Then the customer gets the mail that says so, with the link back to the order
     [email] = mail.outbox
-    assert (email.to, email.subject, email.body) == (["ada@example.com"], subject, body)
+    assert (email.to, email.subject, email.body) == (
+        ["ada@example.com"],
+        subject,
+        body + page_link(ORDER_ID),
+    )
     assert SentEmail.objects.get(order_id=ORDER_ID).kind == kind
 
 

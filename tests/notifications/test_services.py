@@ -14,6 +14,7 @@ from messaging.errors import RetryLater
 from notifications.models import Recipient, SentEmail
 from notifications.services import email_send, recipient_record, short_id
 from orders.events import PlacedLine
+from tests.notifications.conftest import page_link
 from tests.notifications.factories import RecipientFactory, SentEmailFactory
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +91,8 @@ def test_the_email_goes_out_to_the_orders_recipient_and_is_recorded(settings):
     assert (message.to, message.from_email) == (["ada@example.com"], settings.DEFAULT_FROM_EMAIL)
     assert (message.subject, message.body) == (
         placed,
-        "Thank you for your order.\n\n  2 × Mug (MUG-1) at 6.25 EUR\n\nTotal: 12.50 EUR\n",
+        "Thank you for your order.\n\n  2 × Mug (MUG-1) at 6.25 EUR\n\nTotal: 12.50 EUR\n"
+        + page_link(recipient.order_id),
     )
     assert (sent.to, sent.kind, sent.subject, sent.body) == (
         "ada@example.com",
@@ -119,9 +121,13 @@ def test_each_kind_of_email_says_what_its_template_says(kind, says):
     # When an email of this kind is sent
     send(recipient.order_id, kind=kind)
 
-    # Then its subject names the order and its body tells the facts, unescaped
+    # Then its subject names the order and its body tells the facts, unescaped, and links
+    # to the order's page
     [message] = mail.outbox
-    assert (message.subject, message.body) == (subject(kind, recipient.order_id), says)
+    assert (message.subject, message.body) == (
+        subject(kind, recipient.order_id),
+        says + page_link(recipient.order_id),
+    )
 
 
 def test_before_the_recipient_is_known_the_email_waits():
