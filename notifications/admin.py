@@ -3,8 +3,9 @@ from django.urls import reverse
 from django.utils.html import format_html, urlize
 from django.utils.safestring import mark_safe
 
+from messaging.references import short_reference
+
 from .models import Recipient, SentEmail
-from .services import short_id
 
 
 @admin.register(SentEmail)
@@ -26,7 +27,7 @@ class SentEmailAdmin(admin.ModelAdmin):
     def order(self, email: SentEmail) -> str:
         """The order's short reference, linking to its page (the one the email links to)."""
         page = reverse("orders:detail", kwargs={"order_id": email.order_id})
-        return format_html('<a href="{}">{}</a>', page, short_id(email.order_id))
+        return format_html('<a href="{}">{}</a>', page, short_reference(email.order_id))
 
     @admin.display(description="message")
     def message(self, email: SentEmail) -> str:

@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from messaging.errors import RetryLater
+from messaging.references import short_reference
 
 from .models import Recipient, SentEmail
 
@@ -37,7 +38,7 @@ def email_send(*, order_id: UUID, kind: str, **facts: Any) -> SentEmail | None:
         raise RetryLater(f"the customer of order {order_id} is not known yet")
     if SentEmail.objects.filter(order_id=order_id, kind=kind).exists():
         return None
-    context = {**facts, "order_ref": short_id(order_id), "order_url": order_url(order_id)}
+    context = {**facts, "order_ref": short_reference(order_id), "order_url": order_url(order_id)}
     text = render_to_string(f"notifications/{kind}.txt", context)
     subject, _, body = text.partition("\n")
     body = body.rstrip("\n") + "\n"
@@ -47,10 +48,6 @@ def email_send(*, order_id: UUID, kind: str, **facts: Any) -> SentEmail | None:
     # Sent last: if sending fails, the record rolls back and the delivery retries.
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [recipient.email])
     return sent
-
-
-def short_id(order_id: UUID) -> str:
-    return str(order_id).split("-")[0].upper()
 
 
 def order_url(order_id: UUID) -> str:

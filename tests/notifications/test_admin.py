@@ -7,8 +7,9 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
+from messaging.references import short_reference
 from notifications.models import Recipient, SentEmail
-from notifications.services import email_send, short_id
+from notifications.services import email_send
 from tests.notifications.conftest import SHOP
 from tests.notifications.factories import RecipientFactory
 
@@ -61,10 +62,10 @@ def test_the_mailbox_lists_when_to_whom_what_and_the_order_with_its_page(client,
     assert response.status_code == 200
     opened = reverse("admin:notifications_sentemail_change", args=[email.pk])
     assert f'href="{opened}"' in page
-    assert f"Refund for order {short_id(email.order_id)}" in page
+    assert f"Refund for order {short_reference(email.order_id)}" in page
     assert "ada@example.com" in page
     order_page = reverse("orders:detail", kwargs={"order_id": email.order_id})
-    assert f'<a href="{order_page}">{short_id(email.order_id)}</a>' in page
+    assert f'<a href="{order_page}">{short_reference(email.order_id)}</a>' in page
     assert str(email.order_id) not in page.replace(order_page, "")
 
 

@@ -6,9 +6,10 @@ import logging
 import pytest
 from django.core import mail
 
+from messaging.references import short_reference
 from notifications.mail import LoggingEmailBackend
 from notifications.models import SentEmail
-from notifications.services import email_send, order_url, short_id
+from notifications.services import email_send, order_url
 from tests.notifications.conftest import SHOP
 from tests.notifications.factories import RecipientFactory
 
@@ -50,10 +51,9 @@ def test_an_order_email_logs_the_link_to_the_order_page(settings, caplog):
         )
 
     # Then the log says to whom, what, and where the order's page is
-    link = order_url(recipient.order_id)
+    link, reference = order_url(recipient.order_id), short_reference(recipient.order_id)
     assert link == f"{SHOP}/orders/{recipient.order_id}/"
     assert [r.getMessage() for r in caplog.records if r.name == "notifications"] == [
-        f'Email to ada@example.com: "Your order {short_id(recipient.order_id)} is on its way" '
-        f"{link}"
+        f'Email to ada@example.com: "Your order {reference} is on its way" {link}'
     ]
     assert SentEmail.objects.get().to == "ada@example.com"

@@ -11,8 +11,9 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
 
 from messaging.errors import RetryLater
+from messaging.references import short_reference
 from notifications.models import Recipient, SentEmail
-from notifications.services import email_send, recipient_record, short_id
+from notifications.services import email_send, recipient_record
 from orders.events import PlacedLine
 from tests.notifications.conftest import page_link
 from tests.notifications.factories import RecipientFactory, SentEmailFactory
@@ -52,7 +53,7 @@ def send(order_id, kind=SentEmail.Kind.PLACED):
 
 
 def subject(kind, order_id) -> str:
-    return SUBJECTS[kind].format(short_id(order_id))
+    return SUBJECTS[kind].format(short_reference(order_id))
 
 
 def sent_to(address: str) -> list[str]:

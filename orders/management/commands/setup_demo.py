@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Create the demo admin account (and demo data) and say how to reach the site."
 
     def add_arguments(self, parser):
-        parser.add_argument("--url", default=os.environ.get("SITE_URL", "http://127.0.0.1:8000"))
+        parser.add_argument("--url", default=settings.SHOP_URL)
 
     def handle(self, *args, url, **options):
         username = os.environ.get("DEMO_ADMIN_USERNAME", "admin")
