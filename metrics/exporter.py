@@ -10,6 +10,11 @@ itself rather than by the web, so that a worker on a machine (or in a
 container) of its own is scraped where it runs, and a worker that is gone
 is a target that is down, not counts that silently stop.
 
+The folder is named by the worker's node name and its main process's pid,
+since several workers on a machine may share a node name (Celery's default,
+``celery@<host>``); the worker removes it when it stops, and one starting
+removes those of workers killed before they could.
+
 A port already taken is logged as an error and the worker runs on without
 its exporter: metrics are never a reason not to process orders. Port 0 takes
 a free one; the log says which.
@@ -19,22 +24,34 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 from django.conf import settings
 from prometheus_client import start_http_server
 
-from .groups import group_folder, group_registry, group_start, process_dead
+from .groups import (
+    group_folder,
+    group_folders_of_dead_processes_remove,
+    group_registry,
+    group_start,
+    process_dead,
+)
+
+FOLDER_PREFIX = "worker-"
 
 logger = logging.getLogger(__name__)
 
 _server = None
+_folder = None
 
 
 def exporter_start(sender, **kwargs) -> None:
     """worker_init, in the worker's main process before its pool forks: count and serve."""
-    global _server
+    global _server, _folder
     node = sender.hostname
-    folder = group_start(group_folder(settings.METRICS_DIR, f"worker-{node}"))
+    group_folders_of_dead_processes_remove(settings.METRICS_DIR, FOLDER_PREFIX)
+    name = f"{FOLDER_PREFIX}{node}-{os.getpid()}"
+    folder = _folder = group_start(group_folder(settings.METRICS_DIR, name))
     address, port = settings.METRICS_WORKER_ADDRESS, settings.METRICS_WORKER_PORT
     try:
         _server, _ = start_http_server(port, addr=address, registry=group_registry(folder))
@@ -58,12 +75,18 @@ def exporter_start(sender, **kwargs) -> None:
 
 
 def exporter_stop(sender=None, **kwargs) -> None:
-    """worker_shutdown: let go of the port."""
-    global _server
+    """worker_shutdown (its pool has stopped): let go of the port, remove the group's folder."""
+    global _server, _folder
     if _server is not None:
         _server.shutdown()
         _server.server_close()
         _server = None
+    if _folder is not None:
+        shutil.rmtree(_folder, ignore_errors=True)
+        _folder = None
+
+
+_folder = None
 
 
 def pool_process_gone(sender=None, pid: int | None = None, **kwargs) -> None:

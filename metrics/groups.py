@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, multiprocess, values
@@ -46,6 +47,32 @@ def group_start(folder: Path) -> Path:
     os.environ[VARIABLE] = str(folder)
     values.ValueClass = values.get_value_class()
     return folder
+
+
+def group_folders_of_dead_processes_remove(base: Path, prefix: str) -> list[Path]:
+    """Remove the folders ``<prefix>…-<pid>`` under ``base`` whose process is gone; which went.
+
+    For groups that name their folder by their first process's pid (a
+    worker's node name need not be unique on a machine): one killed before it
+    could remove its own would otherwise stay for good.
+    """
+    removed = []
+    for folder in Path(base).glob(f"{prefix}*"):
+        found = re.search(r"-(\d+)$", folder.name)
+        if folder.is_dir() and found and not _is_running(int(found.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def is_multiprocess() -> bool:
