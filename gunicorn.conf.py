@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-MANAGE = Path(__file__).resolve().parent / "manage.py"
+# Imports no Django (the master never does): only prometheus_client.
+from metrics.groups import group_folder, group_start, process_dead
+
+CHECKOUT = Path(__file__).resolve().parent
+MANAGE = CHECKOUT / "manage.py"
 
 # Loopback by default: the proxy in front is on this host (a container sets GUNICORN_BIND).
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
@@ -37,17 +41,44 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 
 
+def _metrics_folder(server) -> Path | None:
+    """This gunicorn's folder under METRICS_DIR, named by where it listens; None with metrics off.
+
+    Read from the environment as config/settings/base.py reads it: the
+    master does not import Django's settings.
+    """
+    if os.environ.get("METRICS_ENABLED", "").strip().lower() in {"0", "false", "no", "off"}:
+        return None
+    var = Path(os.environ.get("VAR_DIR") or CHECKOUT / "var")
+    base = Path(os.environ.get("METRICS_DIR") or var / "metrics")
+    return group_folder(base, "web-" + "-".join(server.cfg.bind))
+
+
 def on_starting(server):
-    """Collect the static files before any worker serves a page.
+    """Count the workers' metrics in this gunicorn's own emptied folder; collect the static files.
+
+    Before the first worker forks, so that every worker inherits
+    PROMETHEUS_MULTIPROC_DIR and a scrape of any of them adds up all
+    (metrics/groups.py).
+
+    Collect the static files before any worker serves a page.
 
     The production storage names each file by its hash from a manifest that
     collectstatic writes; without it the admin and the API docs answer 500.
     It runs in a process of its own, so the master never imports Django.
     Set COLLECTSTATIC=0 where the image already holds them.
     """
+    folder = _metrics_folder(server)
+    if folder is not None:
+        group_start(folder)
     if os.environ.get("COLLECTSTATIC", "1") == "0":
         return
     subprocess.run(  # noqa: S603 (fixed arguments, no input)
         [sys.executable, str(MANAGE), "collectstatic", "--noinput", "--verbosity", "0"],
         check=True,
     )
+
+
+def child_exit(server, worker):
+    """A worker went (recycled, killed): drop its metrics that count only while it lives."""
+    process_dead(worker.pid)

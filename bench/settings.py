@@ -26,6 +26,9 @@ os.environ.setdefault("FRAUD_SCREENING", "0")
 # Emails are rendered and recorded but go nowhere (the console backend would
 # write every one to the worker's log).
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.dummy.EmailBackend")
+# Each worker serves its metrics as in production, on a free port of its own
+# (several run on this machine); METRICS_ENABLED=0 measures the shop without them.
+os.environ.setdefault("METRICS_WORKER_PORT", "0")
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import CELERY_TASK_QUEUES, INSTALLED_APPS, MESSAGING_QUEUES

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from health.views import ReadinessView, liveness
+from metrics.views import metrics
 
 from .api import api
 from .views import no_icon
@@ -18,6 +19,8 @@ urlpatterns = [
     # Probes for a supervisor or a load balancer (health/): no trailing slash, no redirect.
     path("healthz", liveness, name="healthz"),
     path("readyz", ReadinessView.as_view(), name="readyz"),
+    # Prometheus's scrape (metrics/): the web's counters and the shop's gauges.
+    path("metrics", metrics, name="metrics"),
     path("staff/live/", include("live.urls")),
     path("admin/", admin.site.urls),
     path("api/", api.urls),

@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 from . import transport
 from .fanout import FANNED_OUT_TASK, handlers_named
 from .models import DeadLetter
+from .signals import message_dead_lettered, notify
 from .subscriptions import Handler, handler_named
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def dead_letter_record(
         first_failed_at = parse_datetime(first_failed_at)
     envelope = _without_nul(envelope) if isinstance(envelope, dict) else None
     error, traceback_text, body = (_without_nul(x) for x in (error, traceback_text, body))
-    return DeadLetter.objects.create(
+    dead_letter = DeadLetter.objects.create(
         message_id=_uuid_or_none((envelope or {}).get("message_id")),
         message_type=str((envelope or {}).get("type", ""))[:100],
         handler=handler_name[:200],
@@ -62,6 +63,9 @@ def dead_letter_record(
         first_failed_at=first_failed_at or now,
         last_failed_at=last_failed_at or now,
     )
+    # Announced once it is kept for good (at once outside a transaction).
+    transaction.on_commit(lambda: notify(message_dead_lettered, dead_letter=dead_letter))
+    return dead_letter
 
 
 def dead_letter_record_raw(

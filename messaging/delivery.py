@@ -6,7 +6,8 @@ Failures retry with exponential backoff and jitter, sent back to the
 handler's own queue (``messaging.transport``); what can never succeed, or
 still fails after the last retry, goes to the dead letters and the queue
 moves on. After a delivery took effect ``delivery_handled`` is sent, after a
-retry was published ``delivery_retried``.
+retry was published ``delivery_retried``, and after every delivery
+``delivery_finished``, with its outcome and how long it took.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import random
 import time
 import traceback
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -38,7 +40,7 @@ from .errors import DependencyUnavailable, PermanentError
 from .messages import Envelope, Message, MessageError, UnknownMessage, envelope_read, registry
 from .models import DeadLetter, InboxRecord
 from .publishing import dispatch_together
-from .signals import delivery_handled, delivery_retried, notify
+from .signals import delivery_finished, delivery_handled, delivery_retried, notify
 from .subscriptions import Handler
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,17 @@ _READ_ERRORS = {
     DeadLetter.Reason.UNKNOWN_MESSAGE,
     DeadLetter.Reason.INVALID_PAYLOAD,
 }
+
+
+class Outcome(StrEnum):
+    """What became of a delivery: the task's return value, and ``delivery_finished``'s."""
+
+    HANDLED = "handled"
+    DUPLICATE = "duplicate"  # the inbox says this handler took effect already
+    FILTERED = "filtered"  # the handler's ``when`` does not want it
+    RETRIED = "retried"
+    DEFERRED = "deferred"  # put off while a dependency is down, no attempt used
+    DEAD_LETTERED = "dead-lettered"
 
 
 @dataclass(frozen=True)
@@ -72,18 +85,38 @@ class Delivery:
 
 
 def delivery_run(*, handler: Handler, args: tuple, kwargs: dict, retries: int) -> str:
-    """Run one delivery of a message to a handler; returns what became of it."""
+    """Run one delivery of a message to a handler; returns what became of it (an Outcome)."""
+    started = time.perf_counter()
     delivery = Delivery(handler=handler, kwargs=kwargs, retries=retries)
+    envelope, outcome = _run(delivery, args)
+    notify(
+        delivery_finished,
+        handler=handler.name,
+        envelope=envelope,
+        outcome=outcome,
+        seconds=time.perf_counter() - started,
+    )
+    return outcome.value
+
+
+def _run(delivery: Delivery, args: tuple) -> tuple[Envelope | None, Outcome]:
+    handler = delivery.handler
     try:
         envelope, message = _read(delivery, args)
     except MessageError as exc:
-        return _dead_letter(delivery, reason=exc.reason, error=str(exc))
+        return None, _dead_letter(delivery, reason=exc.reason, error=str(exc))
     if delivery.attempts > settings.MESSAGING_MAX_RETRIES:
         # Only a worker that died handling it brings a message here.
         error = f"gave up after {delivery.attempts} deliveries: the worker died handling it"
-        return _dead_letter(delivery, reason=DeadLetter.Reason.RETRIES_EXHAUSTED, error=error)
+        outcome = _dead_letter(delivery, reason=DeadLetter.Reason.RETRIES_EXHAUSTED, error=error)
+        return envelope, outcome
     if not handler.wants(message):
-        return "not for this handler"
+        return envelope, Outcome.FILTERED
+    return envelope, _attempt(delivery, envelope, message)
+
+
+def _attempt(delivery: Delivery, envelope: Envelope, message: Message) -> Outcome:
+    handler = delivery.handler
     try:
         outcome = _handle(handler, envelope, message)
     except (PermanentError, MessageError, ValidationError) as exc:
@@ -94,9 +127,10 @@ def delivery_run(*, handler: Handler, args: tuple, kwargs: dict, retries: int) -
         logger.warning(
             "%s put off %s for %.2fs: %s", handler.name, envelope.message_id, countdown, exc
         )
-        return _retry(
+        outcome = _retry(
             delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals + 1
         )
+        return Outcome.DEFERRED if outcome == Outcome.RETRIED else outcome
     except Exception as exc:
         if delivery.attempts >= settings.MESSAGING_MAX_RETRIES:
             return _dead_letter(
@@ -112,7 +146,7 @@ def delivery_run(*, handler: Handler, args: tuple, kwargs: dict, retries: int) -
             _describe(exc),
         )
         return _retry(delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals)
-    if outcome == "handled":
+    if outcome == Outcome.HANDLED:
         notify(delivery_handled, handler=handler.name, envelope=envelope)
     return outcome
 
@@ -131,15 +165,15 @@ def _read(delivery: Delivery, args: tuple) -> tuple[Envelope, Message]:
     return envelope, message
 
 
-def _handle(handler: Handler, envelope: Envelope, message: Message) -> str:
+def _handle(handler: Handler, envelope: Envelope, message: Message) -> Outcome:
     # What the handler publishes goes out in one batch after the commit.
     with dispatch_together(), transaction.atomic():
         if not inbox_claim(message_id=envelope.message_id, handler_name=handler.name):
             logger.info("%s already handled %s; skipped", handler.name, envelope.message_id)
-            return "duplicate"
+            return Outcome.DUPLICATE
         with handling(envelope):
             handler.fn(message, envelope)
-    return "handled"
+    return Outcome.HANDLED
 
 
 def inbox_claim(*, message_id: UUID, handler_name: str) -> bool:
@@ -175,7 +209,7 @@ def retry_delay(retries: int) -> float:
 
 def _retry(
     delivery: Delivery, envelope: Envelope, exc: Exception, *, countdown: float, deferrals: int
-) -> str:
+) -> Outcome:
     """Send the message back to the handler's own queue, to be delivered in ``countdown`` s."""
     first_failed_at = delivery.kwargs.get("first_failed_at") or timezone.now().isoformat()
     extra = {"first_failed_at": first_failed_at}
@@ -202,14 +236,14 @@ def _retry(
         queue=delivery.handler.queue,
         deferred=deferrals > delivery.deferrals,
     )
-    return "retried"
+    return Outcome.RETRIED
 
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _dead_letter(delivery: Delivery, *, reason: str, error: str) -> str:
+def _dead_letter(delivery: Delivery, *, reason: str, error: str) -> Outcome:
     data = delivery.kwargs.get("envelope")
     now = timezone.now()
     # The handler may have failed because the database dropped its
@@ -236,4 +270,4 @@ def _dead_letter(delivery: Delivery, *, reason: str, error: str) -> str:
         time.sleep(1)
         raise Reject(exc, requeue=True) from exc
     logger.error("Dead-lettered a message for %s (%s): %s", delivery.handler.name, reason, error)
-    return "dead-lettered"
+    return Outcome.DEAD_LETTERED

@@ -28,6 +28,7 @@ from .errors import NoHandler
 from .messages import Command, Envelope, Event, Message, MessageTooLarge
 from .models import OutboxMessage
 from .outbox import Entry, outbox_dispatch
+from .signals import message_published, notify
 from .subscriptions import handlers_for
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def _dispatch_after_commit(entries: list[Entry]) -> None:
     producer does not wait at all and the relay sends the message instead.
     """
     global _dispatch_paused_until
+    notify(message_published, envelopes=[entry.envelope for entry in entries])
     if time.monotonic() < _dispatch_paused_until:
         logger.debug("Dispatch paused; %s messages left to the relay", len(entries))
         return

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from .models import OutboxMessage, RelayRun
 from .outbox import Entry, outbox_dispatch, outbox_record_failure
+from .signals import notify, relay_ran
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,9 @@ def outbox_relay(
     if dispatched or failed:
         logger.info("Outbox relay: %s dispatched, %s failed", dispatched, failed)
     result = RelayResult(dispatched=dispatched, failed=failed)
-    _record_run(result, runner=runner or f"{socket.gethostname()} pid {os.getpid()}")
+    runner = runner or f"{socket.gethostname()} pid {os.getpid()}"
+    _record_run(result, runner=runner)
+    notify(relay_ran, dispatched=dispatched, failed=failed, runner=runner)
     return result
 
 

@@ -1,5 +1,9 @@
 """The backbone's extension points: connect here instead of patching it.
 
+- ``message_published`` is sent once a producer's transaction committed
+  messages to the outbox (``publish`` or ``send``), before their dispatch,
+  with ``envelopes`` (a list of Envelope). A rolled-back transaction sends
+  nothing.
 - ``message_confirmed`` is sent once the broker has confirmed the messages of
   one dispatch (after a producer's commit, or by the relay), with
   ``envelopes`` (a list of Envelope). On a broker without publisher confirms
@@ -14,6 +18,17 @@
   retry is delivered), ``queue`` (the handler's queue) and ``deferred`` (put
   off, not failed). A delivery that goes to the dead letters instead, or that
   Celery sends again because its worker died, sends nothing.
+- ``delivery_finished`` is sent once per delivery, whatever became of it,
+  with ``handler`` (the handler's name), ``envelope`` (None when the message
+  could not be read as one), ``outcome`` (``messaging.delivery.Outcome``:
+  handled, duplicate, filtered, retried, deferred or dead-lettered) and
+  ``seconds`` (how long the delivery took, its commit and the dispatch of
+  what it published included).
+- ``message_dead_lettered`` is sent once a dead letter was recorded (and its
+  transaction committed), from a delivery or from the worker's consumer for
+  a message no handler could be given, with ``dead_letter`` (the DeadLetter).
+- ``relay_ran`` is sent after each run of the outbox relay, with
+  ``dispatched`` and ``failed`` (how many messages) and ``runner``.
 
 Receivers run in the publishing or consuming process, after the fact, and are
 called robustly: one that raises is logged and changes nothing for the
@@ -27,9 +42,13 @@ from django.dispatch import Signal
 
 logger = logging.getLogger(__name__)
 
+message_published = Signal()
 message_confirmed = Signal()
 delivery_handled = Signal()
 delivery_retried = Signal()
+delivery_finished = Signal()
+message_dead_lettered = Signal()
+relay_ran = Signal()
 
 
 def notify(signal: Signal, **kwargs) -> None:

@@ -69,6 +69,7 @@ LOCAL_APPS = [
     "analytics",
     "live",
     "health",
+    "metrics",
     # A stand-in for a third-party card processor, not one of our apps.
     "gateway",
 ]
@@ -437,6 +438,19 @@ READY_DEAD_LETTER_MAX = env.int("READY_DEAD_LETTER_MAX", default=10)
 WORKER_HEARTBEAT_DIR = Path(env.str("WORKER_HEARTBEAT_DIR", default=str(VAR_DIR / "workers")))
 WORKER_HEARTBEAT_INTERVAL = env.float("WORKER_HEARTBEAT_INTERVAL", default=5.0)
 WORKER_HEARTBEAT_MAX_AGE = env.float("WORKER_HEARTBEAT_MAX_AGE", default=60.0)
+
+
+# --- Metrics ---------------------------------------------------------------
+
+# Prometheus metrics (metrics/): GET /metrics on the web, and an exporter in
+# each Celery worker's main process on METRICS_WORKER_ADDRESS:METRICS_WORKER_PORT
+# (0: a free port, logged). Each process group (a gunicorn, a worker) counts
+# in files of its own under METRICS_DIR, emptied when it starts. Off, nothing
+# is counted or served (the benchmark compares the two).
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_DIR = Path(env.str("METRICS_DIR", default=str(VAR_DIR / "metrics")))
+METRICS_WORKER_ADDRESS = env.str("METRICS_WORKER_ADDRESS", default="127.0.0.1")
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=9808)
 
 
 # --- Event log -------------------------------------------------------------

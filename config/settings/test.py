@@ -60,6 +60,9 @@ MESSAGING_WORKER_RELAY = env.bool("MESSAGING_WORKER_RELAY", default=False)
 # Late as readiness counts it: three of the quicker intervals and 10 s of slack.
 READY_RELAY_MAX_AGE = env.float("READY_RELAY_MAX_AGE", default=3 * MESSAGING_RELAY_INTERVAL + 10)
 
+# Every test worker's exporter on a port of its own, which its log names.
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+
 # A probe app whose events and handlers exercise the backbone without any
 # business domain; its queues exist only in tests.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]

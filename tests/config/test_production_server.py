@@ -14,7 +14,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from metrics.groups import group_folder
 from tests.support.paths import ROOT
 from tests.support.waiting import wait_for
 
@@ -69,6 +71,19 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def leave_metric_files(folder) -> None:
+    """What a gunicorn killed mid-run leaves in its folder: a count of its own."""
+    subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from metrics import instruments; from metrics.groups import group_start;"
+         " group_start(sys.argv[1]);"
+         " instruments.messages_published.labels('OrderPlaced', 'event').inc(7)",
+         str(folder)],
+        cwd=ROOT, check=True, timeout=60,
+    )  # fmt: skip
+    assert list(folder.glob("counter_*.db"))
+
+
 def test_gunicorn_serves_the_shop_under_the_production_settings(production_env, tmp_path):
     # Given a migrated database with a product and an order, and no static files collected
     manage(production_env, "migrate", "--noinput", "--verbosity", "0")
@@ -79,8 +94,12 @@ def test_gunicorn_serves_the_shop_under_the_production_settings(production_env, 
     ).strip()  # fmt: skip
     assert not (tmp_path / "static").exists()
 
-    # When gunicorn starts the way production does, with its configuration file
+    # and the metric files an earlier run of this gunicorn left behind
     port = free_port()
+    metrics_folder = group_folder(tmp_path / "var" / "metrics", f"web-127.0.0.1:{port}")
+    leave_metric_files(metrics_folder)
+
+    # When gunicorn starts the way production does, with its configuration file
     log = (tmp_path / "gunicorn.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi"],
@@ -111,6 +130,18 @@ def test_gunicorn_serves_the_shop_under_the_production_settings(production_env, 
         answer = json.loads(body)
         assert answer["failing"] == ["broker", "relay"]
         assert answer["checks"]["database"]["ok"] is True
+
+        # and so does /metrics, from this run's own emptied folder
+        status, body = fetch(base + "/metrics", through_proxy=False)
+        assert status == 200, body
+        samples = {
+            sample.name: sample
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+        }
+        assert "eventshop_messages_published_total" not in samples  # the earlier run's
+        assert samples["eventshop_outbox_pending_messages"].value == 0
+        assert metrics_folder.is_dir()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         assert server.wait(timeout=40) == 0, (tmp_path / "gunicorn.log").read_text()

@@ -3,8 +3,18 @@
 import pytest
 from django.db import transaction
 
-from messaging.delivery import delivery_run
-from messaging.signals import delivery_handled, delivery_retried, message_confirmed
+from messaging.delivery import Outcome, delivery_run
+from messaging.models import DeadLetter
+from messaging.relay import outbox_relay
+from messaging.signals import (
+    delivery_finished,
+    delivery_handled,
+    delivery_retried,
+    message_confirmed,
+    message_dead_lettered,
+    message_published,
+    relay_ran,
+)
 from messaging.subscriptions import Handler
 from tests.probe.events import ProbePinged
 from tests.support.envelopes import envelope_of
@@ -134,3 +144,98 @@ def test_a_delivery_dead_lettered_after_its_last_attempt_sends_no_retry(settings
     # Then it went to the dead letters, and no retry was announced
     assert outcome == "dead-lettered"
     assert calls == []
+
+
+@pytest.fixture
+def finished():
+    """The keyword arguments of each delivery_finished."""
+    calls: list[dict] = []
+    delivery_finished.connect(
+        lambda sender, **kwargs: calls.append(kwargs), dispatch_uid="t-fin", weak=False
+    )
+    yield calls
+    delivery_finished.disconnect(dispatch_uid="t-fin")
+
+
+def test_delivery_finished_says_what_became_of_every_delivery(finished):
+    # Given a message for a handler, and one its filter does not want
+    envelope = envelope_of(ProbePinged(probe_id=new_probe_id()))
+    picky = Handler(
+        lambda message, envelope: None,
+        (ProbePinged,),
+        "probe_a",
+        "probe.picky",
+        when=lambda message: message.note == "wanted",
+    )
+
+    # When the first is delivered twice, the other once, and something unreadable once
+    deliver(envelope)
+    deliver(envelope)
+    delivery_run(handler=picky, args=(), kwargs={"envelope": envelope.to_wire()}, retries=0)
+    delivery_run(handler=handled_here, args=(), kwargs={"envelope": {"no": "envelope"}}, retries=0)
+
+    # Then each delivery was announced once, with its outcome and how long it took
+    assert [(c["handler"], c["outcome"]) for c in finished] == [
+        ("probe.signals", Outcome.HANDLED),
+        ("probe.signals", Outcome.DUPLICATE),
+        ("probe.picky", Outcome.FILTERED),
+        ("probe.signals", Outcome.DEAD_LETTERED),
+    ]
+    assert [c["envelope"] and c["envelope"].message_id for c in finished] == [
+        envelope.message_id,
+        envelope.message_id,
+        envelope.message_id,
+        None,
+    ]
+    assert all(0 < c["seconds"] < 10 for c in finished)
+
+
+def test_message_dead_lettered_carries_the_dead_letter_once_it_is_kept(finished):
+    # Given a receiver of message_dead_lettered
+    calls: list[dict] = []
+    message_dead_lettered.connect(
+        lambda sender, **kw: calls.append(kw), dispatch_uid="t-dead", weak=False
+    )
+    try:
+        # When a delivery cannot be read
+        delivery_run(handler=handled_here, args=(), kwargs={"envelope": "nope"}, retries=0)
+    finally:
+        message_dead_lettered.disconnect(dispatch_uid="t-dead")
+
+    # Then the receiver got the recorded row
+    [call] = calls
+    assert call["dead_letter"] == DeadLetter.objects.get()
+    assert call["dead_letter"].handler == "probe.signals"
+
+
+def test_message_published_is_sent_once_the_producer_committed(workers):
+    # Given a receiver of message_published
+    calls: list[dict] = []
+    message_published.connect(
+        lambda sender, **kw: calls.append(kw), dispatch_uid="t-pub", weak=False
+    )
+    try:
+        # When one event is rolled back and another committed
+        with pytest.raises(RuntimeError), transaction.atomic():
+            ping(new_probe_id())
+            raise RuntimeError("rolled back")
+        envelope = ping(new_probe_id())
+    finally:
+        message_published.disconnect(dispatch_uid="t-pub")
+
+    # Then only the committed one was announced
+    assert [[e.message_id for e in call["envelopes"]] for call in calls] == [[envelope.message_id]]
+
+
+def test_relay_ran_is_sent_after_each_run():
+    # Given a receiver of relay_ran
+    calls: list[dict] = []
+    relay_ran.connect(lambda sender, **kw: calls.append(kw), dispatch_uid="t-relay", weak=False)
+    try:
+        # When the relay runs with nothing to send
+        outbox_relay(runner="the test")
+    finally:
+        relay_ran.disconnect(dispatch_uid="t-relay")
+
+    # Then it said so
+    assert calls == [{"signal": relay_ran, "dispatched": 0, "failed": 0, "runner": "the test"}]
