@@ -198,9 +198,7 @@ class Events(CeleryEvents):
             sender=self.sender,
         )
         if previous is not None:
-            # Task events still buffered from before the connection was lost.
-            c.event_dispatcher.extend_buffer(previous)
-            c.event_dispatcher.flush()
+            # Requests reserved before the connection was lost report through the new one.
             for request in tuple(reserved_requests):
                 request.eventer = c.event_dispatcher
 
