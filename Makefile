@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run test lint format worker clean
+.PHONY: install run test lint format worker flower clean
 
 install: $(VENV)/.installed node_modules/.package-lock.json
 
@@ -49,6 +49,12 @@ format: install
 ## One worker for one app's queue: make worker QUEUE=payments
 worker: install
 	celery -A config worker -l INFO -Q $(QUEUE)
+
+## Flower, the workers' monitor: http://127.0.0.1:5555 (FLOWER_BASIC_AUTH=user:password to log in).
+FLOWER_ADDRESS ?= 127.0.0.1
+FLOWER_PORT ?= 5555
+flower: install
+	celery -A config flower --address=$(FLOWER_ADDRESS) --port=$(FLOWER_PORT)
 
 clean:
 	rm -rf $(VENV) node_modules var staticfiles

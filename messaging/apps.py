@@ -6,4 +6,10 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messaging backbone"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the subscription checks)
+        from . import (
+            checks,  # noqa: F401  (registers the subscription checks)
+            logs,
+            receivers,  # noqa: F401  (the log fields, and JSON logs in workers)
+        )
+
+        logs.warnings_logged()

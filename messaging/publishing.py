@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .context import current_envelope
+from .context import current_envelope, log_fields_add
 from .errors import NoHandler
 from .messages import Command, Envelope, Event, Message, MessageTooLarge
 from .models import OutboxMessage
@@ -66,6 +66,13 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
         payload=message.model_dump(mode="json"),
     )
     _check_size(envelope)
+    if cause is None:
+        # A first cause (a web request, a command): the lines it writes from
+        # now on say which conversation it started.
+        log_fields_add(
+            correlation_id=envelope.correlation_id,
+            **{name: envelope.payload.get(name) for name in settings.MESSAGING_LOG_FIELDS},
+        )
     # No savepoint: should the row fail to go in, the producer's whole
     # transaction must roll back rather than commit its changes without it.
     with transaction.atomic(savepoint=False):

@@ -1,11 +1,12 @@
 """The worker's message consumer, extended so poison messages become dead letters.
 
-It also leaves out the worker-heartbeat events, so that a silent broker is
-noticed, keeps the event loop's timer free of cancelled time limits, so
-that the worker's main process does not grow with the message rate, runs
-the outbox relay on a timer of its own, so that no worker must be
-remembered for it, and keeps a heartbeat file for a supervisor's liveness
-probe (see Consumer.Blueprint).
+It also sends Celery's monitoring events (worker heartbeats, task events)
+from a thread of its own, so that a silent broker is noticed while Flower
+watches (``messaging.worker_events``), keeps the event loop's timer free of
+cancelled time limits, so that the worker's main process does not grow with
+the message rate, runs the outbox relay on a timer of its own, so that no
+worker must be remembered for it, and keeps a heartbeat file for a
+supervisor's liveness probe (see Consumer.Blueprint).
 
 Celery drops (acks or rejects without requeue) a message it cannot decode,
 whose content type it does not accept, or whose task it does not know. That
@@ -19,10 +20,12 @@ import time
 
 from celery import bootsteps
 from celery.worker.consumer import Consumer as CeleryConsumer
+from celery.worker.consumer.events import Events as CeleryEvents
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from kombu.exceptions import ContentDisallowed
 
+from . import worker_events
 from .dead_letters import dead_letter_record_raw
 from .fanout import FANNED_OUT_TASK, address_copy, handlers_named
 from .liveness import CONNECTING, WorkerHeartbeat
@@ -36,6 +39,9 @@ logger = logging.getLogger(__name__)
 TIMER_SWEEP_INTERVAL = 5.0
 # Without a task time limit: how long a relay run may go before the next is started anyway.
 RELAY_RUN_LIMIT = 300.0
+# Celery's step for monitoring events, and ours in its place.
+CELERY_EVENTS = "celery.worker.consumer.events:Events"
+EVENTS = "messaging.worker_events:Events"
 
 
 def drop_cancelled_timer_entries(timer) -> int:
@@ -147,17 +153,30 @@ class RelayTimer(bootsteps.StartStopStep):
 
 class Consumer(CeleryConsumer):
     class Blueprint(CeleryConsumer.Blueprint):
-        # No worker-heartbeat events (the ones Flower shows). Their producer
-        # publishes from the worker's event loop and, when the broker goes
-        # silent, sits there reconnecting: the loop can then no longer see
-        # the missed AMQP heartbeats that tell it the connection is dead.
+        # Celery's monitoring events (worker heartbeats, and the task events
+        # Flower turns on) leave through a thread of their own
+        # (messaging.worker_events): Celery's dispatcher publishes them from
+        # the event loop, which, with a silent broker, would sit there
+        # reconnecting and no longer see the missed AMQP heartbeats that
+        # tell it the connection is dead.
         default_steps = [
-            step for step in CeleryConsumer.Blueprint.default_steps if not step.endswith(":Heart")
+            EVENTS if step == CELERY_EVENTS else step
+            for step in CeleryConsumer.Blueprint.default_steps
         ] + [
             "messaging.worker:TimerSweep",
             "messaging.worker:RelayTimer",
             "messaging.liveness:WorkerHeartbeat",
         ]
+
+        def _firstpass(self, steps):
+            super()._firstpass(steps)
+            # Celery's steps that need its Events step (Heart, Mingle) get ours,
+            # which stands in its place under its name.
+            for step in steps.values():
+                step.requires = [
+                    worker_events.Events if required is CeleryEvents else required
+                    for required in step.requires
+                ]
 
     def ensure_connected(self, conn):
         """Celery's, beating the heartbeat file between attempts while the broker is away.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +16,8 @@ from messaging.errors import RetryLater
 from messaging.references import short_reference
 
 from .models import Recipient, SentEmail
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic(savepoint=False)
@@ -47,6 +50,7 @@ def email_send(*, order_id: UUID, kind: str, **facts: Any) -> SentEmail | None:
     )
     # Sent last: if sending fails, the record rolls back and the delivery retries.
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [recipient.email])
+    logger.info("Sent the %s email about order %s", kind, short_id(order_id))
     return sent
 
 

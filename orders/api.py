@@ -6,6 +6,8 @@ from django.urls import reverse
 from ninja import Router, Status
 from ninja.decorators import decorate_view
 
+from messaging.context import log_fields_add
+
 from . import selectors, services
 from .schemas import ErrorOut, OrderAccepted, OrderIn, OrderOut, ProductOut
 
@@ -85,6 +87,7 @@ def order_detail(request, order_id: UUID):
     order = selectors.order_get(order_id=order_id)
     if order is None:
         return Status(404, {"detail": "No such order."})
+    log_fields_add(order_id=order.id, correlation_id=order.id)
     return Status(200, selectors.order_as_dict(order=order))
 
 

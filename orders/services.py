@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,8 @@ from .models import CatalogItem, Order, OrderLine
 from .saga import Cancel, Complete, saga_handle_reply, saga_start
 from .schemas import MAX_QUANTITY
 from .steps import reason_refunded
+
+logger = logging.getLogger(__name__)
 
 # How far along each status is; an event never moves an order backwards.
 PROGRESS = {
@@ -131,6 +134,14 @@ def order_place(
         )
         if workflow == Workflow.ORCHESTRATION:
             saga_start(order=order, card_token=token.token)
+    logger.info(
+        "Placed order %s: %s %s, %s line(s), by %s",
+        order.id,
+        order.total,
+        order.currency,
+        len(lines),
+        order.workflow,
+    )
     return order
 
 

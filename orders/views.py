@@ -8,6 +8,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from messaging.context import log_fields_add
+
 from . import selectors, services
 from .forms import OrderForm
 from .models import Order
@@ -77,6 +79,7 @@ def order_detail(request: HttpRequest, order_id: UUID) -> HttpResponse:
     order = selectors.order_get(order_id=order_id)
     if order is None:
         raise Http404("No such order")
+    log_fields_add(order_id=order.id, correlation_id=order.id)
     snapshot = selectors.order_as_dict(order=order)
     return render(
         request,

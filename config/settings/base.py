@@ -571,11 +571,24 @@ LIVE_KEEPALIVE = env.float("LIVE_KEEPALIVE", default=15.0)
 
 # --- Logging ---------------------------------------------------------------
 
+# Readable text by default; LOG_FORMAT=json writes one JSON object per line,
+# in the web and the workers alike (messaging/logs.py), each line of a
+# delivery carrying its correlation id, message id, handler, task id and the
+# payload fields MESSAGING_LOG_FIELDS names.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not a log format: text or json")
+MESSAGING_LOG_FIELDS = env.list("MESSAGING_LOG_FIELDS", default=["order_id"])
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "context": {"()": "messaging.logs.ContextFilter"},
+    },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "messaging.logs.JsonFormatter"},
         # runserver's request lines, as Django's default logging prints them.
         "django.server": {
             "()": "django.utils.log.ServerFormatter",
@@ -584,8 +597,16 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server" if LOG_FORMAT == "text" else "json",
+            "filters": ["context"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {

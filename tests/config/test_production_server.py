@@ -12,6 +12,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -146,3 +147,52 @@ def test_gunicorn_serves_the_shop_under_the_production_settings(production_env, 
         os.killpg(server.pid, signal.SIGTERM)
         assert server.wait(timeout=40) == 0, (tmp_path / "gunicorn.log").read_text()
         log.close()
+
+
+def test_with_json_logs_each_line_of_gunicorn_is_json_and_a_request_for_an_order_names_it(
+    production_env, tmp_path
+):
+    # Given an order, and gunicorn started with LOG_FORMAT=json (no static files needed here)
+    manage(production_env, "migrate", "--noinput", "--verbosity", "0")
+    order_id = manage(
+        production_env, "shell", "--verbosity", "0", "-c",
+        "from tests.orders.factories import OrderFactory; print(OrderFactory().id)",
+    ).strip()  # fmt: skip
+    port = free_port()
+    log_path = tmp_path / "gunicorn.log"
+    env = {
+        **production_env,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "COLLECTSTATIC": "0",
+        "LOG_FORMAT": "json",
+    }
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: listening(port), timeout=60, what="gunicorn to listen")
+
+            # When the API is asked for the order, and for one that does not exist
+            base = f"http://127.0.0.1:{port}"
+            assert fetch(f"{base}/api/orders/{order_id}/")[0] == 200
+            assert fetch(f"{base}/api/orders/{uuid.uuid4()}/")[0] == 404
+            wait_for(lambda: log_path.read_text().count("/api/orders/") >= 2, what="access lines")
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            assert server.wait(timeout=40) == 0, log_path.read_text()
+
+    # Then every line gunicorn and Django wrote is a JSON object, and the access line of
+    # the request for the order names it; the other one names none
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+    access = [r for r in records if r["logger"] == "gunicorn.access"]
+    shown = [r for r in access if f"/api/orders/{order_id}/" in r["message"]]
+    assert [(r["order_id"], r["correlation_id"]) for r in shown] == [(order_id, order_id)]
+    missing = [r for r in access if r not in shown and "/api/orders/" in r["message"]]
+    assert len(missing) == 1 and "order_id" not in missing[0]
+    assert any(
+        r["logger"] == "gunicorn.error" and "Booting worker" in r["message"] for r in records
+    )

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.db.models import Count
 
+from config.celery import app
 from gateway.models import Charge
 from messaging.models import OutboxMessage
 from messaging.relay import outbox_relay
@@ -26,7 +27,9 @@ from orders.models import Order
 from payments.models import Payment
 from shipping.models import Shipment
 from tests.flow.conftest import order_body, rabbitmqctl
+from tests.flow.test_flower import TASK_EVENTS_ON, flower_saw_run, handled_by
 from tests.flow.test_saga import consumer_paused
+from tests.support.flower import FlowerProcess
 from tests.support.prerequisites import require
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_for
@@ -157,12 +160,46 @@ def silenced(how: str, proxies: list[TcpProxy]):
         safety.cancel()
 
 
+@pytest.fixture
+def flower_watching(request, app_workers, silent_broker_worker):
+    """Flower, on the broker itself (not through the proxy), with the worker's task events on;
+    or, for the "events off" case, none."""
+    if not request.param:
+        yield None
+        return
+    worker, _ = silent_broker_worker
+    flower = FlowerProcess(app_workers["orders"].env)
+    try:
+        flower.wait_ready()
+        wait_for(
+            lambda: flower.workers_online().get(worker.hostname) is True,
+            what="Flower to see the proxied worker online",
+        )
+        wait_for(
+            lambda: any(TASK_EVENTS_ON in line for line in worker.lines),
+            what="Flower to turn the proxied worker's task events on",
+        )
+        yield flower
+    finally:
+        flower.stop()
+        with app.connection_for_write() as connection:
+            app.control.disable_events(connection=connection)
+
+
+@pytest.mark.parametrize(
+    "flower_watching", [False, True], indirect=True, ids=["events off", "Flower watching"]
+)
 @pytest.mark.parametrize("how", ["frozen connections", "SIGSTOP"])
 def test_a_silent_broker_hangs_nobody_and_every_order_completes_once_it_answers(
-    client, stock, broker_proxy, silent_broker_worker, how
+    client, stock, broker_proxy, silent_broker_worker, flower_watching, how
 ):
-    """The broker stops answering: its TCP connections stay open, nothing comes back."""
+    """The broker stops answering: its TCP connections stay open, nothing comes back.
+
+    With Flower watching, the worker also sends its heartbeats and task events
+    all along (messaging.worker_events), and Flower sees it again afterwards.
+    """
     worker, worker_proxy = silent_broker_worker
+    flower = flower_watching
     sku = stock(on_hand=20)
     ids = [place(client, sku, workflow) for workflow in ("choreography", "orchestration")]
     wait_for(
@@ -192,3 +229,17 @@ def test_a_silent_broker_hangs_nobody_and_every_order_completes_once_it_answers(
 
     all_complete_once(ids)
     print(f"silent broker ({how}): the web waited {', '.join(f'{w:.1f}s' for w in waits)}")
+    if flower is not None:
+        # Flower sees the worker online again, and the deliveries of the orders
+        # taken while the broker was silent as tasks it ran
+        wait_for(
+            lambda: flower.workers_online().get(worker.hostname) is True,
+            timeout=120,
+            what="Flower to see the proxied worker online again",
+        )
+        handled = handled_by(ids[2:])
+        wait_for(
+            lambda: flower_saw_run(flower, handled, {worker.hostname}),
+            timeout=120,
+            what="Flower to see the later orders' deliveries run on the proxied worker",
+        )
