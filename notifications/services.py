@@ -50,7 +50,7 @@ def email_send(*, order_id: UUID, kind: str, **facts: Any) -> SentEmail | None:
     )
     # Sent last: if sending fails, the record rolls back and the delivery retries.
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [recipient.email])
-    logger.info("Sent the %s email about order %s", kind, short_id(order_id))
+    logger.info("Sent the %s email about order %s", kind, short_reference(order_id))
     return sent
 
 
