@@ -31,7 +31,7 @@ from django.db import (
 from django.utils import timezone
 from pydantic import ValidationError
 
-from . import transport
+from . import spans, transport
 from .context import handling
 from .dead_letters import dead_letter_record
 from .errors import DependencyUnavailable, PermanentError
@@ -73,7 +73,16 @@ class Delivery:
 
 def delivery_run(*, handler: Handler, args: tuple, kwargs: dict, retries: int) -> str:
     """Run one delivery of a message to a handler; returns what became of it."""
-    delivery = Delivery(handler=handler, kwargs=kwargs, retries=retries)
+    with spans.delivering(
+        handler_name=handler.name, queue=handler.queue, data=kwargs.get("envelope"), retries=retries
+    ) as span:
+        outcome = _deliver(Delivery(handler=handler, kwargs=kwargs, retries=retries), args)
+        spans.delivery_outcome(span, outcome)
+    return outcome
+
+
+def _deliver(delivery: Delivery, args: tuple) -> str:
+    handler = delivery.handler
     try:
         envelope, message = _read(delivery, args)
     except MessageError as exc:
@@ -137,7 +146,7 @@ def _handle(handler: Handler, envelope: Envelope, message: Message) -> str:
         if not inbox_claim(message_id=envelope.message_id, handler_name=handler.name):
             logger.info("%s already handled %s; skipped", handler.name, envelope.message_id)
             return "duplicate"
-        with handling(envelope):
+        with handling(envelope), spans.handler_running(handler.name):
             handler.fn(message, envelope)
     return "handled"
 
