@@ -8,6 +8,8 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu.utils.url import maybe_sanitize_url
 
+from tracing.receivers import connect_worker as connect_tracing
+
 from .connections import connect as connect_connection_handling
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
@@ -53,3 +55,5 @@ def _freeze_before_fork(**kwargs) -> None:
 
 # Around each task, what Django does around each request (config/connections.py).
 connect_connection_handling()
+# Spans from each pool process, not from the main process that forks them (tracing/).
+connect_tracing()

@@ -69,6 +69,7 @@ LOCAL_APPS = [
     "analytics",
     "live",
     "health",
+    "tracing",
     # A stand-in for a third-party card processor, not one of our apps.
     "gateway",
 ]
@@ -506,6 +507,22 @@ LIVE_STREAM_URL = env.str("LIVE_STREAM_URL", default="").rstrip("/")
 LIVE_FIGURES_INTERVAL = env.float("LIVE_FIGURES_INTERVAL", default=2.0)
 # Seconds between keep-alive comments on an idle stream (proxies close silent ones).
 LIVE_KEEPALIVE = env.float("LIVE_KEEPALIVE", default=15.0)
+
+# --- Tracing ---------------------------------------------------------------
+
+# OpenTelemetry traces of every order, across processes (tracing/). On, the
+# backbone and the web requests make spans, sent where the standard OTEL_*
+# variables say (OTLP when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_EXPORTER
+# is set; nowhere by default, through the API's no-op tracer). Off, nothing
+# is instrumented at all and envelopes carry no trace context.
+# OTEL_SDK_DISABLED=true, the SDK's own switch, turns it off too.
+TRACING_ENABLED = env.bool("TRACING_ENABLED", default=True) and not env.bool(
+    "OTEL_SDK_DISABLED", default=False
+)
+# Each SQL statement as a span of its own (opentelemetry-instrumentation-psycopg),
+# where spans are exported. Off by default: an order runs some hundred
+# statements, and their spans would cost more than all the others together.
+TRACING_SQL = env.bool("TRACING_SQL", default=False)
 
 # --- Logging ---------------------------------------------------------------
 
