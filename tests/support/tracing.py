@@ -2,9 +2,10 @@
 
 ``in_memory_spans()`` gives this process an SDK tracer provider whose spans go
 to an ``InMemorySpanExporter`` (the global provider can be set only once per
-process, so it stays for the session and forwards to the exporter of the test
-that holds it). ``OtlpReceiver`` is a collector of the test's own, a few lines
-of ``http.server`` that decode OTLP/HTTP protobuf with the opentelemetry-proto
+process: it stays for the session, recording only while a test holds an
+exporter, so that other tests run as with no exporter at all).
+``OtlpReceiver`` is a collector of the test's own, a few lines of
+``http.server`` that decode OTLP/HTTP protobuf with the opentelemetry-proto
 package: worker processes started with ``OTEL_EXPORTER_OTLP_ENDPOINT`` at it
 export their spans there, through the exporter they use in production.
 Both give ``SpanRecord``, so that one trace can be read across processes.
@@ -78,27 +79,57 @@ class _Forwarding(SpanProcessor):
             exporter.export((span,))
 
 
-_forwarding: _Forwarding | None = None
+class _SwitchedTracer(trace.Tracer):
+    """The SDK's tracer while a test holds the exporter, else the API's no-op one.
+
+    Outside such a test the process traces as by default (no exporter): no
+    span is recorded and no trace context goes into envelopes.
+    """
+
+    def __init__(self, sdk_tracer: trace.Tracer, forwarding: _Forwarding) -> None:
+        self._sdk = sdk_tracer
+        self._forwarding = forwarding
+        self._noop = trace.NoOpTracer()
+
+    def _current(self) -> trace.Tracer:
+        return self._sdk if self._forwarding.exporter is not None else self._noop
+
+    def start_span(self, *args, **kwargs):
+        return self._current().start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args, **kwargs):
+        return self._current().start_as_current_span(*args, **kwargs)
+
+
+class _SwitchedProvider(trace.TracerProvider):
+    def __init__(self) -> None:
+        self.forwarding = _Forwarding()
+        self.sdk = TracerProvider()
+        self.sdk.add_span_processor(self.forwarding)
+
+    def get_tracer(self, *args, **kwargs) -> trace.Tracer:
+        return _SwitchedTracer(self.sdk.get_tracer(*args, **kwargs), self.forwarding)
+
+
+_provider: _SwitchedProvider | None = None
 
 
 @contextlib.contextmanager
 def in_memory_spans() -> Iterator[InMemorySpanExporter]:
     """This process's spans, from now until the block ends, in an InMemorySpanExporter."""
-    global _forwarding
-    if _forwarding is None:
-        forwarding = _Forwarding()
-        provider = TracerProvider()
-        provider.add_span_processor(forwarding)
+    global _provider
+    if _provider is None:
+        provider = _SwitchedProvider()
         trace.set_tracer_provider(provider)
         if trace.get_tracer_provider() is not provider:
             raise RuntimeError("this process already has a tracer provider (OTEL_* variables?)")
-        _forwarding = forwarding
+        _provider = provider
     exporter = InMemorySpanExporter()
-    _forwarding.exporter = exporter
+    _provider.forwarding.exporter = exporter
     try:
         yield exporter
     finally:
-        _forwarding.exporter = None
+        _provider.forwarding.exporter = None
 
 
 def records(exporter: InMemorySpanExporter) -> list[SpanRecord]:
