@@ -24,6 +24,7 @@ import logging
 import os
 from collections.abc import Mapping
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from opentelemetry import trace
@@ -36,8 +37,6 @@ OTLP_PROTOCOL = "http/protobuf"
 DEFAULT_SERVICE_NAME = "eventshop"
 
 _provider = None
-# A Celery worker's main process leaves the provider to its pool processes.
-_deferred = False
 
 
 def exporter_names(environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -66,21 +65,23 @@ def exporter_names(environ: Mapping[str, str] = os.environ) -> list[str]:
     return [name for name in names if name != "none"]
 
 
-def tracing_defer_to_pool() -> None:
-    """This process is a Celery worker's main process: its pool processes trace, it does not."""
-    global _deferred
-    _deferred = True
+def _is_worker_main_process() -> bool:
+    # Celery's worker (and beat) marks its loader initialised before the
+    # Django fixup sets Django up, so this holds when ready() runs there.
+    return bool(getattr(current_app.loader, "worker_initialized", False))
 
 
 def tracing_setup(*, in_pool: bool = False):
     """Set up this process's tracer provider, once; returns it, or None (nothing exported).
 
-    ``in_pool``: called in a worker's pool process, where the provider the
-    main process deferred is made.
+    A Celery worker's main process (or beat) makes none: each of its pool
+    processes calls this with ``in_pool`` once forked.
     """
     global _provider
-    if _provider is not None or not settings.TRACING_ENABLED or (_deferred and not in_pool):
+    if _provider is not None or not settings.TRACING_ENABLED:
         return _provider
+    if not in_pool and _is_worker_main_process():
+        return None
     names = exporter_names()
     if not names:
         return None
@@ -101,7 +102,7 @@ def tracing_setup(*, in_pool: bool = False):
         from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
         PsycopgInstrumentor().instrument(skip_dep_check=True)
-    logger.info("Tracing: spans exported by %s", ", ".join(names))
+    logger.info("Tracing: process %s exports its spans by %s", os.getpid(), ", ".join(names))
     return provider
 
 

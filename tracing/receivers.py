@@ -1,13 +1,12 @@
 """Thin wiring: the backbone's signals as span events, and each worker process's provider.
 
 ``connect_backbone`` is called from ``TracingConfig.ready()``;
-``connect_worker`` from ``config.celery``, before Django is set up, because
-``celeryd_init`` (the sign that this process is a worker's main process) is
-sent before then.
+``connect_worker`` from ``config.celery``, so that every worker has it
+whatever its Django does.
 """
 
+from celery.concurrency import get_implementation
 from celery.signals import (
-    celeryd_init,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
@@ -17,7 +16,7 @@ from opentelemetry import trace
 
 from messaging.signals import delivery_retried
 
-from .provider import tracing_defer_to_pool, tracing_setup, tracing_shutdown
+from .provider import tracing_setup, tracing_shutdown
 
 
 def _retried(*, attempt, countdown, queue, deferred, **kwargs) -> None:
@@ -39,19 +38,16 @@ def connect_backbone() -> None:
     delivery_retried.connect(_retried, dispatch_uid="tracing.retried")
 
 
-def _worker_starting(**kwargs) -> None:
-    tracing_defer_to_pool()
-
-
 def _pool_process_started(**kwargs) -> None:
     tracing_setup(in_pool=True)
 
 
 def _worker_ready_without_pool(sender=None, **kwargs) -> None:
     # A solo or threads pool runs its tasks in the main process, which sends
-    # no worker_process_init: it traces itself.
-    pool = getattr(getattr(sender, "pool_cls", None), "__module__", "") or ""
-    if not pool.endswith("prefork"):
+    # no worker_process_init: it traces itself. (Here the pool may still be
+    # named by its alias, "prefork" by default.)
+    pool = get_implementation(getattr(sender, "pool_cls", None) or "prefork")
+    if not pool.__module__.endswith(".prefork"):
         tracing_setup(in_pool=True)
 
 
@@ -60,7 +56,6 @@ def _process_stopping(**kwargs) -> None:
 
 
 def connect_worker() -> None:
-    celeryd_init.connect(_worker_starting, dispatch_uid="tracing.worker_starting")
     worker_init.connect(_worker_ready_without_pool, dispatch_uid="tracing.worker_init")
     worker_process_init.connect(_pool_process_started, dispatch_uid="tracing.pool_process")
     worker_process_shutdown.connect(_process_stopping, dispatch_uid="tracing.pool_process_stop")
