@@ -159,6 +159,10 @@ def test_one_order_is_one_trace_whose_spans_cover_every_hop_in_causal_order(
     # And the trace crossed processes: the web's and each app's worker's
     assert {span.service for span in trace} >= {f"eventshop-{q}" for q in APP_QUEUES}
     assert len({span.pid for span in trace if span.pid}) >= len(APP_QUEUES)
+    # And each worker traced from its pool process alone, set up after the fork
+    for worker in traced_workers.values():
+        setups = [line for line in worker.lines if "exports its spans by otlp" in line]
+        assert setups and all("ForkPoolWorker" in line for line in setups), setups
     # And the workers' SQL is on it, under the spans that ran it
     statements = [s for s in trace if s.kind == "CLIENT" and s.service.startswith("eventshop-")]
     assert statements and all(parent(s).trace_id == request.trace_id for s in statements)
