@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.conf import settings
 
 # Requests that say nothing about an order: probes, scrapes and static files.
 EXCLUDED_URLS = "/healthz$,/readyz$,/metrics$,/static/,/favicon.ico$"
@@ -10,7 +9,11 @@ class TracingConfig(AppConfig):
     verbose_name = "Tracing: OpenTelemetry spans across every hop"
 
     def ready(self) -> None:
-        if not settings.TRACING_ENABLED:
+        from .provider import tracing_active, tracing_setup
+
+        # Spans that nobody receives are not made: without an exporter (and
+        # without TRACING_ENABLED=1) nothing is instrumented.
+        if not tracing_active():
             return
         import os
 
@@ -18,7 +21,6 @@ class TracingConfig(AppConfig):
 
         from messaging.spans import tracing_switch
 
-        from .provider import tracing_setup
         from .receivers import connect_backbone
 
         # The request's span, made by the ecosystem's middleware (it goes first

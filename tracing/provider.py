@@ -10,9 +10,10 @@ them into every child.
 Which exporter: ``OTEL_TRACES_EXPORTER`` (``otlp``, ``console`` or ``none``,
 comma-separated), else ``otlp`` when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is set, else none. (The specification's
-default is ``otlp``; here nothing is sent unless asked for.) Without one no
-SDK provider is set up at all: the API's no-op tracer makes every span, at
-next to no cost. The SDK and the exporter read everything else themselves:
+default is ``otlp``; here nothing is sent unless asked for.) Without one
+nothing is instrumented unless TRACING_ENABLED=1 asks for it, and then no SDK
+provider is set up: the API's no-op tracer makes every span. The SDK and the
+exporter read everything else themselves:
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``,
 ``OTEL_BSP_*``, ``OTEL_EXPORTER_OTLP_*`` (endpoint, headers, timeout,
 compression).
@@ -65,6 +66,13 @@ def exporter_names(environ: Mapping[str, str] = os.environ) -> list[str]:
     return [name for name in names if name != "none"]
 
 
+def tracing_active() -> bool:
+    """Whether this process traces: as TRACING_ENABLED says, else when an exporter is named."""
+    if settings.TRACING_ENABLED is not None:
+        return settings.TRACING_ENABLED
+    return bool(exporter_names())
+
+
 def _is_worker_main_process() -> bool:
     # Celery's worker (and beat) marks its loader initialised before the
     # Django fixup sets Django up, so this holds when ready() runs there.
@@ -78,7 +86,7 @@ def tracing_setup(*, in_pool: bool = False):
     processes calls this with ``in_pool`` once forked.
     """
     global _provider
-    if _provider is not None or not settings.TRACING_ENABLED:
+    if _provider is not None or not tracing_active():
         return _provider
     if not in_pool and _is_worker_main_process():
         return None

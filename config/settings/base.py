@@ -510,14 +510,17 @@ LIVE_KEEPALIVE = env.float("LIVE_KEEPALIVE", default=15.0)
 
 # --- Tracing ---------------------------------------------------------------
 
-# OpenTelemetry traces of every order, across processes (tracing/). On, the
-# backbone and the web requests make spans, sent where the standard OTEL_*
-# variables say (OTLP when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_EXPORTER
-# is set; nowhere by default, through the API's no-op tracer). Off, nothing
-# is instrumented at all and envelopes carry no trace context.
-# OTEL_SDK_DISABLED=true, the SDK's own switch, turns it off too.
-TRACING_ENABLED = env.bool("TRACING_ENABLED", default=True) and not env.bool(
-    "OTEL_SDK_DISABLED", default=False
+# OpenTelemetry traces of every order, across processes (tracing/): spans of
+# the web requests and of every hop, sent where the standard OTEL_* variables
+# say (OTLP when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_EXPORTER is set).
+# Unset: on exactly when they name an exporter, so that by default nothing is
+# instrumented at all. 1: instrumented even without one (spans to the API's
+# no-op tracer; a caller's trace context still passes through envelopes).
+# 0, or the SDK's own OTEL_SDK_DISABLED=true: never.
+TRACING_ENABLED = (
+    False
+    if env.bool("OTEL_SDK_DISABLED", default=False)
+    else env.bool("TRACING_ENABLED", default=None)
 )
 # Each SQL statement as a span of its own (opentelemetry-instrumentation-psycopg),
 # where spans are exported. Off by default: an order runs some hundred

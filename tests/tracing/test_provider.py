@@ -63,13 +63,21 @@ def test_a_process_with_an_exporter_sends_its_spans_there_and_names_itself():
     assert span["resource"]["attributes"]["service.name"] == "eventshop"
 
 
-@pytest.mark.parametrize("switch", [{"TRACING_ENABLED": "0"}, {"OTEL_SDK_DISABLED": "true"}])
-def test_tracing_off_instruments_nothing(switch):
+@pytest.mark.parametrize(
+    ("environ", "instrumented"),
+    [
+        ({}, False),  # the default: no exporter, so nothing to trace for
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}, True),
+        ({"TRACING_ENABLED": "1"}, True),  # the no-op tracer's path
+        ({"TRACING_ENABLED": "0", "OTEL_TRACES_EXPORTER": "console"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "console"}, False),
+    ],
+)
+def test_a_process_is_instrumented_when_it_has_an_exporter_or_is_told_to(environ, instrumented):
     done = run_django(
         "from django.conf import settings\n"
         "from messaging.spans import is_tracing\n"
         "print(is_tracing(), any('opentelemetry' in m for m in settings.MIDDLEWARE))",
-        OTEL_TRACES_EXPORTER="console",
-        **switch,
+        **environ,
     )
-    assert done.stdout.split() == ["False", "False"]
+    assert done.stdout.split() == [str(instrumented)] * 2
