@@ -8,6 +8,8 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init
 from kombu.utils.url import maybe_sanitize_url
 
+from tracing.receivers import connect_worker as connect_tracing
+
 from .connections import connect as connect_connection_handling
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
@@ -65,3 +67,5 @@ def _leave_the_workers_process_group(**kwargs) -> None:
 
 # Around each task, what Django does around each request (config/connections.py).
 connect_connection_handling()
+# Spans from each pool process, not from the main process that forks them (tracing/).
+connect_tracing()

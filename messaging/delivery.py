@@ -33,7 +33,7 @@ from django.db import (
 from django.utils import timezone
 from pydantic import ValidationError
 
-from . import transport
+from . import spans, transport
 from .context import handling
 from .dead_letters import dead_letter_record
 from .errors import DependencyUnavailable, PermanentError
@@ -88,7 +88,11 @@ def delivery_run(*, handler: Handler, args: tuple, kwargs: dict, retries: int) -
     """Run one delivery of a message to a handler; returns what became of it (an Outcome)."""
     started = time.perf_counter()
     delivery = Delivery(handler=handler, kwargs=kwargs, retries=retries)
-    envelope, outcome = _run(delivery, args)
+    with spans.delivering(
+        handler_name=handler.name, queue=handler.queue, data=kwargs.get("envelope"), retries=retries
+    ) as span:
+        envelope, outcome = _run(delivery, args)
+        spans.delivery_outcome(span, outcome)
     notify(
         delivery_finished,
         handler=handler.name,
@@ -171,7 +175,7 @@ def _handle(handler: Handler, envelope: Envelope, message: Message) -> Outcome:
         if not inbox_claim(message_id=envelope.message_id, handler_name=handler.name):
             logger.info("%s already handled %s; skipped", handler.name, envelope.message_id)
             return Outcome.DUPLICATE
-        with handling(envelope):
+        with handling(envelope), spans.handler_running(handler.name):
             handler.fn(message, envelope)
     return Outcome.HANDLED
 

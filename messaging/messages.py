@@ -94,9 +94,22 @@ class Envelope(BaseModel):
     # The message whose handling produced this one; None for a first cause.
     causation_id: UUID | None = None
     payload: dict[str, Any]
+    # W3C trace context (https://www.w3.org/TR/trace-context/) of the span that
+    # recorded this message, so that its sending and its deliveries join that
+    # trace, however late and from whichever process. None with tracing off,
+    # and in envelopes written before it existed. Not checked beyond its type:
+    # a malformed one starts a new trace, it never makes a message unreadable.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # Without a trace context the wire form is what it was before there was one.
+        absent = {name for name in TRACE_CONTEXT_FIELDS if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=absent or None)
+
+
+# The envelope's trace context fields, left off the wire when empty.
+TRACE_CONTEXT_FIELDS = ("traceparent", "tracestate")
 
 
 class MessageRegistry:

@@ -28,6 +28,12 @@ class OutboxMessage(models.Model):
     correlation_id = models.CharField(max_length=100)
     causation_id = models.UUIDField(null=True, blank=True)
     payload = models.JSONField()
+    # The trace context of the span that recorded it, for the relay's sending
+    # and every delivery to carry on the same trace (messaging.spans).
+    # NULL, as in the envelope, is "none": and adding a nullable column is
+    # only a change to the catalog, however long the table.
+    traceparent = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    tracestate = models.TextField(null=True, blank=True)  # noqa: DJ001
     dispatched_at = models.DateTimeField(null=True, blank=True)
     dispatch_attempts = models.PositiveIntegerField(default=0)
     last_dispatch_error = models.TextField(blank=True)

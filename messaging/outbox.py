@@ -23,7 +23,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from . import transport
+from . import spans, transport
 from .eventlog import log_append, log_subscriber
 from .messages import Envelope, Message, MessageError
 from .models import OutboxMessage
@@ -59,6 +59,7 @@ def outbox_dispatch(entries: list[Entry]) -> Outcome:
     """Send committed entries to their subscribers' queues, confirmed with one wait."""
     copies: list[transport.Copy] = []
     sendable: list[Entry] = []
+    destinations: list[tuple[Envelope, list[str]]] = []
     # Every event also goes to the log, in the same publish where the broker
     # copies it (messaging.eventlog).
     log = log_subscriber()
@@ -78,11 +79,13 @@ def outbox_dispatch(entries: list[Entry]) -> Outcome:
         wire = entry.envelope.to_wire()
         copies.extend(transport.Copy(handler, wire) for handler in handlers)
         sendable.append(entry)
+        destinations.append((entry.envelope, [handler.queue for handler in handlers]))
     try:
-        transport.send(copies)
-        # Before the rows are marked: an event is in the log if and only if
-        # it was dispatched (a no-op where the publish made the copy).
-        log_append([entry.envelope for entry in sendable if entry.envelope.kind == "event"])
+        with spans.messages_sending(destinations):
+            transport.send(copies)
+            # Before the rows are marked: an event is in the log if and only if
+            # it was dispatched (a no-op where the publish made the copy).
+            log_append([entry.envelope for entry in sendable if entry.envelope.kind == "event"])
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         _failed(sendable, error)

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import spans
 from .context import current_envelope, log_fields_add
 from .errors import NoHandler
 from .messages import Command, Envelope, Event, Message, MessageTooLarge
@@ -55,33 +56,44 @@ def _record(message: Message, *, correlation_id: str | None) -> Envelope:
     # handled and belongs to the same conversation.
     cause = current_envelope()
     message_id = uuid.uuid4()
-    envelope = Envelope(
+    correlation_id = correlation_id or (cause.correlation_id if cause else str(message_id))
+    causation_id = cause.message_id if cause else None
+    with spans.message_creating(
         message_id=message_id,
         kind=message.kind,
         type=message.message_type,
-        version=message.message_version,
-        occurred_at=timezone.now(),
-        correlation_id=correlation_id or (cause.correlation_id if cause else str(message_id)),
-        causation_id=cause.message_id if cause else None,
-        payload=message.model_dump(mode="json"),
-    )
-    _check_size(envelope)
-    if cause is None:
-        # A first cause (a web request, a command): the lines it writes from
-        # now on say which conversation it started.
-        log_fields_add(
-            correlation_id=envelope.correlation_id,
-            **{name: envelope.payload.get(name) for name in settings.MESSAGING_LOG_FIELDS},
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        cause=cause,
+    ) as trace_context:
+        envelope = Envelope(
+            message_id=message_id,
+            kind=message.kind,
+            type=message.message_type,
+            version=message.message_version,
+            occurred_at=timezone.now(),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            payload=message.model_dump(mode="json"),
+            **trace_context,
         )
-    # No savepoint: should the row fail to go in, the producer's whole
-    # transaction must roll back rather than commit its changes without it.
-    with transaction.atomic(savepoint=False):
-        row = OutboxMessage.from_envelope(envelope)
-        row.save(force_insert=True)
-        # The dispatch after commit reuses what the producer has: it need not
-        # read the row back nor validate the payload again.
-        entry = Entry(row.pk, envelope, message)
-        transaction.on_commit(lambda: _committed(entry), robust=True)
+        _check_size(envelope)
+        if cause is None:
+            # A first cause (a web request, a command): the lines it writes from
+            # now on say which conversation it started.
+            log_fields_add(
+                correlation_id=envelope.correlation_id,
+                **{name: envelope.payload.get(name) for name in settings.MESSAGING_LOG_FIELDS},
+            )
+        # No savepoint: should the row fail to go in, the producer's whole
+        # transaction must roll back rather than commit its changes without it.
+        with transaction.atomic(savepoint=False):
+            row = OutboxMessage.from_envelope(envelope)
+            row.save(force_insert=True)
+            # The dispatch after commit reuses what the producer has: it need not
+            # read the row back nor validate the payload again.
+            entry = Entry(row.pk, envelope, message)
+            transaction.on_commit(lambda: _committed(entry), robust=True)
     return envelope
 
 

@@ -70,6 +70,7 @@ LOCAL_APPS = [
     "live",
     "health",
     "metrics",
+    "tracing",
     # A stand-in for a third-party card processor, not one of our apps.
     "gateway",
 ]
@@ -568,6 +569,25 @@ LIVE_STREAM_URL = env.str("LIVE_STREAM_URL", default="").rstrip("/")
 LIVE_FIGURES_INTERVAL = env.float("LIVE_FIGURES_INTERVAL", default=2.0)
 # Seconds between keep-alive comments on an idle stream (proxies close silent ones).
 LIVE_KEEPALIVE = env.float("LIVE_KEEPALIVE", default=15.0)
+
+# --- Tracing ---------------------------------------------------------------
+
+# OpenTelemetry traces of every order, across processes (tracing/): spans of
+# the web requests and of every hop, sent where the standard OTEL_* variables
+# say (OTLP when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_EXPORTER is set).
+# Unset: on exactly when they name an exporter, so that by default nothing is
+# instrumented at all. 1: instrumented even without one (spans to the API's
+# no-op tracer; a caller's trace context still passes through envelopes).
+# 0, or the SDK's own OTEL_SDK_DISABLED=true: never.
+TRACING_ENABLED = (
+    False
+    if env.bool("OTEL_SDK_DISABLED", default=False)
+    else env.bool("TRACING_ENABLED", default=None)
+)
+# Each SQL statement as a span of its own (opentelemetry-instrumentation-psycopg),
+# where spans are exported. Off by default: an order runs some hundred
+# statements, and their spans would cost more than all the others together.
+TRACING_SQL = env.bool("TRACING_SQL", default=False)
 
 # --- Logging ---------------------------------------------------------------
 

@@ -46,6 +46,10 @@ PAYMENT_GATEWAY_LATENCY = env.float("PAYMENT_GATEWAY_LATENCY", default=0.0)
 # their orders; the screening tests turn it on (FRAUD_SCREENING=1 for their workers).
 FRAUD_SCREENING = env.bool("FRAUD_SCREENING", default=False)
 
+# Every process of the suite is instrumented, exporter or not: the tests give
+# their own an in-memory exporter, and their workers run the no-op tracer's path.
+TRACING_ENABLED = env.bool("TRACING_ENABLED", default=True)
+
 # Fast retries so the tests see the whole backoff-then-dead-letter cycle.
 MESSAGING_MAX_RETRIES = env.int("MESSAGING_MAX_RETRIES", default=3)
 MESSAGING_RETRY_BACKOFF = env.float("MESSAGING_RETRY_BACKOFF", default=0.2)
