@@ -65,7 +65,7 @@ def exporter_start(sender, **kwargs) -> None:
             exc,
         )
         return
-    logger.warning(
+    logger.info(
         "Metrics: %s serves its metrics on http://%s:%s/metrics (files in %s)",
         node,
         address,
