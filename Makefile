@@ -8,11 +8,20 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 install: $(VENV)/.installed node_modules/.package-lock.json
 
-$(VENV)/.installed: requirements.txt
+# The lock files pin every package, what it pulls in included: two fresh
+# machines install the same. Runtime alone (production): requirements.txt.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	touch $@
+
+## Resolve requirements.in and requirements-dev.in into the lock files again
+## (after changing a pin there): every transitive package pinned.
+.PHONY: lock
+lock: install
+	pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+	pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
 
 # The browser libraries, pinned by package-lock.json (npm ci writes this file last).
 node_modules/.package-lock.json: package.json package-lock.json
