@@ -21,6 +21,33 @@ app.autodiscover_tasks()
 logger = logging.getLogger(__name__)
 
 
+class PeriodicTasksQuiet(logging.Filter):
+    """Leave out the INFO lines of the tasks beat runs every few seconds.
+
+    The saga's deadline check runs every SAGA_DEADLINE_CHECK_INTERVAL (5 s):
+    its "Sending due task", "received" and "succeeded" lines would be most of
+    a quiet worker's log, burying the lines of the orders. A failing run is
+    still logged (at ERROR), and the deliveries' lines stay.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        from django.conf import settings
+
+        periodic = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+        args = record.args
+        if isinstance(args, dict):  # the worker's "received" and "succeeded"
+            return args.get("name") not in periodic
+        if isinstance(args, tuple) and len(args) == 2:  # beat's "Sending due task %s (%s)"
+            return args[1] not in periodic
+        return True
+
+
+for _name in ("celery.worker.strategy", "celery.app.trace", "celery.beat"):
+    logging.getLogger(_name).addFilter(PeriodicTasksQuiet())
+
+
 def describe_backends() -> str:
     """Say which broker and database this process uses, without passwords."""
     from django.conf import settings
