@@ -15,6 +15,7 @@ import pytest
 from messaging import logs
 from messaging.context import log_fields
 from orders.models import Order
+from tests.flow.conftest import order_body
 from tests.orders.factories import CatalogItemFactory
 
 
@@ -125,18 +126,7 @@ def test_the_lines_of_a_request_that_placed_an_order_name_it(client, json_lines)
     # when an order is placed through the API (its event stays in the outbox: no broker here)
     response = client.post(
         "/api/orders/",
-        {
-            "email": "ada@example.com",
-            "items": [{"sku": item.sku, "quantity": 1}],
-            "shipping_address": {
-                "name": "Ada Lovelace",
-                "line1": "12 St James's Square",
-                "city": "London",
-                "postal_code": "SW1Y 4JH",
-                "country": "GB",
-            },
-            "card_number": "4242 4242 4242 4242",
-        },
+        order_body(items=[(item.sku, 1)]),
         content_type="application/json",
     )
 
