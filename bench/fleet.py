@@ -16,11 +16,23 @@ class Fleet:
     The screened scenario is ours with fraud screening on: a payments worker of
     its own (FRAUD_SCREENING=1) takes the payments queue over from ours' for
     its runs, and a stream processor runs beside (``screening_on``).
+
+    ``env`` is told to every process of the fleet, the producer too (the
+    injector of ``flows.measure``), after the scenario's own; ``loglevel`` is
+    its workers' ``-l``.
     """
 
-    def __init__(self, options: Options, log_dir: Path):
+    def __init__(
+        self,
+        options: Options,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        loglevel: str = "WARNING",
+    ):
         self.options = options
         self.log_dir = log_dir
+        self.env = dict(env or {})
+        self.loglevel = loglevel
         self.groups: dict[str, list[procs.Managed]] = {}
         self.rss_at_start: dict[str, dict] = {}
         self.screening_payments: procs.Managed | None = None
@@ -36,14 +48,16 @@ class Fleet:
             group = []
             for app in settings.APP_QUEUES:
                 name = f"{scenario}-{app}"
-                env = child_env(**SCENARIO_ENV[scenario])
+                env = child_env(**{**SCENARIO_ENV[scenario], **self.env})
                 if scenario == "kombu":
                     argv = [procs.python(), "-m", "bench.kombu_floor", app]
                     group.append(procs.Managed(name, argv, env, self.log_dir))
                     continue
                 queue = {"ours": app, "naive": f"naive_{app}", "celery": f"floor_{app}"}[scenario]
                 group.append(
-                    procs.celery_worker(name, [queue], env, self.log_dir, self.options.concurrency)
+                    procs.celery_worker(
+                        name, [queue], env, self.log_dir, self.options.concurrency, self.loglevel
+                    )
                 )
             if scenario == "ours":
                 # Our flow with all its guarantees includes the relay (beat runs
@@ -51,12 +65,12 @@ class Fleet:
                 # dispatch left in the outbox, e.g. when the broker dropped a
                 # connection. Its CPU counts as ours.
                 argv = [procs.python(), "manage.py", "relay_outbox", "--loop"]
-                group.append(procs.Managed("ours-relay", argv, child_env(), self.log_dir))
+                group.append(procs.Managed("ours-relay", argv, child_env(**self.env), self.log_dir))
                 if "screened" in scenarios:
-                    env = child_env(FRAUD_SCREENING="1")
+                    env = child_env(**{**self.env, "FRAUD_SCREENING": "1"})
                     self.screening_payments = procs.celery_worker(
                         "screened-payments", ["payments"], env, self.log_dir,
-                        self.options.concurrency,
+                        self.options.concurrency, self.loglevel,
                     )  # fmt: skip
                     started.append(self.screening_payments)
             self.groups[scenario] = group
@@ -94,7 +108,9 @@ class Fleet:
         from .stream_backlog import stream_empty
 
         stream_empty()
-        env = child_env(FRAUD_MAX_ORDERS="100000000", FRAUD_MAX_DECLINES="100000000")
+        env = child_env(
+            **{**self.env, "FRAUD_MAX_ORDERS": "100000000", "FRAUD_MAX_DECLINES": "100000000"}
+        )
         argv = [procs.python(), "manage.py", "stream_processor", "--only", "fraud"]
         self.stream_processor = procs.Managed("screened-stream", argv, env, self.log_dir)
         wait_processor_running("fraud", self.stream_processor)

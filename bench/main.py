@@ -9,7 +9,7 @@ docs/benchmarks.json. Every process it started is stopped at the end (by its
 own process group); RabbitMQ and PostgreSQL are only read from.
 
 The phases are in bench/phases/, in the order they run: web, recovery,
-stream, flows, live, memory.
+stream, flows, observability, live, memory.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from . import environment, graph, procs
 from .broker import purge_queues
 from .cli import parse
 from .meta import run_meta
-from .phases import flows, live, memory, recovery, stream, web
+from .phases import flows, live, memory, observability, recovery, stream, web
 from .report import write_report
 from .summary import summarize
 
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         {key: {"closed": [], "closed_wrk": [], "open": []} for key in web.WEB_SCENARIOS.values()}
     )
     results.update({"recovery": [], "stream": [], "memory": {}})
+    results["observability"] = {state: [] for state in observability.STATES}
     results["live"] = {"web": {"off": [], "on": []}, "pages": {"push": [], "poll": []}}
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     print(f"  process logs in {log_dir}", flush=True)
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         if "flows" in options.phases and options.scenarios:
             print("Flows: starting workers", flush=True)
             fleet_memory = flows.run(options, log_dir, results)
+        if "observability" in options.phases:
+            print("Observability (metrics, tracing and JSON logs on and off)", flush=True)
+            observability.run(options, log_dir, results)
         if "live" in options.phases:
             print("Live (the real-time push: pages, idle streams, the web)", flush=True)
             live.run(options, log_dir, results)

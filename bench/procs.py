@@ -123,11 +123,16 @@ def python() -> str:
 
 
 def celery_worker(
-    name: str, queues: list[str], env: dict[str, str], log_dir: Path, concurrency: int = 1
+    name: str,
+    queues: list[str],
+    env: dict[str, str],
+    log_dir: Path,
+    concurrency: int = 1,
+    loglevel: str = "WARNING",
 ) -> Managed:
     argv = [
         python(), "-m", "celery", "-A", "config", "worker", "-n", f"{name}@%h",
-        "-Q", ",".join(queues), "-c", str(concurrency), "-l", "WARNING",
+        "-Q", ",".join(queues), "-c", str(concurrency), "-l", loglevel,
         "--without-gossip", "--without-mingle",
     ]  # fmt: skip
     return Managed(name, argv, env, log_dir)

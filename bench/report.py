@@ -297,6 +297,7 @@ def markdown(doc: dict) -> str:
         )  # fmt: skip
     add("")
 
+    observability_section(add, s.get("observability") or {})
     live_section(add, s.get("live") or {}, st)
 
     add("## Memory")
@@ -350,6 +351,53 @@ def markdown(doc: dict) -> str:
     add(table(["setting", "value"], [[k, f"`{v}`"] for k, v in st.items()]))
     add("")
     return "\n".join(out)
+
+
+def observability_section(add, obs: dict) -> None:
+    """The observability phase: our flow at saturation, metrics, tracing, JSON logs on and off."""
+    if not obs.get("on") and not obs.get("off"):
+        return
+    add("## Observability: metrics, tracing and JSON logs, on and off")
+    add("")
+    add(
+        "Our flow (choreography) at saturation as in the flows phase, every process of it "
+        "(workers, relay, injector) started in one state for each run and stopped after it: "
+        "on is `METRICS_ENABLED=1 TRACING_ENABLED=1 LOG_FORMAT=json`, off is "
+        "`METRICS_ENABLED=0 TRACING_ENABLED=0 LOG_FORMAT=text`; both with no span exporter "
+        "(`OTEL_TRACES_EXPORTER=none`: with tracing on, spans are made by OpenTelemetry's "
+        "no-op tracer, nothing is recorded or sent) and logging at INFO, as production does, "
+        "each process to a file of its own. A few orders warm each fleet up first. The states "
+        "take turns, the first of them swapped run by run."
+    )
+    add("")
+    rows = []
+    for state in ("off", "on"):
+        x = obs.get(state)
+        if x:
+            rows.append(
+                [state, fmt(x["orders"]), fmt(x["orders_per_s"]), fmt(x["cpu_ms_per_order"]),
+                 f"{fmt(x['python_ms_per_order'])} / {fmt(x['postgres_ms_per_order'])} / "
+                 f"{fmt(x['rabbitmq_ms_per_order'])}",
+                 runs(x["orders_per_s_runs"]), runs(x["cpu_ms_per_order_runs"]),
+                 "" if x["all_complete"] else "**incomplete**"]
+            )  # fmt: skip
+    add(
+        table(
+            ["observability", "orders per run", "orders/s (saturation)", "CPU ms/order",
+             "of which Python / PostgreSQL / RabbitMQ", "orders/s per run", "CPU ms/order per run",
+             ""],
+            rows,
+        )
+    )  # fmt: skip
+    add("")
+    if obs.get("throughput_on_over_off") is not None:
+        add(
+            f"On ÷ off: throughput **{fmt(obs['throughput_on_over_off'], 2)}** (run by run: "
+            f"{runs(obs['throughput_on_over_off_runs'], 2)}), CPU per order "
+            f"**{fmt(obs['cpu_per_order_on_over_off'], 2)}** (run by run: "
+            f"{runs(obs['cpu_per_order_on_over_off_runs'], 2)})."
+        )
+        add("")
 
 
 def live_section(add, live: dict, settings: dict) -> None:

@@ -35,6 +35,9 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
         }
     stream = stream_summary(results.get("stream", []))
     ratios.update({key: stream[key] for key in ("stream_aggregates_over_floor",) if key in stream})
+    observability = observability_summary(results.get("observability", {}))
+    for key in ("throughput_on_over_off", "cpu_per_order_on_over_off"):
+        ratios[f"observability_{key}"] = observability.get(key)
     live = live_summary(results.get("live", {}))
     ratios["live_push_p99_ms"] = live.get("push", {}).get("p99_ms")
     ratios["web_push_on_over_off"] = live.get("web_on_over_off")
@@ -48,10 +51,11 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
         "web_naive": web_naive,
         "recovery": recovery,
         "stream": stream,
+        "observability": observability,
         "memory": memory,
         "live": live,
         "targets": targets_for(ratios, web, live),
-        "record": record_for(scen, web, web_naive, recovery, memory, stream, live),
+        "record": record_for(scen, web, web_naive, recovery, memory, stream, live, observability),
     }
 
 
@@ -65,6 +69,41 @@ def stream_summary(runs: list[dict]) -> dict:
         summary[f"{key}_per_s_runs"] = [r[key] for r in runs]
     summary["stream_aggregates_over_floor"] = median([r["aggregates"] / r["floor"] for r in runs])
     summary["stream_fraud_over_floor"] = median([r["fraud"] / r["floor"] for r in runs])
+    return summary
+
+
+def observability_summary(states: dict) -> dict:
+    """Each state's medians, and on ÷ off: of the medians, and run by run (each one round)."""
+    summary: dict = {}
+    for state, runs in states.items():
+        if runs:
+            summary[state] = {
+                "orders": runs[0]["orders"],
+                "orders_per_s": median([r.get("orders_per_s") for r in runs]),
+                "orders_per_s_runs": [r.get("orders_per_s") for r in runs],
+                "cpu_ms_per_order": median([r.get("cpu_ms_per_order") for r in runs]),
+                "cpu_ms_per_order_runs": [r.get("cpu_ms_per_order") for r in runs],
+                "python_ms_per_order": median([r.get("python_ms_per_order") for r in runs]),
+                "postgres_ms_per_order": median([r.get("postgres_ms_per_order") for r in runs]),
+                "rabbitmq_ms_per_order": median([r.get("rabbitmq_ms_per_order") for r in runs]),
+                "all_complete": all(r["complete"] and r["settled"] for r in runs),
+            }
+    on, off = summary.get("on"), summary.get("off")
+    if not on or not off:
+        return summary
+
+    def over(a, b):
+        return a / b if a and b else None
+
+    for key, figure in (
+        ("throughput_on_over_off", "orders_per_s"),
+        ("cpu_per_order_on_over_off", "cpu_ms_per_order"),
+    ):
+        summary[key] = over(on[figure], off[figure])
+        summary[f"{key}_runs"] = [
+            over(a.get(figure), b.get(figure))
+            for a, b in zip(states["on"], states["off"], strict=False)
+        ]
     return summary
 
 

@@ -10,6 +10,8 @@ person waits for, on any machine.
 
 from __future__ import annotations
 
+OBSERVABILITY = "metrics, tracing (no exporter) and JSON logs"
+
 
 def closed_loop(web: dict) -> dict:
     """A server's closed-loop figures from the lightest load generator at hand.
@@ -68,6 +70,14 @@ def targets_for(ratios: dict, web: dict, live: dict | None = None) -> list[dict]
             f"Web: POST /api/orders/ requests/s, push on ÷ off ({live_generator})", "≥ 0.95",
             ratios.get("web_push_on_over_off"), lambda v: v >= 0.95,
         ),
+        check(
+            f"Throughput, our flow with {OBSERVABILITY} on ÷ off", "≥ 0.95",
+            ratios.get("observability_throughput_on_over_off"), lambda v: v >= 0.95,
+        ),
+        check(
+            f"CPU per order, our flow with {OBSERVABILITY} on ÷ off", "≤ 1.05",
+            ratios.get("observability_cpu_per_order_on_over_off"), lambda v: v <= 1.05,
+        ),
     ]  # fmt: skip
 
 
@@ -79,6 +89,7 @@ def record_for(
     memory: dict,
     stream: dict,
     live: dict | None = None,
+    observability: dict | None = None,
 ) -> list[dict]:
     """The absolute figures of ours (and of the naive baseline where it has them), no verdict."""
 
@@ -93,6 +104,7 @@ def record_for(
     live = live or {}
     push, poll, idle = (live.get(key) or {} for key in ("push", "poll", "idle"))
     streams = fmt_count(idle.get("connections"))
+    observed = {state: (observability or {}).get(state) or {} for state in ("on", "off")}
     rows = [
         ("Throughput, orders/s", flow("ours", "orders_per_s"), flow("naive", "orders_per_s")),
         ("CPU ms per order", flow("ours", "cpu_ms_per_order"), flow("naive", "cpu_ms_per_order")),
@@ -126,6 +138,16 @@ def record_for(
         ("Web: POST /api/orders/ requests/s, push off",
          live.get("web_off", {}).get("rps"), None),
         ("Web: POST /api/orders/ requests/s, push on", live.get("web_on", {}).get("rps"), None),
+        *[
+            (f"Throughput with {OBSERVABILITY} {state}, orders/s",
+             observed[state].get("orders_per_s"), None)
+            for state in ("off", "on")
+        ],
+        *[
+            (f"CPU ms per order with {OBSERVABILITY} {state}",
+             observed[state].get("cpu_ms_per_order"), None)
+            for state in ("off", "on")
+        ],
     ]  # fmt: skip
     return [{"figure": figure, "ours": ours, "naive": naive} for figure, ours, naive in rows]
 

@@ -1,4 +1,4 @@
-"""The benchmark's phases (web, recovery, flows, memory), and placing orders, which two share."""
+"""The benchmark's phases (bench/main.py runs them in turn), and placing orders, which most use."""
 
 from __future__ import annotations
 
@@ -12,4 +12,4 @@ def place_orders(scenario: str, orders: int, skus: list[str], rate: float = 0, *
         procs.python(), "-m", "bench.inject", scenario, "--orders", str(orders),
         "--rate", str(rate), "--skus", ",".join(skus),
     ]  # fmt: skip
-    return procs.run_to_end("injector", argv, child_env(**SCENARIO_ENV[scenario], **env))
+    return procs.run_to_end("injector", argv, child_env(**{**SCENARIO_ENV[scenario], **env}))

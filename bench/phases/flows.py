@@ -121,7 +121,7 @@ def measure(fleet: Fleet, scenario: str, orders: int, rate: float, listener) -> 
 def _measure(fleet: Fleet, scenario: str, orders: int, rate: float, listener, skus) -> dict:
     queues = fleet.queues(scenario)
     meter = meter_for(fleet.processes(scenario)).start()
-    injected = place_orders(scenario, orders, skus, rate)
+    injected = place_orders(scenario, orders, skus, rate, **fleet.env)
     expected = injected["sent"]
     # Long enough for the relay to send what a dropped broker connection left behind.
     timeout = 40 + 2 * expected / max(rate, 5)

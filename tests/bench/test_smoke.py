@@ -12,12 +12,14 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
+from bench.targets import OBSERVABILITY
 from tests.support.database import database_url as _database_url
 from tests.support.paths import ROOT
 from tests.support.prerequisites import IN_CI, require
@@ -37,7 +39,8 @@ def own_vhost(url: str) -> str:
     return urlunsplit(parts._replace(path="/" + os.environ.get("BENCH_SMOKE_VHOST", "bench_smoke")))
 
 
-def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
+def bench_env(rabbitmq: str) -> dict[str, str]:
+    """The environment of ``python -m bench`` run by a test: the test database, its own vhost."""
     require(connection.vendor == "postgresql", "PostgreSQL")
     env = {
         **os.environ,
@@ -46,6 +49,11 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     }
     for name in ("DJANGO_SETTINGS_MODULE", "GATEWAY_DATABASE_URL", "BENCH_EXPERIMENTS"):
         env.pop(name, None)
+    return env
+
+
+def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
+    env = bench_env(rabbitmq)
     # The live phase pushes through the tests' Redis (its channels name the test database).
     redis_url = settings.EVENT_LOG_REDIS_URL
     has_redis = bool(redis_url) and redis_reachable(redis_url)
@@ -100,6 +108,7 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     # The targets are ratios to the naive baseline of the same run, each measured.
     assert [t["goal"] for t in summary["targets"]] == [
         "≥ 1.0", "≤ 1.1", "≥ 1.0", "≤ 1.05", "≤ 1.10", "≤ 1000", "≥ 0.5", "≤ 250", "≥ 0.95",
+        "≥ 0.95", "≤ 1.05",
     ]  # fmt: skip
     assert {t["status"] for t in summary["targets"]} <= {"PASS", "MISS"}
     # The absolute figures are kept for the record, ours and the naive baseline's.
@@ -127,7 +136,62 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
 
     text = (tmp_path / "benchmarks.md").read_text()
     for heading in (
-        "Targets", "Order flow side by side", "Web", "Recovery", "Stream", "Live", "Memory",
+        "Targets", "Order flow side by side", "Web", "Recovery", "Stream", "Observability", "Live",
+        "Memory",
     ):  # fmt: skip
         assert f"## {heading}" in text
     assert "### For the record" in text
+
+
+def test_the_observability_phase_runs_our_flow_in_both_states_and_gives_their_ratios(
+    rabbitmq, tmp_path
+):
+    # given: the phase alone, two rounds (each state once first)
+    env = bench_env(rabbitmq)
+
+    # when
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--phases", "observability", "--runs", "2",
+         "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+    # then: each state ran twice, every order completed, the ratios and targets are there
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    assert done.stdout.index("run 1/2: observability off") < done.stdout.index(
+        "run 1/2: observability on"
+    )
+    assert done.stdout.index("run 2/2: observability on") < done.stdout.index(
+        "run 2/2: observability off"
+    )
+    summary = json.loads((tmp_path / "benchmarks.json").read_text())["summary"]
+    observability = summary["observability"]
+    for state in ("on", "off"):
+        assert observability[state]["all_complete"], state
+        assert len(observability[state]["orders_per_s_runs"]) == 2, state
+        assert observability[state]["orders_per_s"] > 0, state
+        assert observability[state]["cpu_ms_per_order"] > 0, state
+    assert observability["throughput_on_over_off"] > 0
+    assert observability["cpu_per_order_on_over_off"] > 0
+    assert len(observability["throughput_on_over_off_runs"]) == 2
+    targets = {t["target"]: t for t in summary["targets"]}
+    for name in ("Throughput", "CPU per order"):
+        target = targets[f"{name}, our flow with {OBSERVABILITY} on ÷ off"]
+        assert target["status"] in {"PASS", "MISS"}
+    record = {r["figure"]: r["ours"] for r in summary["record"]}
+    for state in ("on", "off"):
+        assert record[f"Throughput with {OBSERVABILITY} {state}, orders/s"] > 0
+        assert record[f"CPU ms per order with {OBSERVABILITY} {state}"] > 0
+    assert "## Observability" in (tmp_path / "benchmarks.md").read_text()
+    # and every worker was told its state: JSON lines and a metrics exporter when on, neither off
+    logs = Path(done.stdout.split("process logs in ", 1)[1].split()[0])
+    for state, on in (("on", True), ("off", False)):
+        for run in (1, 2):
+            workers = sorted((logs / f"observability-{state}-{run}").glob("ours-*.log"))
+            workers = [w for w in workers if w.name != "ours-relay.log"]
+            assert len(workers) == 5, (state, run)
+            for worker in workers:
+                text = worker.read_text()
+                assert ('"level": "INFO"' in text) is on, worker
+                assert ("serves its metrics on" in text) is on, worker
+                assert "succeeded in" in text, worker  # INFO in both

@@ -1,6 +1,6 @@
 """The targets are ratios to the naive baseline of the same run; absolute figures get no verdict."""
 
-from bench.targets import largest_worker, record_for, targets_for
+from bench.targets import OBSERVABILITY, largest_worker, record_for, targets_for
 
 WEB = {"closed": {"generator": "python -m bench.loadgen", "rps": 200.0}}
 
@@ -20,6 +20,8 @@ def test_each_ratio_passes_at_its_bound_and_misses_beyond_it():
         "stream_aggregates_over_floor": 0.5,
         "live_push_p99_ms": 250,
         "web_push_on_over_off": 0.95,
+        "observability_throughput_on_over_off": 0.95,
+        "observability_cpu_per_order_on_over_off": 1.05,
     }
     beyond = {
         "throughput_ours_over_naive": 0.99,
@@ -31,15 +33,17 @@ def test_each_ratio_passes_at_its_bound_and_misses_beyond_it():
         "stream_aggregates_over_floor": 0.49,
         "live_push_p99_ms": 251,
         "web_push_on_over_off": 0.94,
+        "observability_throughput_on_over_off": 0.94,
+        "observability_cpu_per_order_on_over_off": 1.06,
     }
 
-    assert statuses(at_bounds) == ["PASS"] * 9
-    assert statuses(beyond) == ["MISS"] * 9
+    assert statuses(at_bounds) == ["PASS"] * 11
+    assert statuses(beyond) == ["MISS"] * 11
 
 
 def test_a_ratio_not_measured_is_not_a_verdict():
     # e.g. python -m bench --scenarios ours: no naive baseline to compare with
-    assert statuses({}) == ["n/a"] * 9
+    assert statuses({}) == ["n/a"] * 11
 
 
 def test_the_web_target_names_the_load_generator_it_was_read_from():
@@ -53,7 +57,7 @@ def test_the_web_target_names_the_load_generator_it_was_read_from():
 def test_the_push_targets_name_the_pages_open_and_the_load_generator():
     live = {"push": {"pages": 50}, "web_off": {"generator": "wrk -t1 -c8"}}
 
-    *_, latency, web = targets_for({}, WEB, live)
+    *_, latency, web, _, _ = targets_for({}, WEB, live)
 
     assert "50 pages open" in latency["target"]
     assert "push on ÷ off (wrk -t1 -c8)" in web["target"]
@@ -75,6 +79,19 @@ def test_the_record_keeps_the_live_figures_push_and_polling_side_by_side():
     assert record["Push: steps a stream sent twice + steps it missed (must be 0)"] == 1
     assert record["Streaming server RSS holding 1,000 idle streams, MB"] == 180.0
     assert record["Web: POST /api/orders/ requests/s, push on"] == 194.0
+
+
+def test_the_record_keeps_the_observability_figures_on_and_off():
+    observability = {
+        "on": {"orders_per_s": 19.0, "cpu_ms_per_order": 84.0},
+        "off": {"orders_per_s": 20.0, "cpu_ms_per_order": 80.0},
+    }
+
+    rows = record_for({}, WEB, {}, {}, {}, {}, None, observability)
+
+    record = {r["figure"]: r["ours"] for r in rows}
+    assert record[f"Throughput with {OBSERVABILITY} on, orders/s"] == 19.0
+    assert record[f"CPU ms per order with {OBSERVABILITY} off"] == 80.0
 
 
 def test_the_record_keeps_the_absolute_figures_of_ours_and_the_naive_baseline():
