@@ -47,9 +47,11 @@ run: install
 test: install
 	python -m pytest
 
+## ruff, then mypy (its settings in pyproject.toml, with django-stubs' plugin).
 lint: install
 	ruff check .
 	ruff format --check .
+	mypy .
 
 format: install
 	ruff format .

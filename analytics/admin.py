@@ -103,7 +103,7 @@ def _minutes_table(now, count: int = 15) -> list[dict]:
     }
     rows = []
     for i in reversed(range(count)):
-        row = {"minute": series["orders_placed"][i][0]}
+        row: dict[str, object] = {"minute": series["orders_placed"][i][0]}
         row.update({metric: values[i][1] for metric, values in series.items()})
         rows.append(row)
     return rows

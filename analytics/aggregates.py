@@ -131,8 +131,8 @@ class Aggregates(Processor):
             case PaymentRefunded():
                 self._add(minute, "money_refunded", message.currency, message.amount)
             case InventoryReservationFailed():
-                for line in message.short:
-                    self._add(minute, "stock_outs", line.sku)
+                for short in message.short:
+                    self._add(minute, "stock_outs", short.sku)
 
     def _add(self, minute: datetime, metric: str, key: str = "", value: Decimal | int = 1) -> None:
         self.deltas[(minute, metric, key)] += value

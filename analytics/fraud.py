@@ -89,16 +89,18 @@ class FraudScreen(Processor):
             Kind.ORDER: settings.FRAUD_MAX_ORDERS,
             Kind.DECLINE: settings.FRAUD_MAX_DECLINES,
         }
-        self.screened, self.observations, self.flags = [], [], []
+        self.screened: list[ScreenedOrder] = []
+        self.observations: list[FraudObservation] = []
+        self.flags: list[FraudFlag] = []
         parties = self._parties(items)
         self._load(items, parties)
         self.cleared = self._clearances(items, parties)
         for item in items:
             match item.message:
-                case OrderPlaced():
-                    self._screen(item, parties)
-                case PaymentFailed() if item.message.reason_code in DECLINE_CODES:
-                    self._decline(item, parties)
+                case OrderPlaced() as order:
+                    self._screen(item, order, parties)
+                case PaymentFailed() as failed if failed.reason_code in DECLINE_CODES:
+                    self._decline(item, failed, parties)
         ScreenedOrder.objects.bulk_create(self.screened)
         FraudObservation.objects.bulk_create(self.observations)
         FraudFlag.objects.bulk_create(self.flags)
@@ -178,8 +180,7 @@ class FraudScreen(Processor):
         while recent and recent[0][0] <= horizon:
             recent.pop(0)
 
-    def _screen(self, item: Item, parties: dict[UUID, list[Key]]) -> None:
-        order: OrderPlaced = item.message
+    def _screen(self, item: Item, order: OrderPlaced, parties: dict[UUID, list[Key]]) -> None:
         placed_at = item.envelope.occurred_at
         keys = parties[order.order_id]
         fired = self._first_rule_fired(keys, placed_at)
@@ -234,8 +235,11 @@ class FraudScreen(Processor):
             # concurrent requests reach the log in the order they commit, not in
             # that of their clocks, and one stamped a moment later but read first
             # is in the same burst. Declines count only before the order.
-            until = {Kind.ORDER: placed_at + self.window, Kind.DECLINE: placed_at}
-            counted = {Kind.ORDER: 0, Kind.DECLINE: 0}
+            until: dict[str, datetime] = {
+                Kind.ORDER: placed_at + self.window,
+                Kind.DECLINE: placed_at,
+            }
+            counted: dict[str, int] = {Kind.ORDER: 0, Kind.DECLINE: 0}
             for occurred_at, kind in self.recent.get(key, []):
                 if since < occurred_at and (
                     occurred_at < until[kind] if kind == Kind.ORDER else occurred_at <= until[kind]
@@ -262,9 +266,9 @@ class FraudScreen(Processor):
                     )
         return None
 
-    def _decline(self, item: Item, parties: dict[UUID, list[Key]]) -> None:
-        keys = parties.get(item.message.order_id)
+    def _decline(self, item: Item, failed: PaymentFailed, parties: dict[UUID, list[Key]]) -> None:
+        keys = parties.get(failed.order_id)
         if keys is None:
             return  # an order placed before the log began: nobody to count it against
         for key in keys:
-            self._observe(key, Kind.DECLINE, item.message.order_id, item.envelope.occurred_at)
+            self._observe(key, Kind.DECLINE, failed.order_id, item.envelope.occurred_at)

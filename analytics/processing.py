@@ -14,6 +14,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import ClassVar, NamedTuple
 from uuid import UUID
 
@@ -82,7 +83,7 @@ class BatchResult:
     processed: int = 0
     skipped: int = 0
     duplicates: int = 0
-    last_occurred_at: object = None
+    last_occurred_at: datetime | None = None
     skipped_entries: list[SkippedEntry] = field(default_factory=list)
     written: bool = True
 

@@ -160,7 +160,7 @@ def _own(processor_class: type[Processor]) -> list[tuple[type[models.Model], dic
 def projection_shadow_reset(processor_class: type[Processor]) -> None:
     with transaction.atomic():
         for model, where in _own(processor_class):
-            model.objects.filter(slot=Slot.SHADOW, **where).delete()
+            model._default_manager.filter(slot=Slot.SHADOW, **where).delete()
         ProcessorState.objects.filter(processor=processor_class.name, slot=Slot.SHADOW).delete()
 
 
@@ -173,7 +173,7 @@ def _compare(model: type[models.Model]) -> TableDiff:
     rows = {
         slot: Counter(
             _row_text(values)
-            for values in model.objects.filter(slot=slot).values_list(*columns).iterator()
+            for values in model._default_manager.filter(slot=slot).values_list(*columns).iterator()
         )
         for slot in (Slot.LIVE, Slot.SHADOW)
     }
@@ -219,16 +219,19 @@ def projection_swap(processor_class: type[Processor]) -> None:
     """
     name = processor_class.name
     with transaction.atomic():
-        shadow = ProcessorState.objects.select_for_update().filter(processor=name, slot=Slot.SHADOW)
-        shadow = shadow.first()
+        shadow = (
+            ProcessorState.objects.select_for_update()
+            .filter(processor=name, slot=Slot.SHADOW)
+            .first()
+        )
         if shadow is None:
             raise ReplayError(f"{name} has no shadow to swap in: replay it first")
         live, _ = ProcessorState.objects.select_for_update().get_or_create(
             processor=name, slot=Slot.LIVE
         )
         for model, where in _own(processor_class):
-            model.objects.filter(slot=Slot.LIVE, **where).delete()
-            model.objects.filter(slot=Slot.SHADOW, **where).update(slot=Slot.LIVE)
+            model._default_manager.filter(slot=Slot.LIVE, **where).delete()
+            model._default_manager.filter(slot=Slot.SHADOW, **where).update(slot=Slot.LIVE)
         for attribute in (
             "offset",
             "state",

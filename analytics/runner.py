@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -139,7 +139,7 @@ class Runner:
         # has read: entries with nothing for the processor move only the
         # latter, until the next batch or heartbeat commits it.
         self.committed = self.position = state.offset
-        self.position_occurred_at = None
+        self.position_occurred_at: datetime | None = None
         if state.offset is not None:
             self._log_check(state.offset)
         processor = self._processor(state)
@@ -243,6 +243,7 @@ class Runner:
                 expected_offset=self.committed,
                 entries=batch,
             )
+            assert offset is not None  # the offset of the batch's last entry
             result = BatchResult(offset=offset, processed=len(batch))
         self.position = result.offset
         if result.last_occurred_at is not None:

@@ -115,11 +115,13 @@ class Fleet:
         self.stream_processor = procs.Managed("screened-stream", argv, env, self.log_dir)
         wait_processor_running("fraud", self.stream_processor)
         ours_payments = next(m for m in self.groups["ours"] if m.name == "ours-payments")
+        assert self.screening_payments is not None, "start() started it"
         consumer_move("payments", ours_payments, away=True)
         consumer_move("payments", self.screening_payments, away=False)
 
     def screening_off(self) -> None:
         ours_payments = next(m for m in self.groups["ours"] if m.name == "ours-payments")
+        assert self.screening_payments is not None, "start() started it"
         consumer_move("payments", self.screening_payments, away=True)
         consumer_move("payments", ours_payments, away=False)
         if self.stream_processor is not None:

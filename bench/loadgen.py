@@ -45,6 +45,8 @@ def body(skus: list[str], rng: random.Random) -> bytes:
 class Client:
     def __init__(self, url: str, skus: list[str]):
         parts = urlsplit(url)
+        if parts.hostname is None:
+            raise ValueError(f"no host in {url!r}")
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path
         self.skus = skus
         self.lock = threading.Lock()

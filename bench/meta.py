@@ -59,7 +59,6 @@ def versions() -> dict:
 
     import celery
     import django
-    import kombu
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -74,7 +73,7 @@ def versions() -> dict:
         "python": platform.python_version(),
         "django": django.get_version(),
         "celery": celery.__version__,
-        "kombu": kombu.__version__,
+        "kombu": version("kombu"),
         "amqp": version("amqp"),
         "psycopg": version("psycopg"),
         "pydantic": version("pydantic"),

@@ -47,6 +47,13 @@ class Page:
     # A stream sends each step once; every poll shows them all again.
     counts_duplicates = True
 
+    async def hold(self, host: str, port: int) -> None:
+        """Open the page and follow its order until ``close()``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
     def record(self, step: dict, received_at: float, *, on_opening: bool) -> None:
         message_id = step["message_id"]
         if message_id in self.seen:

@@ -101,12 +101,12 @@ class Managed:
 
 def stop_together(managed: Iterable[Managed | None]) -> None:
     """Stop processes side by side: each is told to stop, then each is waited for in turn."""
-    managed = [one for one in managed if one is not None]
-    for one in managed:
+    running = [one for one in managed if one is not None]
+    for one in running:
         if one.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(one.pid, signal.SIGTERM)
-    for one in managed:
+    for one in running:
         one.stop()
 
 

@@ -14,12 +14,13 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
 class SseEvent:
     name: str
-    data: object
+    data: Any  # the JSON the event's data lines hold
     id: str | None
     received_at: float  # time.time()
 
@@ -32,7 +33,9 @@ class SseParser:
         self._reset()
 
     def _reset(self) -> None:
-        self.name, self.data, self.id = "message", [], None
+        self.name = "message"
+        self.data: list[str] = []
+        self.id: str | None = None
 
     def feed(self, line: str, received_at: float) -> SseEvent | None:
         """The event this line completes, if it does (its data is JSON)."""
@@ -98,7 +101,7 @@ async def _body_chunks(reader: asyncio.StreamReader, headers: dict[str, str]):
 
 async def get_json(
     host: str, port: int, path: str, headers: dict[str, str] | None = None
-) -> tuple[int, object, float]:
+) -> tuple[int, Any, float]:
     """One GET on a connection of its own: (status, the JSON body, when it was read)."""
     reader, writer, status, found = await _request(
         host, port, path, {"Accept": "application/json", "Connection": "close", **(headers or {})}
@@ -134,6 +137,8 @@ class SseStream:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._headers: dict[str, str] = {}
+        # The task running run(), when a caller keeps it here (asyncio holds tasks weakly).
+        self.task: asyncio.Task | None = None
 
     async def open(self) -> int:
         self._reader, self._writer, self.status, self._headers = await _request(
@@ -145,6 +150,7 @@ class SseStream:
         """Parse events until the server ends the stream or ``close()``."""
         if self._reader is None:
             await self.open()
+        assert self._reader is not None  # open() read the response's head
         buffer = b""
         parser = SseParser()
         try:

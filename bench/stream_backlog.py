@@ -66,7 +66,9 @@ def stream_refill(count: int) -> int:
                 )  # fmt: skip
     from messaging.eventlog import event_log
 
-    return event_log().head()
+    head = event_log().head()
+    assert head is not None, "the stream holds the entries just published"
+    return head
 
 
 def stream_empty() -> None:

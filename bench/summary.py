@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .cli import Options
 from .stats import median
 from .targets import closed_loop, record_for, targets_for
@@ -167,7 +169,7 @@ def live_summary(live: dict) -> dict:
 def scenario_summary(scenario: str, runs: dict) -> dict:
     """The medians of one scenario's saturation runs and of its latency runs, level by level."""
     sat = runs["saturation"]
-    entry = {
+    entry: dict[str, Any] = {
         "title": TITLES[scenario],
         "orders_per_s": median([r.get("orders_per_s") for r in sat]),
         "orders_per_s_runs": [r.get("orders_per_s") for r in sat],

@@ -37,9 +37,10 @@ def http_error(request: HttpRequest, exc: HttpError):
     """Say why a body could not be read (ninja says only "Cannot parse request body")."""
     detail, cause = str(exc), exc.__cause__
     if exc.status_code == 400 and isinstance(cause, ValueError):
+        reason = str(cause)
         if isinstance(cause, json.JSONDecodeError):
-            cause = f"{cause.msg} at character {cause.pos + 1}"
-        detail = f"The request body is not valid JSON: {cause}."
+            reason = f"{cause.msg} at character {cause.pos + 1}"
+        detail = f"The request body is not valid JSON: {reason}."
     return api.create_response(request, {"detail": detail}, status=exc.status_code)
 
 

@@ -36,7 +36,8 @@ def _started(**kwargs) -> None:
         return
     for connection in connections.all(initialized_only=True):
         if connection.connection is not None:
-            connection.health_check_done = True
+            # Django's attribute (4.1+), which django-stubs leaves out.
+            connection.health_check_done = True  # type: ignore[attr-defined]
 
 
 def _task_finished(**kwargs) -> None:

@@ -102,7 +102,7 @@ def _locked_reservation(order_id: UUID) -> Reservation | None:
 def _reserve(order_id: UUID, lines: list[ReservedLine], workflow: Workflow) -> Reservation | None:
     """Products are locked in SKU order, so concurrent reservations never deadlock and never
     promise the same unit twice."""
-    wanted = Counter()
+    wanted: Counter[str] = Counter()
     for line in lines:
         wanted[line.sku] += line.quantity
     products = {

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from urllib.parse import parse_qs
 from uuid import UUID
 
@@ -51,7 +51,7 @@ async def application(scope, receive, send) -> None:
     await _stream(receive, send, outcome, head_only=scope["method"] == "HEAD")
 
 
-async def _route(scope) -> streams.Refusal | AsyncIterator[str]:
+async def _route(scope) -> streams.Refusal | AsyncGenerator[str, None]:
     path = scope["path"]
     if path == streams.STAFF_STREAM_PATH:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -74,7 +74,7 @@ async def _answer(send, refusal: streams.Refusal, *, allow: bool = False) -> Non
     await send({"type": "http.response.body", "body": body})
 
 
-async def _stream(receive, send, events: AsyncIterator[str], *, head_only: bool) -> None:
+async def _stream(receive, send, events: AsyncGenerator[str, None], *, head_only: bool) -> None:
     headers = [*HEADERS, (b"content-type", b"text/event-stream; charset=utf-8")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     if head_only:

@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -58,7 +59,7 @@ class Hub:
         # The channels subscribed on the current connection, each set once Redis confirmed it.
         self._subscribed: dict[str, asyncio.Event] = {}
         self._client: aioredis.Redis | None = None
-        self._pubsub = None
+        self._pubsub: PubSub | None = None
         self._up = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.reason = "not connected yet"
@@ -92,8 +93,8 @@ class Hub:
                     del self._listeners[channel]  # unsubscribed at the next check
 
     async def _subscribe(self, channel: str) -> bool:
-        if not self._up.is_set() or self._pubsub is None:
-            return False
+        if not self._up.is_set() or self._pubsub is None or self._client is None:
+            return False  # (the two are set and cleared together)
         confirmed = self._subscribed.get(channel)
         try:
             if confirmed is None:

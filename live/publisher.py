@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 import redis
 from django.db import close_old_connections
@@ -101,7 +102,9 @@ class Publisher:
 
     def run(self, stop: threading.Event) -> None:
         if self.figures is not None:
-            threading.Thread(target=self._figures_loop, args=(stop,), daemon=True).start()
+            threading.Thread(
+                target=self._figures_loop, args=(stop, self.figures), daemon=True
+            ).start()
         reader = self.log.reader(self.start if self.start is not None else self._start())
         last_alive = 0.0
         try:
@@ -126,7 +129,7 @@ class Publisher:
             entries += reader.read(max_entries=BATCH - len(entries), timeout=0.002)
         return entries
 
-    def _start(self) -> int | str:
+    def _start(self) -> int | Literal["next"]:
         saved = self._saved_position()
         if saved is not None:
             offset, saved_at = saved
@@ -192,15 +195,15 @@ class Publisher:
     def _ops_check(self, watched: object) -> None:
         self.ops_watched, self.ops_checked_at = bool(watched), time.monotonic()
 
-    def _figures_loop(self, stop: threading.Event) -> None:
+    def _figures_loop(self, stop: threading.Event, figures: Callable[[], dict]) -> None:
         """The dashboard's figures, every ``figures_interval`` seconds while staff watch."""
         while not stop.wait(self.figures_interval):
             try:
                 if not self.client.exists(self.watched_key):
                     continue
                 close_old_connections()
-                figures = channels.message("figures", self.figures())
-                self.client.publish(channels.ops_channel(), figures)
+                message = channels.message("figures", figures())
+                self.client.publish(channels.ops_channel(), message)
             except redis.RedisError as exc:
                 logger.debug("Live push: figures not published: %s", exc)
             except Exception:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -87,13 +87,13 @@ def _order_exists(*, order_id: UUID) -> bool:
     return Order.objects.filter(pk=order_id).exists()
 
 
-async def order_stream(order_id: UUID) -> Refusal | AsyncIterator[str]:
+async def order_stream(order_id: UUID) -> Refusal | AsyncGenerator[str, None]:
     if not await in_pool(_order_exists, order_id=order_id):
         return Refusal(404, "No such order")
     return await _hub_refusal() or _order_events(order_id)
 
 
-async def _order_events(order_id: UUID) -> AsyncIterator[str]:
+async def _order_events(order_id: UUID) -> AsyncGenerator[str, None]:
     # Listening first, reading second: a step committed after the read is pushed.
     async with hub(settings.REDIS_URL).listen(channels.order_channel(order_id)) as queue:
         yield f"retry: {RETRY_MS}\n\n"
@@ -119,18 +119,18 @@ async def _order_events(order_id: UUID) -> AsyncIterator[str]:
                     yield sse("step", step, id=step["message_id"])
 
 
-def _is_active_staff(*, user_id: object) -> bool:
+def _is_active_staff(*, user_id: int | str) -> bool:
     return get_user_model().objects.filter(pk=user_id, is_active=True, is_staff=True).exists()
 
 
-async def staff_stream(ticket: str) -> Refusal | AsyncIterator[str]:
+async def staff_stream(ticket: str) -> Refusal | AsyncGenerator[str, None]:
     user_id = staff_ticket_user(ticket)
     if user_id is None or not await in_pool(_is_active_staff, user_id=user_id):
         return Refusal(403, "This stream needs a staff ticket: open /staff/live/ as staff.")
     return await _hub_refusal() or _staff_events()
 
 
-async def _staff_events() -> AsyncIterator[str]:
+async def _staff_events() -> AsyncGenerator[str, None]:
     async with hub(settings.REDIS_URL).listen(channels.ops_channel()) as queue:
         yield f"retry: {RETRY_MS}\n\n"
         while True:

@@ -8,18 +8,18 @@ needs none: its unguessable id is the capability, as for its page.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core import signing
 
 SALT = "live.staff-stream"
 MAX_AGE = 12 * 3600
 
 
-def staff_ticket(user: AbstractBaseUser) -> str:
+def staff_ticket(user: AbstractBaseUser | AnonymousUser) -> str:
     return signing.dumps({"user": user.pk}, salt=SALT, compress=True)
 
 
-def staff_ticket_user(ticket: str) -> object | None:
+def staff_ticket_user(ticket: str) -> int | str | None:
     """The primary key of the user a valid, unexpired ticket was given to; None otherwise."""
     try:
         return signing.loads(ticket, salt=SALT, max_age=MAX_AGE)["user"]

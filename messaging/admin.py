@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
@@ -14,7 +15,8 @@ from .models import DeadLetter, InboxRecord, OutboxMessage, RelayRun
 from .references import short_reference
 
 
-def short_id_column(field: str, description: str) -> Callable[[Model], str | None]:
+# Any: the admin shows None as its empty value, which django-stubs' list_display (str | bool) omits.
+def short_id_column(field: str, description: str) -> Callable[[Model], Any]:
     """A list column showing the id in ``field`` by its short reference, the whole id on hover.
 
     A whole UUID wraps onto five lines in a list's column and pushes the columns after it

@@ -34,7 +34,7 @@ from .subscriptions import all_handlers, handlers_for
 @checks.register()
 def subscriptions_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     published = _published_names()
-    errors = [*_unimported_handler_modules()]
+    errors: list[checks.CheckMessage] = [*_unimported_handler_modules()]
     for handler in all_handlers():
         for message_class in handler.message_classes:
             errors.extend(_subscription_errors(handler.name, message_class, published))
@@ -86,12 +86,11 @@ def _subscription_errors(name: str, message_class, published: set[str]) -> list[
 
 
 def _registered(message_class):
-    key = (
-        getattr(message_class, "message_type", None),
-        getattr(message_class, "message_version", 0),
-    )
+    message_type = getattr(message_class, "message_type", None)
+    if message_type is None:
+        return None  # as the registry's answer: no such message
     try:
-        return registry.get(*key)
+        return registry.get(message_type, getattr(message_class, "message_version", 0))
     except MessageError:
         return None
 
@@ -150,7 +149,7 @@ def _constructed_where_published(path: Path) -> set[str]:
     called = {_called_name(node) for node in ast.walk(tree) if isinstance(node, ast.Call)}
     if not called & {"publish", "send"}:
         return set()
-    return called - {None}
+    return {name for name in called if name is not None}
 
 
 def _called_name(call: ast.Call) -> str | None:

@@ -14,6 +14,7 @@ the handler's queue under the handler's name (``<app label>.<function>``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from celery import shared_task
 from django.apps import apps
@@ -28,7 +29,7 @@ from .subscriptions import Handler, subscribe
 def handler(
     *message_classes: type[Message],
     queue: str | None = None,
-    when: Callable[[Message], bool] | None = None,
+    when: Callable[[Any], bool] | None = None,  # takes a message of one of message_classes
 ) -> Callable[[Callable], Handler]:
     """Declare and subscribe a handler of the given messages, consumed from its app's queue.
 
@@ -64,7 +65,8 @@ def _register_task(declared: Handler) -> None:
         )
 
     deliver.__name__ = deliver.__qualname__ = declared.fn.__name__
-    shared_task(
+    # celery-types' overloads lack retry_on_worker_lost (Celery 5.6's task option).
+    shared_task(  # type: ignore[call-overload]
         bind=True,
         name=declared.name,
         queue=declared.queue,

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -135,7 +135,8 @@ def dead_letters_redrive(*, ids: Iterable[int]) -> RedriveResult:
                 result.skipped[pk] = targets
                 continue
             try:
-                transport.send([transport.Copy(h, dead_letter.envelope) for h in targets])
+                envelope = cast(dict[str, Any], dead_letter.envelope)  # is_redrivable: a dict
+                transport.send([transport.Copy(h, envelope) for h in targets])
             except Exception as exc:
                 result.skipped[pk] = f"could not publish: {type(exc).__name__}: {exc}"
                 continue
@@ -161,10 +162,11 @@ def _redrive_targets(dead_letter: DeadLetter) -> list[Handler] | str:
         names = [named[dead_letter.queue]] if dead_letter.queue in named else list(named.values())
     if not names:
         return "a message for several queues that names no handler"
-    unknown = [name for name in names if handler_named(name) is None]
+    found = [(name, handler_named(name)) for name in names]
+    unknown = [name for name, handler in found if handler is None]
     if unknown:
         return f"no handler is named {', '.join(unknown)} in this version"
-    return [handler_named(name) for name in names]
+    return [handler for _, handler in found if handler is not None]
 
 
 def _envelope_in_task_body(raw: bytes) -> dict[str, Any] | None:

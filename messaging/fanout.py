@@ -26,8 +26,11 @@ FANNED_OUT_HANDLERS = "x-handlers"
 
 
 class Subscriber(Protocol):
-    name: str
-    queue: str
+    # Read-only: a handler, or the event log's frozen LogSubscriber.
+    @property
+    def name(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
 
 
 def fanned_out(handlers: list[Subscriber]) -> tuple[str, dict]:

@@ -15,6 +15,7 @@ for messages stops waiting as soon as it is told to stop.
 import os
 import uuid
 from time import monotonic, sleep
+from typing import Any
 
 from celery.worker import state as worker_state
 from kombu.transport import filesystem
@@ -31,7 +32,8 @@ class Channel(filesystem.Channel):
         for folder in folders:
             os.makedirs(folder, exist_ok=True)
 
-    def _put(self, queue, payload, **kwargs):
+    # kombu's own file-system _put, whose stub already differs from AbstractChannel's.
+    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # Consumers take files named "<prefix>.<queue>.msg": ".part" is not one.
@@ -44,7 +46,8 @@ class Channel(filesystem.Channel):
 class Transport(filesystem.Transport):
     Channel = Channel
 
-    def drain_events(self, connection, timeout=None):
+    # kombu's virtual Transport narrows the base's **kwargs the same way (its stubs ignore it too).
+    def drain_events(self, connection, timeout=None):  # type: ignore[override]
         """Wait for a message as kombu does, polling the folder, but not once the worker stops.
 
         Celery runs a transport without an event loop, as this one is, in a
@@ -62,7 +65,8 @@ class Transport(filesystem.Transport):
             except TimeoutError:  # socket.timeout, as Celery expects it
                 if deadline is not None and monotonic() >= deadline:
                     raise
-                sleep(self.polling_interval)
+                if self.polling_interval is not None:  # as kombu's own drain_events
+                    sleep(self.polling_interval)
         raise TimeoutError()
 
     @property

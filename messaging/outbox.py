@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -66,7 +67,7 @@ def outbox_dispatch(entries: list[Entry]) -> Outcome:
     unknown = 0
     for entry in entries:
         try:
-            handlers = subscribers(entry.envelope, entry.message)
+            handlers: Sequence[transport.Subscriber] = subscribers(entry.envelope, entry.message)
         except Exception as exc:
             # Its class was removed or renamed since it was recorded, or a
             # handler's when filter fails on it: it waits, the others go.

@@ -1,4 +1,5 @@
 from datetime import datetime
+from typing import TypedDict
 
 from django.db.models import Count, QuerySet
 
@@ -31,7 +32,13 @@ def relay_last_run() -> RelayRun | None:
     return RelayRun.objects.filter(name=RelayRun.OUTBOX).first()
 
 
-def dead_letters_recorded_since(since: datetime) -> list[dict]:
+class DeadLetterGroup(TypedDict):
+    handler: str
+    reason: str
+    count: int
+
+
+def dead_letters_recorded_since(since: datetime) -> list[DeadLetterGroup]:
     """Dead letters recorded since then, counted per handler and reason (most first)."""
     return list(
         DeadLetter.objects.filter(last_failed_at__gte=since)

@@ -14,4 +14,7 @@ ASYNC_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true)) AS async_
 def quoted_names(model: type[models.Model]) -> tuple[str, dict[str, str]]:
     """A model's table, and its columns by field name, quoted for this connection's SQL."""
     quote = connection.ops.quote_name
-    return quote(model._meta.db_table), {f.name: quote(f.column) for f in model._meta.fields}
+    columns = {f.name: f.column for f in model._meta.fields}
+    return quote(model._meta.db_table), {
+        name: quote(column) for name, column in columns.items() if column is not None
+    }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -22,11 +23,12 @@ from .messages import Envelope, Message, registry
 class Handler:
     """A function that reacts to messages of the given classes, consumed from ``queue``."""
 
-    fn: Callable[[Message, Envelope], None]
+    # Any: each takes a message of one of message_classes, which a Callable cannot say.
+    fn: Callable[[Any, Envelope], None]
     message_classes: tuple[type[Message], ...]
     queue: str
     name: str
-    when: Callable[[Message], bool] | None = None
+    when: Callable[[Any], bool] | None = None
 
     def __repr__(self) -> str:
         return f"<Handler {self.name} on {self.queue!r}>"

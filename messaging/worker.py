@@ -17,6 +17,7 @@ a dead letter with its reason before it goes.
 import heapq
 import logging
 import time
+from typing import Any
 
 from celery import bootsteps
 from celery.worker.consumer import Consumer as CeleryConsumer
@@ -152,7 +153,12 @@ class RelayTimer(bootsteps.StartStopStep):
 
 
 class Consumer(CeleryConsumer):
-    class Blueprint(CeleryConsumer.Blueprint):
+    # Celery sets these; celery-types leaves them out.
+    connection_errors: tuple[type[BaseException], ...]
+    task_consumer: Any
+
+    # celery-types declares Consumer.Blueprint as a variable, not the class it is.
+    class Blueprint(CeleryConsumer.Blueprint):  # type: ignore[valid-type, misc]
         # Celery's monitoring events (worker heartbeats, and the task events
         # Flower turns on) leave through a thread of their own
         # (messaging.worker_events): Celery's dispatcher publishes them from

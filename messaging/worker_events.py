@@ -20,11 +20,13 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from celery.events.dispatcher import EventDispatcher
 from celery.events.event import get_exchange
 from celery.worker.consumer.events import Events as CeleryEvents
 from celery.worker.state import reserved_requests
+from kombu import Connection, Producer
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +60,8 @@ class EventSender(threading.Thread):
         self.pending: queue.Queue = queue.Queue(maxsize=capacity)
         self.sent = 0
         self.dropped = 0
-        self._connection = None
-        self._producer = None
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
         self._retry_at = 0.0
         self._failing = False
         self.exchange = get_exchange(app.connection_for_write(url), name=app.conf.event_exchange)
@@ -85,16 +87,17 @@ class EventSender(threading.Thread):
         self._disconnect()
 
     def _send(self, event, routing_key: str) -> None:
-        if self._producer is None:
+        producer = self._producer
+        if producer is None:
             # A pause after a failure; meanwhile the events offered wait, up to the bound.
             time.sleep(max(self._retry_at - time.monotonic(), 0))
             try:
-                self._connect()
+                producer = self._connect()
             except Exception as exc:
                 self._failed(exc)
                 return
         try:
-            self._producer.publish(
+            producer.publish(
                 event,
                 routing_key=routing_key,
                 exchange=self.exchange.name,
@@ -112,18 +115,19 @@ class EventSender(threading.Thread):
             self._failing = False
             logger.info("Monitoring events sent again (%s dropped so far)", self.dropped)
 
-    def _connect(self) -> None:
+    def _connect(self) -> Producer:
         # The broker's own settings: its socket timeouts bound every read and
         # write, publisher confirms (on RabbitMQ) make a silent broker show
         # within that timeout. No AMQP heartbeat: nothing here would answer it.
         connection = self.app.connection_for_write(self.url, heartbeat=0)
         try:
             connection.ensure_connection(max_retries=0)
-            self._producer = connection.Producer(auto_declare=False)
+            self._producer = producer = connection.Producer(auto_declare=False)
         except Exception:
             connection.collect()
             raise
         self._connection = connection
+        return producer
 
     def _failed(self, exc: Exception) -> None:
         self.dropped += 1
@@ -152,7 +156,13 @@ class Dispatcher(EventDispatcher):
     the task events buffered and sent together as ``task.multi``.
     """
 
-    def __init__(self, *args, sender: EventSender, **kwargs):
+    # Celery's own attributes, which celery-types leaves out or types as one callback.
+    mutex: threading.Lock
+    on_enabled: set[Callable[[], None]]  # type: ignore[assignment]  # a set in Celery
+
+    # No sender (None) when the worker sends no events: the dispatcher then
+    # starts disabled, and nothing but its enable() sets the producer.
+    def __init__(self, *args, sender: EventSender | None, **kwargs):
         self.sender = sender
         super().__init__(*args, **kwargs)
 
@@ -166,7 +176,7 @@ class Dispatcher(EventDispatcher):
             callback()
 
     def _publish(self, event, producer, routing_key, retry=False, retry_policy=None, **_):
-        if producer is not None:
+        if producer is not None and self.sender is not None:
             self.sender.offer(event, routing_key)
 
 
@@ -176,6 +186,7 @@ class Events(CeleryEvents):
     # Celery's name: the steps that require Celery's Events (Heart, Mingle)
     # find this one in its place instead of bringing Celery's back.
     name = CeleryEvents.name
+    send_events: bool  # set by Celery's __init__; celery-types leaves it out
 
     def __init__(self, c, **kwargs):
         super().__init__(c, **kwargs)

@@ -107,7 +107,8 @@ class OrderForm(forms.Form):
     def clean(self):
         """Every error at once: a quantity over what the catalog has beside the other fields',
         and nothing chosen only when no quantity was refused (one was chosen, then)."""
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what Form.clean() returns
         for product in self.products:
             field = self.quantity_field(product.sku)
             quantity = cleaned.get(field) or 0

@@ -150,7 +150,7 @@ def _next_compensation(saga: OrderSaga, after: str | None = None) -> str:
         (Step.RELEASE_INVENTORY, saga.reserve_requested),
         (Step.REFUND_PAYMENT, True),
     ]
-    steps = [step for step, needed in chain if needed]
+    steps: list[str] = [step for step, needed in chain if needed]
     return steps[steps.index(after) + 1] if after in steps else steps[0]
 
 

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic.fields import FieldInfo
+from pydantic.json_schema import JsonDict
 from pydantic_core import PydanticCustomError
 
 from .destinations import country_problem, shippable_countries
@@ -36,8 +38,8 @@ MAX_QUANTITY = 100
 # A body that places an order against the demo catalog (inventory's
 # seed_catalog: NB-006 is the product with the most stock), shown in /api/docs
 # so that "Try it out" works as it stands; tests/orders/test_api.py sends it.
-ITEM_EXAMPLE = {"sku": "NB-006", "quantity": 1}
-ADDRESS_EXAMPLE = {
+ITEM_EXAMPLE: JsonDict = {"sku": "NB-006", "quantity": 1}
+ADDRESS_EXAMPLE: JsonDict = {
     "name": "Marie Curie",
     "line1": "36 Quai de Béthune",
     "city": "Paris",
@@ -45,7 +47,7 @@ ADDRESS_EXAMPLE = {
     "country": "FR",
 }
 CARD_NUMBER_EXAMPLE = "4242 4242 4242 4242"
-ORDER_EXAMPLE = {
+ORDER_EXAMPLE: JsonDict = {
     "email": "marie.curie@example.com",
     "items": [ITEM_EXAMPLE],
     "shipping_address": ADDRESS_EXAMPLE,
@@ -71,13 +73,15 @@ def _printable(value: str) -> str:
     return value
 
 
-def text(max_length: int):
-    """One line of printable text, 1 to max_length characters: what the model's column holds."""
-    return Annotated[
-        str,
-        Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": TEXT_PATTERN}),
-        AfterValidator(_printable),
-    ]
+def _text_length(max_length: int) -> FieldInfo:
+    return Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": TEXT_PATTERN})
+
+
+# One line of printable text, 1 to so many characters: what the model's column holds.
+Text20 = Annotated[str, _text_length(20), AfterValidator(_printable)]
+Text40 = Annotated[str, _text_length(40), AfterValidator(_printable)]
+Text100 = Annotated[str, _text_length(100), AfterValidator(_printable)]
+Text200 = Annotated[str, _text_length(200), AfterValidator(_printable)]
 
 
 def _country(value: str) -> str:
@@ -122,10 +126,10 @@ class StrictSchema(Schema):
 class AddressIn(StrictSchema):
     model_config = ConfigDict(json_schema_extra={"examples": [ADDRESS_EXAMPLE]})
 
-    name: text(200)
-    line1: text(200)
-    city: text(100)
-    postal_code: text(20)
+    name: Text200
+    line1: Text200
+    city: Text100
+    postal_code: Text20
     country: Annotated[
         str,
         Field(
@@ -140,7 +144,7 @@ class AddressIn(StrictSchema):
 class ItemIn(StrictSchema):
     model_config = ConfigDict(json_schema_extra={"examples": [ITEM_EXAMPLE]})
 
-    sku: text(40)
+    sku: Text40
     quantity: Annotated[StrictInt, BeforeValidator(_whole_number)] = Field(ge=1, le=MAX_QUANTITY)
 
 

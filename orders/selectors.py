@@ -14,7 +14,7 @@ from .models import CatalogItem, Order, OrderSaga
 from .steps import step_entry
 
 # What a choreographed order in each status waits for.
-WAITING_ON = {
+WAITING_ON: dict[str, str] = {
     Order.Status.PLACED: "payments: charge the card",
     Order.Status.PAID: "inventory: reserve stock",
     Order.Status.RESERVED: "shipping: create the shipment",

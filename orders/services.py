@@ -27,7 +27,7 @@ from .steps import reason_refunded
 logger = logging.getLogger(__name__)
 
 # How far along each status is; an event never moves an order backwards.
-PROGRESS = {
+PROGRESS: dict[str, int] = {
     Order.Status.PLACED: 0,
     Order.Status.PAID: 1,
     Order.Status.RESERVED: 2,
@@ -127,7 +127,7 @@ def order_place(
                 shipping_address=address,
                 card_token=token.token,
                 card_last4=token.last4,
-                workflow=order.workflow,
+                workflow=Workflow(order.workflow),
                 card_fingerprint=token.fingerprint,
             ),
             correlation_id=str(order.id),

@@ -167,7 +167,7 @@ def payment_charge(*, charge: Charge) -> Payment | None:
     Returns None while the order waits for its verdict: the verdict settles it.
     """
     payment, is_new = _charge_when_screened(charge, Workflow.CHOREOGRAPHY)
-    if is_new:
+    if is_new and payment is not None:  # a new one is a payment, never None
         _reply_charge(payment, Workflow.CHOREOGRAPHY)
     return payment
 
@@ -208,6 +208,7 @@ def payment_screening_record(
         )
     if screening.requested_at is None:
         return None
+    assert screening.amount is not None  # kept with requested_at, by the charge request
     waiting = Charge(
         order_id=order_id,
         amount=screening.amount,

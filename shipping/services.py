@@ -94,6 +94,7 @@ def shipment_cancel(*, order_id: UUID, reason: str) -> None:
             lines=request.lines if request else [],
         )
     elif shipment.status == Shipment.Status.CREATED:
+        assert shipment.tracking_number is not None  # a created shipment has one
         publish(
             ShipmentCancelFailed(
                 order_id=order_id,
@@ -123,6 +124,7 @@ def _reply(shipment: Shipment, workflow: Workflow) -> None:
             )
         )
     else:
+        assert shipment.tracking_number is not None  # neither cancelled nor refused: created
         publish(
             ShipmentCreated(
                 order_id=shipment.order_id,

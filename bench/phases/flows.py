@@ -176,7 +176,7 @@ class DoneListener:
         self.queue = self.conn.SimpleQueue(done_queue())
 
     def collect(self, count: int, timeout: float) -> list[tuple[float, float]]:
-        out = []
+        out: list[tuple[float, float]] = []
         deadline = time.monotonic() + timeout
         while len(out) < count and time.monotonic() < deadline:
             try:
@@ -207,7 +207,9 @@ def wait_flow_done(orders: int, timeout: float) -> tuple[list, bool]:
             )
         )
         if len(rows) >= orders or time.monotonic() > deadline:
-            return [(a.timestamp(), b.timestamp()) for a, b in rows], len(rows) >= orders
+            # A completed order is closed: closed_at is set.
+            times = [(a.timestamp(), b.timestamp()) for a, b in rows if b is not None]
+            return times, len(rows) >= orders
         time.sleep(0.2)
 
 

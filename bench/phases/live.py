@@ -146,7 +146,7 @@ async def _with_streams(port: int, order_ids: list[str], load) -> tuple[dict, in
         pages.open(order_id)
     await _until(lambda: all(p.seen or p.error for p in pages.all_pages), 30)
     outcome = await asyncio.to_thread(load)
-    still_open = sum(1 for p in pages.all_pages if not p.stream.ended)
+    still_open = sum(1 for p in pages.all_pages if isinstance(p, PushedPage) and not p.stream.ended)
     await pages.close_all()
     return outcome, still_open
 
@@ -251,6 +251,7 @@ async def _pages_while_injecting(mode, port, size, earlier, argv, log_dir):
             limit=2**20,
         )  # fmt: skip
         last = b""
+        assert injector.stdout is not None  # a pipe, as asked
         async for line in injector.stdout:
             if line.startswith(b'{"order_id"'):
                 measured.append(pages.open(json.loads(line)["order_id"]))
@@ -318,6 +319,7 @@ def idle_run(options: Options, push: PushServers, keepalive: float) -> dict:
 
 
 async def _idle(push: PushServers, order_ids: list[str], count: int, hold: float) -> dict:
+    assert push.server is not None, "the push servers run"
     server = psutil.Process(push.server.pid)
     # One stream opened and closed first: the server's first request imports and connects.
     warm = await _open_streams(push.port, order_ids[:1], 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from .. import procs
 from ..broker import broker_connection, purge_queues
@@ -24,7 +25,7 @@ def run(options: Options, log_dir: Path, results: dict) -> None:
     fresh()
     purge_queues([settings.PROBE_QUEUE])
     worker = procs.celery_worker("memory-probe", [settings.PROBE_QUEUE], child_env(), log_dir)
-    samples = []
+    samples: list[dict[str, Any]] = []
     try:
         worker.wait_for_log(procs.READY_MARKER)
         time.sleep(1)

@@ -68,9 +68,9 @@ def run(options: Options, log_dir: Path, results: dict) -> None:
 def unreachable_broker_url() -> str:
     """The broker's URL with its address replaced by a closed port on this machine."""
     parts = urlsplit(os.environ["CELERY_BROKER_URL"])
-    netloc = parts.netloc.rsplit("@", 1)
+    credentials = parts.netloc.rsplit("@", 1)
     host = f"127.0.0.1:{procs.free_port()}"
-    netloc = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
+    netloc = f"{credentials[0]}@{host}" if len(credentials) == 2 else host
     return urlunsplit(parts._replace(netloc=netloc))
 
 

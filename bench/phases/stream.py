@@ -66,6 +66,7 @@ def replay_backlog(name: str) -> float:
     result = projection_replay(processor_named(name), start="first")
     seconds = time.perf_counter() - started
     assert result.same, f"the replay of {name} differs from the live projection"
+    assert result.offset is not None, f"the replay of {name} read nothing"
     return (result.offset + 1) / seconds
 
 

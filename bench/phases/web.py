@@ -74,8 +74,10 @@ def gunicorn(
 
 def profile_run(options: Options, server: procs.Managed, port: int, log_dir: Path) -> None:
     """One more closed-loop run with py-spy attached to our server's processes."""
-    options.profile.mkdir(parents=True, exist_ok=True)
-    spies = spy_on(server, "web-gunicorn", options.profile, log_dir)
+    profile = options.profile
+    assert profile is not None, "called only with --profile"
+    profile.mkdir(parents=True, exist_ok=True)
+    spies = spy_on(server, "web-gunicorn", profile, log_dir)
     time.sleep(2)
     skus = fresh()
     outcome = load(orders_url(port), skus, ["--concurrency", str(options.web_concurrency)], 10)
@@ -142,6 +144,7 @@ def load(url: str, skus: list[str], flags: list[str], seconds: float) -> dict:
 
 def load_wrk(url: str, skus: list[str], connections: int, seconds: float) -> dict:
     """Closed loop through wrk: each connection sends its next order once the last answered."""
+    assert WRK is not None, "run only where wrk is installed"
     argv = [
         WRK, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
         "-s", str(ROOT / "bench" / "wrk_orders.lua"), url, "--", ",".join(skus),

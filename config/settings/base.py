@@ -14,6 +14,7 @@ its channel starts (messaging/filesystem.py).
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -126,7 +127,7 @@ class FolderCreatingConnection(sqlite3.Connection):
         super().__init__(database, *args, **kwargs)
 
 
-def sqlite_tuned(database: dict) -> dict:
+def sqlite_tuned(database: dict[str, Any]) -> dict[str, Any]:
     """SQLite set up for several processes writing at once.
 
     The web server, the workers and beat write to one file at once: WAL lets
@@ -148,12 +149,15 @@ def sqlite_tuned(database: dict) -> dict:
     }
 
 
-def database_from_env(name: str, *, default: str, **options) -> dict:
+def database_from_env(name: str, *, default: str, **options) -> dict[str, Any]:
     """The database whose dj-database-url URL the variable holds."""
     url = env.str(name, default=default)
     try:
-        return dj_database_url.parse(
-            url, conn_max_age=env.int("DB_CONN_MAX_AGE", default=60), **options
+        # A plain dict: Django's settings entry, and no TypedDict (DBConfig) to keep.
+        return dict(
+            dj_database_url.parse(
+                url, conn_max_age=env.int("DB_CONN_MAX_AGE", default=60), **options
+            )
         )
     except ValueError as error:
         raise ImproperlyConfigured(

@@ -17,6 +17,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from kombu import Connection
@@ -55,7 +56,8 @@ class QueueProbe:
         self._lock = threading.Lock()
         self._connection: Connection | None = None
         self._connected_to = ""
-        self._channel = None
+        # py-amqp's channel: kombu's stubs say StdChannel, which has no queue_declare.
+        self._channel: Any = None
         self._down_until = 0.0
         self._down_reason = ""
 
@@ -63,7 +65,7 @@ class QueueProbe:
         url = self._url or settings.CELERY_BROKER_URL
         if url.startswith("filesystem://"):
             return BrokerReading.unavailable(queues, FILE_SYSTEM_REASON)
-        errors = (OSError, *Connection(url).connection_errors)
+        errors: tuple[type[BaseException], ...] = (OSError, *Connection(url).connection_errors)
         with self._lock:
             if url != self._connected_to:
                 self.close()

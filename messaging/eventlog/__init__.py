@@ -25,7 +25,7 @@ message id. A Kafka backend would be one more module with a reader, a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
 
@@ -44,7 +44,11 @@ __all__ = [
     "log_subscriber",
 ]
 
-BACKENDS = {"rabbitmq": rabbitmq.StreamLog, "database": database.TableLog, "redis": redis.RedisLog}
+BACKENDS: dict[str, Callable[[], EventLog]] = {
+    "rabbitmq": rabbitmq.StreamLog,
+    "database": database.TableLog,
+    "redis": redis.RedisLog,
+}
 
 
 def event_log() -> EventLog:

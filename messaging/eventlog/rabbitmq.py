@@ -15,8 +15,10 @@ import contextlib
 import functools
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from celery import current_app
 from django.conf import settings
@@ -82,7 +84,11 @@ def _connect() -> Connection:
     return connection
 
 
-def _offset_argument(start: Start):
+# Where a reader may start: a public reader's starts, and the last chunk (the head's own read).
+ReaderStart = Start | Literal["last"]
+
+
+def _offset_argument(start: ReaderStart) -> ReaderStart:
     if isinstance(start, (int, datetime)) or start in ("first", "next", "last"):
         return start
     raise LogError(f"a log reader starts at first, next, an offset or a time, not {start!r}")
@@ -91,7 +97,7 @@ def _offset_argument(start: Start):
 class StreamReader:
     """One consumer of the stream, reading from ``start`` on."""
 
-    def __init__(self, start: Start, *, prefetch: int = PREFETCH) -> None:
+    def __init__(self, start: ReaderStart, *, prefetch: int = PREFETCH) -> None:
         self.connection = _connect()
         self.raw = self.connection.connection  # py-amqp's, for its streams arguments
         self.channel = self.raw.channel()
@@ -157,7 +163,9 @@ class StreamLog:
     def first(self) -> int | None:
         return self._edge("first", min)
 
-    def _edge(self, start: str, pick) -> int | None:
+    def _edge(
+        self, start: Literal["first", "last"], pick: Callable[[list[int]], int]
+    ) -> int | None:
         reader = StreamReader(start, prefetch=PREFETCH)
         try:
             # The broker's count of a stream's messages says it holds some,
@@ -165,7 +173,7 @@ class StreamLog:
             # written to moments ago still counts none. Then a short wait for
             # a delivery tells; with a count, a long one.
             counted = reader.channel.queue_declare(QUEUE, passive=True).message_count
-            offsets = []
+            offsets: list[int] = []
             batch = reader.read(max_entries=PREFETCH, timeout=EDGE_WAIT if counted else EMPTY_WAIT)
             if not batch:
                 if not counted:

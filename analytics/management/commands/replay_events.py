@@ -66,7 +66,7 @@ class Command(BaseCommand):
     def _replay(self, processor_class, where, log) -> ReplayResult:
         first = log.first() or 0
         begin = where if isinstance(where, int) else first
-        bars = []
+        bars: list[tqdm] = []
         # The offset the bar has counted up to (a log's offsets need not be consecutive).
         counted = [begin - 1]
 
