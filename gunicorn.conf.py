@@ -4,6 +4,7 @@ Every value can be changed from the environment (GUNICORN_CMD_ARGS, or the
 variables named below) without editing this file.
 """
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -111,10 +112,17 @@ def on_starting(server):
         group_start(folder)
     if os.environ.get("COLLECTSTATIC", "1") == "0":
         return
-    subprocess.run(  # noqa: S603 (fixed arguments, no input)
-        [sys.executable, str(MANAGE), "collectstatic", "--noinput", "--verbosity", "0"],
-        check=True,
-    )
+    # Several gunicorns starting at once on one machine (a deploy, the
+    # benchmark) share STATIC_ROOT: one at a time, or one deletes what
+    # another is post-processing.
+    var = Path(os.environ.get("VAR_DIR") or CHECKOUT / "var")
+    var.mkdir(parents=True, exist_ok=True)
+    with open(var / "collectstatic.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(  # noqa: S603 (fixed arguments, no input)
+            [sys.executable, str(MANAGE), "collectstatic", "--noinput", "--verbosity", "0"],
+            check=True,
+        )
 
 
 def child_exit(server, worker):
