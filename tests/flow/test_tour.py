@@ -69,7 +69,9 @@ def test_the_newcomers_tour(browser, live_server, stock, app_workers, django_use
     browser.find_element(By.ID, "place-order").click()
 
     # Then the form says so next to the mug, and nothing is ordered or charged
-    error = browser.find_element(By.ID, f"id_qty_{mug}_errors")
+    (error,) = WebDriverWait(browser, 20).until(
+        lambda b: b.find_elements(By.ID, f"id_qty_{mug}_errors")
+    )
     assert error.text == "Only 3 available."
     screenshot(browser, "tour-over-stock.png")
     assert (Order.objects.count(), Charge.objects.count()) == (1, charges)
@@ -80,7 +82,10 @@ def test_the_newcomers_tour(browser, live_server, stock, app_workers, django_use
     admin_login(browser, username="staff", password="staff-pw")
 
     # When they follow "Stuck orders" from the admin's index
-    browser.find_element(By.LINK_TEXT, "Stuck orders").click()
+    (link,) = WebDriverWait(browser, 20).until(
+        lambda b: b.find_elements(By.LINK_TEXT, "Stuck orders")
+    )
+    link.click()
 
     # Then the stuck-orders page opens
     WebDriverWait(browser, 10).until(lambda b: "/stuck" in b.current_url)

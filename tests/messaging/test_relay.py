@@ -130,7 +130,9 @@ def test_a_worker_relays_on_its_own_timer_with_no_beat_and_no_messaging_worker(w
         wait_for(lambda: effects(probe_id, "record_ping").exists(), what="the worker's relay")
         row.refresh_from_db()
         assert row.dispatch_attempts == 1
-        assert relay_last_run().runner == started["relayer"].hostname
+        # and records its run once the run is over (a moment after the send)
+        run = wait_for(relay_last_run, what="the worker's relay run recorded")
+        assert run.runner == started["relayer"].hostname
 
 
 def test_relay_with_the_broker_unreachable_records_the_failure_and_sends_later(
