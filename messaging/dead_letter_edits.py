@@ -145,6 +145,9 @@ def _handle_all(targets, envelope: Envelope, message: Message) -> str:
     # so that one failing leaves the others' effects to be counted.
     errors = []
     for handler in targets:
+        if not handler.wants(message):
+            errors.append(f"{handler.name} does not take this message (its filter)")
+            continue
         try:
             with transaction.atomic():
                 if not inbox_claim(message_id=envelope.message_id, handler_name=handler.name):
