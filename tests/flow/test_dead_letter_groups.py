@@ -1,6 +1,7 @@
 """Dead letters grouped by cause, against real workers: a group redriven once its fault is
 fixed, each letter sent once however many staff redrive it, and dry runs that keep nothing."""
 
+import json
 import threading
 import uuid
 
@@ -24,7 +25,7 @@ from tests.flow.conftest import order_body, wait_until_closed
 from tests.support import faults
 from tests.support.broker import purge_queues, queue_depths
 from tests.support.waiting import wait_for
-from tests.support.workers import worker_env, workers_running
+from tests.support.workers import consumer_paused, worker_env, workers_running
 
 pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]
 
@@ -120,38 +121,40 @@ def probe_letters(count: int) -> DeadLetterGroup:
     return DeadLetterGroup.objects.get()
 
 
-def test_two_concurrent_redrives_of_one_group_send_each_letter_once(rabbitmq):
-    # Given a group of 300 letters for a queue nobody consumes just now
-    purge_queues(["probe_a"])
-    group = probe_letters(300)
-    runs = [
-        dead_letter_group_run_start(
-            group=group, action="redrive", reason=f"staff {n}", actor=None, enqueue=lambda _: None
-        )
-        for n in (1, 2)
-    ]
-
-    # When both runs go at once, in small batches
-    together = threading.Barrier(2)
-
-    def run_it(run_id: int) -> None:
-        together.wait()
-        try:
-            dead_letter_group_run(run_id=run_id, batch_size=25)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run_it, args=(run.pk,)) for run in runs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-
-    # Then each letter went to the queue once, and is recorded redriven once
-    try:
-        assert queue_depths(["probe_a"])["probe_a"] == 300
-    finally:
+def test_two_concurrent_redrives_of_one_group_send_each_letter_once(workers):
+    # Given a group of 300 letters for the probe's queue, its worker held off it
+    with consumer_paused(workers["a"], "probe_a"):
         purge_queues(["probe_a"])
+        group = probe_letters(300)
+        runs = [
+            # (no task: each is run in a thread of this test, below)
+            dead_letter_group_run_start(
+                group=group, action="redrive", reason=f"staff {n}", actor=None, enqueue=id
+            )
+            for n in (1, 2)
+        ]
+
+        # When both runs go at once, in small batches
+        together = threading.Barrier(2)
+
+        def run_it(run_id: int) -> None:
+            together.wait()
+            try:
+                dead_letter_group_run(run_id=run_id, batch_size=25)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=run_it, args=(run.pk,)) for run in runs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+
+        # Then each letter went to the queue once, and is recorded redriven once
+        try:
+            assert queue_depths(["probe_a"])["probe_a"] == 300
+        finally:
+            purge_queues(["probe_a"])
     assert set(group.dead_letters().values_list("redrive_count", flat=True)) == {1}
     assert DeadLetterAudit.objects.filter(action="redrive").count() == 300
     done = {run.reason: run.done for run in DeadLetterGroupRun.objects.all()}
@@ -179,6 +182,13 @@ def test_a_dry_run_shows_what_the_handler_would_do_and_changes_nothing(client, s
     url = reverse("admin:messaging_deadletter_edit", args=[letter.pk])
     payload = client.get(url).context["payload_text"]
     before = row_counts()
+
+    # When they save a payload without its order id, the page says which field is wrong
+    broken = json.loads(payload)
+    del broken["order_id"]
+    page = client.post(url, {"payload": json.dumps(broken), "save": "1"}).content.decode()
+    assert "Refused:" in page and "order_id" in page and "Field required" in page
+    assert row_counts() == before
 
     # When they dry-run its payload as it is
     page = client.post(url, {"payload": payload, "dry_run": "1"}).content.decode()
