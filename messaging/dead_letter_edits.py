@@ -111,28 +111,37 @@ class _RollBack(Exception):
 
 def dead_letter_dry_run(*, dead_letter: DeadLetter, payload_text: str) -> DryRun:
     """Run the letter's handlers on this payload in a transaction that is rolled back."""
+    if connections["default"].vendor != "postgresql":
+        # The rows it would change are read from PostgreSQL's own counters.
+        raise EditRefused("a dry run needs PostgreSQL (DATABASE_URL); this database is not")
     payload = dead_letter_payload_check(dead_letter=dead_letter, payload_text=payload_text)
     targets = redrive_targets(dead_letter)
     if isinstance(targets, str):
         raise EditRefused(f"it cannot be run: {targets}")
-    envelope = envelope_read({**cast(dict[str, Any], dead_letter.envelope), "payload": payload})
-    message = registry.read(envelope)
+    try:
+        envelope = envelope_read({**cast(dict[str, Any], dead_letter.envelope), "payload": payload})
+        message = registry.read(envelope)
+    except MessageError as exc:
+        raise EditRefused(f"it cannot be run: {exc}") from exc
     result = DryRun()
+    # Every database is in the transaction that is rolled back; PostgreSQL's are counted.
     aliases = [alias for alias in connections if connections[alias].vendor == "postgresql"]
     try:
         with ExitStack() as stack:
-            for alias in aliases:
+            for alias in connections:
                 stack.enter_context(transaction.atomic(using=alias))
             counts = {alias: _row_counts(alias) for alias in aliases}
             last_outbox = OutboxMessage.objects.aggregate(last=Max("id"))["last"] or 0
             result.error = _handle_all(targets, envelope, message)
             for alias in aliases:
                 result.changes.update(_changed(alias, counts[alias]))
+            # Its own: what others committed meanwhile is visible here too.
+            added = OutboxMessage.objects.filter(
+                id__gt=last_outbox, causation_id=envelope.message_id
+            )
             result.published = [
                 dict(row)
-                for row in OutboxMessage.objects.filter(id__gt=last_outbox)
-                .order_by("id")
-                .values("type", "version", "kind", "payload")
+                for row in added.order_by("id").values("type", "version", "kind", "payload")
             ]
             raise _RollBack
     except _RollBack:
