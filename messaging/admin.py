@@ -111,8 +111,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
         "handler_path",
         "message_type",
         "attempts",
-        "is_redriven",
-        "is_discarded",
+        "state",
         "short_error",
     ]
     list_filter = [
@@ -217,14 +216,12 @@ class DeadLetterAdmin(admin.ModelAdmin):
         return wrappable_path(obj.handler)
 
     # When it first failed and when it was redriven are on its page: the list has room for
-    # whether, not when.
-    @admin.display(boolean=True, description="redriven", ordering="redriven_at")
-    def is_redriven(self, obj: DeadLetter) -> bool:
-        return obj.redriven_at is not None
-
-    @admin.display(boolean=True, description="discarded", ordering="discarded_at")
-    def is_discarded(self, obj: DeadLetter) -> bool:
-        return obj.discarded_at is not None
+    # what became of it, not when.
+    @admin.display(description="state", ordering="redriven_at")
+    def state(self, obj: DeadLetter) -> str:
+        if obj.redriven_at is not None:
+            return "redriven"
+        return "discarded" if obj.discarded_at is not None else "pending"
 
     @admin.display(description="error")
     def short_error(self, obj: DeadLetter) -> str:
@@ -399,17 +396,19 @@ class DeadLetterAuditAdmin(ReadOnlyAdmin):
 
 @admin.register(DeadLetterGroupRun)
 class DeadLetterGroupRunAdmin(ReadOnlyAdmin):
-    list_display = [
-        "requested_at",
-        "action",
-        "group",
-        "requested_by",
-        "total",
-        "done",
-        "skipped",
-        "finished_at",
-    ]
+    list_display = ["requested_at", "action", "group_cause", "progress", "finished_at"]
     list_filter = ["action"]
+    list_select_related = ["group"]
+
+    @admin.display(description="group")
+    def group_cause(self, obj: DeadLetterGroupRun) -> str:
+        text = str(obj.group)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    @admin.display(description="progress")
+    def progress(self, obj: DeadLetterGroupRun) -> str:
+        skipped = f", {obj.skipped:,} skipped" if obj.skipped else ""
+        return f"{obj.done:,} of {obj.total:,} done{skipped}"
 
 
 def _subquery_value(letters: QuerySet[DeadLetter], aggregate) -> Subquery:
