@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Min, Model, OuterRef, QuerySet, Subquery
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -29,6 +29,11 @@ from .models import (
     RelayRun,
 )
 from .references import short_reference
+from .selectors import (
+    dead_letter_group_message_types,
+    dead_letter_group_sample,
+    dead_letter_groups_counted,
+)
 from .tasks import dead_letter_group_act
 
 
@@ -261,21 +266,7 @@ class DeadLetterGroupAdmin(admin.ModelAdmin):
     change_form_template = "admin/messaging/deadlettergroup/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeadLetterGroup]:
-        # Counted from the letters on each read (on their fingerprint's index), so never stale.
-        letters = DeadLetter.objects.filter(fingerprint=OuterRef("fingerprint")).order_by()
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                letter_count=_subquery_value(letters, Count("id")),
-                pending_count=_subquery_value(
-                    letters.filter(redriven_at__isnull=True, discarded_at__isnull=True),
-                    Count("id"),
-                ),
-                first_seen_at=_subquery_value(letters, Min("first_failed_at")),
-                last_seen_at=_subquery_value(letters, Max("last_failed_at")),
-            )
-        )
+        return dead_letter_groups_counted(super().get_queryset(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -347,8 +338,7 @@ class DeadLetterGroupAdmin(admin.ModelAdmin):
 
     @admin.display(description="message types")
     def message_types(self, obj: DeadLetterGroup) -> str:
-        types = obj.dead_letters().order_by().values_list("message_type", flat=True).distinct()
-        return ", ".join(sorted(t or "?" for t in types[:10]))
+        return ", ".join(dead_letter_group_message_types(obj))
 
     @admin.display(description="dead letters", ordering="letter_count")
     def letters(self, obj: DeadLetterGroup) -> int:
@@ -373,7 +363,7 @@ class DeadLetterGroupAdmin(admin.ModelAdmin):
 
     @admin.display(description="sample (the latest)")
     def sample(self, obj: DeadLetterGroup) -> str:
-        letter = obj.dead_letters().order_by("-last_failed_at", "-id").first()
+        letter = dead_letter_group_sample(obj)
         if letter is None:
             return "-"
         url = reverse("admin:messaging_deadletter_change", args=[letter.pk])
@@ -409,11 +399,6 @@ class DeadLetterGroupRunAdmin(ReadOnlyAdmin):
     def progress(self, obj: DeadLetterGroupRun) -> str:
         skipped = f", {obj.skipped:,} skipped" if obj.skipped else ""
         return f"{obj.done:,} of {obj.total:,} done{skipped}"
-
-
-def _subquery_value(letters: QuerySet[DeadLetter], aggregate) -> Subquery:
-    # One aggregate of the group's letters, as a column of the group's row.
-    return Subquery(letters.values("fingerprint").annotate(value=aggregate).values("value")[:1])
 
 
 # Celery's own record of a task's result, every field read-only: a page without save buttons.
