@@ -1,5 +1,6 @@
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -10,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django_celery_results.admin import TaskResultAdmin as CeleryTaskResultAdmin
@@ -349,12 +351,12 @@ class DeadLetterGroupAdmin(admin.ModelAdmin):
         return getattr(obj, "pending_count", 0) or 0
 
     @admin.display(description="first seen", ordering="first_seen_at")
-    def first_seen(self, obj: DeadLetterGroup):
-        return getattr(obj, "first_seen_at", None)
+    def first_seen(self, obj: DeadLetterGroup) -> str | None:
+        return _when(getattr(obj, "first_seen_at", None))
 
     @admin.display(description="last seen", ordering="last_seen_at")
-    def last_seen(self, obj: DeadLetterGroup):
-        return getattr(obj, "last_seen_at", None)
+    def last_seen(self, obj: DeadLetterGroup) -> str | None:
+        return _when(getattr(obj, "last_seen_at", None))
 
     @admin.display(description="its dead letters")
     def letters_link(self, obj: DeadLetterGroup) -> str:
@@ -399,6 +401,11 @@ class DeadLetterGroupRunAdmin(ReadOnlyAdmin):
     def progress(self, obj: DeadLetterGroupRun) -> str:
         skipped = f", {obj.skipped:,} skipped" if obj.skipped else ""
         return f"{obj.done:,} of {obj.total:,} done{skipped}"
+
+
+def _when(value: datetime | None) -> str | None:
+    # An annotation, which the admin shows as it is: in the list's own format.
+    return f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S}" if value else None
 
 
 # Celery's own record of a task's result, every field read-only: a page without save buttons.
