@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ["ours", "screened", "orchestration", "naive"]
 FLOORS = ["celery", "kombu"]
 SCENARIOS = [*FLOWS, *FLOORS]
-PHASES = ["web", "recovery", "stream", "flows", "observability", "live", "memory"]
+PHASES = ["web", "recovery", "redrive", "stream", "flows", "observability", "live", "memory"]
 LOAD_LEVELS = [25, 50, 75]
 EXPERIMENTS = ["db_reuse", "no_results"]
 
@@ -28,6 +28,7 @@ class Options:
     web_concurrency: int = 8
     web_workers: int = 4
     backlog: int = 10_000
+    redrive_letters: int = 10_000
     stream_backlog: int = 100_000
     memory_messages: int = 100_000
     concurrency: int = 1
@@ -54,6 +55,9 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--latency-seconds", type=float, help="length of each open-loop run")
     parser.add_argument("--web-seconds", type=float, help="length of each web run")
     parser.add_argument("--backlog", type=int, help="outbox backlog to drain (default 10000)")
+    parser.add_argument(
+        "--redrive-letters", type=int, help="dead letters in the group redriven (default 10000)"
+    )
     parser.add_argument(
         "--stream-backlog", type=int, help="entries in the event log's stream (default 100000)"
     )
@@ -95,20 +99,20 @@ def parse(argv: list[str] | None) -> Options:
     options = Options()
     if args.quick:
         options = Options(
-            orders=60, runs=1, latency_seconds=3, web_seconds=3, backlog=2000,
+            orders=60, runs=1, latency_seconds=3, web_seconds=3, backlog=2000, redrive_letters=2000,
             stream_backlog=10_000, memory_messages=3000, live_pages=20, live_idle=300,
             live_seconds=5, live_hold=5, mode="quick",
         )  # fmt: skip
     if args.smoke:
         options = Options(
             orders=4, runs=1, latency_seconds=1, web_seconds=1, web_rate=10, web_concurrency=2,
-            web_workers=1, backlog=30, stream_backlog=300, memory_messages=20, floor_factor=1,
-            levels=[50], live_pages=3, live_idle=20, live_seconds=1.5, live_hold=1,
+            web_workers=1, backlog=30, redrive_letters=30, stream_backlog=300, memory_messages=20,
+            floor_factor=1, levels=[50], live_pages=3, live_idle=20, live_seconds=1.5, live_hold=1,
             mode="smoke",
         )  # fmt: skip
     for name in (
-        "orders", "runs", "latency_seconds", "web_seconds", "backlog", "stream_backlog",
-        "memory_messages", "live_pages", "live_idle", "live_seconds", "live_hold",
+        "orders", "runs", "latency_seconds", "web_seconds", "backlog", "redrive_letters",
+        "stream_backlog", "memory_messages", "live_pages", "live_idle", "live_seconds", "live_hold",
         "concurrency", "web_workers", "out", "profile",
     ):  # fmt: skip
         value = getattr(args, name)

@@ -267,6 +267,25 @@ def markdown(doc: dict) -> str:
         )
     add("")
 
+    add("## Redrive: a group of dead letters")
+    add("")
+    red = s.get("redrive") or {}
+    if red:
+        add(
+            f"A group of {fmt(red['letters'])} dead letters of one cause redriven as its page's "
+            "task does it (`messaging.dead_letter_groups`: 500 per transaction, locked with "
+            "`SKIP LOCKED`, one wait for the confirms, marked and audited): "
+            f"**{fmt(red['group_per_s'])} letters/s** (runs: {runs(red['group_per_s_runs'])}); "
+            f"{fmt(red['queued'])} reached the queue. Side by side, the letter-by-letter redrive "
+            f"(the admin's action, `manage.py redrive_dead_letters`) on "
+            f"{fmt(red['one_by_one_letters'])} letters: {fmt(red['one_by_one_per_s'])} letters/s, "
+            f"so the group is **{fmt(red['redrive_group_over_one_by_one'], 1)}×** as fast; the "
+            f"publish floor (the same copies in the same batches, no database): "
+            f"{fmt(red['floor_per_s'])} letters/s, the group at "
+            f"{fmt(red['redrive_group_over_floor'], 2)} of it."
+        )
+    add("")
+
     add("## Stream: the event log's processors")
     add("")
     stream = s.get("stream") or {}

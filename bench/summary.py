@@ -35,6 +35,11 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
             "broker_down_s_per_order": median([r["broker_down_s_per_order"] for r in rr]),
             "broker_down_pending_after": median([r["broker_down_pending_after"] for r in rr]),
         }
+    redrive = redrive_summary(results.get("redrive", []))
+    ratios.update(
+        {k: redrive[k] for k in ("redrive_group_over_one_by_one", "redrive_group_over_floor")
+         if k in redrive}
+    )  # fmt: skip
     stream = stream_summary(results.get("stream", []))
     ratios.update({key: stream[key] for key in ("stream_aggregates_over_floor",) if key in stream})
     observability = observability_summary(results.get("observability", {}))
@@ -52,13 +57,37 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
         "web": web,
         "web_naive": web_naive,
         "recovery": recovery,
+        "redrive": redrive,
         "stream": stream,
         "observability": observability,
         "memory": memory,
         "live": live,
         "targets": targets_for(ratios, web, live),
-        "record": record_for(scen, web, web_naive, recovery, memory, stream, live, observability),
+        "record": record_for(
+            scen, web, web_naive, recovery, memory, stream, live, observability, redrive
+        ),
     }
+
+
+def redrive_summary(runs: list[dict]) -> dict:
+    """Medians of the redrive phase, and the median of each run's group ÷ its baselines."""
+    if not runs:
+        return {}
+    summary = {
+        "letters": runs[0]["letters"],
+        "one_by_one_letters": runs[0]["one_by_one_letters"],
+        "queued": min(r["queued"] for r in runs),
+    }
+    for key in ("group", "one_by_one", "floor"):
+        summary[f"{key}_per_s"] = median([r[f"{key}_per_s"] for r in runs])
+        summary[f"{key}_per_s_runs"] = [r[f"{key}_per_s"] for r in runs]
+    summary["redrive_group_over_one_by_one"] = median(
+        [r["group_per_s"] / r["one_by_one_per_s"] for r in runs]
+    )
+    summary["redrive_group_over_floor"] = median(
+        [r["group_per_s"] / r["floor_per_s"] for r in runs]
+    )
+    return summary
 
 
 def stream_summary(runs: list[dict]) -> dict:

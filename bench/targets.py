@@ -90,6 +90,7 @@ def record_for(
     stream: dict,
     live: dict | None = None,
     observability: dict | None = None,
+    redrive: dict | None = None,
 ) -> list[dict]:
     """The absolute figures of ours (and of the naive baseline where it has them), no verdict."""
 
@@ -117,6 +118,7 @@ def record_for(
         ("Web: p99 ms, open loop",
          web.get("open", {}).get("p99_ms"), web_naive.get("open", {}).get("p99_ms")),
         ("Outbox drain, events/s", recovery.get("events_per_s"), None),
+        ("Redrive of a dead letter group, letters/s", (redrive or {}).get("group_per_s"), None),
         ("Event log, raw stream read, entries/s", stream.get("floor_per_s"), None),
         ("Stream processor, aggregates, entries/s", stream.get("aggregates_per_s"), None),
         ("Stream processor, fraud screen, entries/s", stream.get("fraud_per_s"), None),

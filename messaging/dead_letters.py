@@ -17,7 +17,8 @@ from django.utils.dateparse import parse_datetime
 
 from . import transport
 from .fanout import FANNED_OUT_TASK, handlers_named
-from .models import DeadLetter
+from .fingerprints import fingerprint_of
+from .models import DeadLetter, DeadLetterAction, DeadLetterAudit, DeadLetterGroup
 from .signals import message_dead_lettered, notify
 from .subscriptions import Handler, handler_named
 
@@ -47,10 +48,30 @@ def dead_letter_record(
         first_failed_at = parse_datetime(first_failed_at)
     envelope = _without_nul(envelope) if isinstance(envelope, dict) else None
     error, traceback_text, body = (_without_nul(x) for x in (error, traceback_text, body))
+    handler_name = handler_name[:200]
+    found = fingerprint_of(
+        handler=handler_name, reason=reason, error=error, traceback_text=traceback_text
+    )
+    # ON CONFLICT DO NOTHING: two workers recording the first letters of one
+    # cause at once make one group, without an error for either.
+    DeadLetterGroup.objects.bulk_create(
+        [
+            DeadLetterGroup(
+                fingerprint=found.digest,
+                handler=handler_name,
+                reason=reason,
+                exception_type=found.exception_type[:200],
+                message=found.message,
+                frame=found.frame[:300],
+                created_at=now,
+            )
+        ],
+        ignore_conflicts=True,
+    )
     dead_letter = DeadLetter.objects.create(
         message_id=_uuid_or_none((envelope or {}).get("message_id")),
         message_type=str((envelope or {}).get("type", ""))[:100],
-        handler=handler_name[:200],
+        handler=handler_name,
         queue=queue[:100],
         reason=reason,
         error=error,
@@ -62,6 +83,7 @@ def dead_letter_record(
         attempts=attempts,
         first_failed_at=first_failed_at or now,
         last_failed_at=last_failed_at or now,
+        fingerprint=found.digest,
     )
     # Announced once it is kept for good (at once outside a transaction).
     transaction.on_commit(lambda: notify(message_dead_lettered, dead_letter=dead_letter))
@@ -109,11 +131,14 @@ class RedriveResult:
         return text
 
 
-def dead_letters_redrive(*, ids: Iterable[int]) -> RedriveResult:
+def dead_letters_redrive(
+    *, ids: Iterable[int], actor: Any = None, reason: str = ""
+) -> RedriveResult:
     """Send dead letters back to their handler's queue, each at most once.
 
     The handler's inbox makes a redrive safe even if the original delivery
-    did take effect after all.
+    did take effect after all. ``actor`` is the user who asked (None: the
+    command line), kept with ``reason`` in each letter's audit record.
     """
     result = RedriveResult()
     for pk in sorted(set(ids)):
@@ -127,10 +152,13 @@ def dead_letters_redrive(*, ids: Iterable[int]) -> RedriveResult:
                     f"already redriven at {dead_letter.redriven_at:%Y-%m-%d %H:%M:%S}"
                 )
                 continue
+            if dead_letter.discarded_at is not None:
+                result.skipped[pk] = f"discarded at {dead_letter.discarded_at:%Y-%m-%d %H:%M:%S}"
+                continue
             if not dead_letter.is_redrivable:
                 result.skipped[pk] = "the message could not be read as an envelope for a handler"
                 continue
-            targets = _redrive_targets(dead_letter)
+            targets = redrive_targets(dead_letter)
             if isinstance(targets, str):
                 result.skipped[pk] = targets
                 continue
@@ -140,15 +168,59 @@ def dead_letters_redrive(*, ids: Iterable[int]) -> RedriveResult:
             except Exception as exc:
                 result.skipped[pk] = f"could not publish: {type(exc).__name__}: {exc}"
                 continue
+            before = dead_letter_state(dead_letter)
             dead_letter.redriven_at = timezone.now()
             dead_letter.redrive_count += 1
             dead_letter.save(update_fields=["redriven_at", "redrive_count"])
+            DeadLetterAudit.objects.create(
+                **audit_fields(
+                    dead_letter,
+                    action=DeadLetterAction.REDRIVE,
+                    actor=actor,
+                    reason=reason,
+                    before=before,
+                    at=dead_letter.redriven_at,
+                )
+            )
             result.redriven.append(pk)
     logger.info("Redrive: %s", result)
     return result
 
 
-def _redrive_targets(dead_letter: DeadLetter) -> list[Handler] | str:
+def dead_letter_state(dead_letter: DeadLetter) -> dict[str, Any]:
+    """What a redrive or discard changes on a letter, as an audit record keeps it."""
+    return {
+        name: (value.isoformat() if isinstance(value, datetime) else value)
+        for name in ("redriven_at", "redrive_count", "discarded_at")
+        for value in [getattr(dead_letter, name)]
+    }
+
+
+def audit_fields(
+    dead_letter: DeadLetter,
+    *,
+    action: str,
+    actor: Any,
+    reason: str,
+    before: dict[str, Any],
+    at: datetime,
+    after: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The fields of the audit record of one action on one letter (``after``: its state now)."""
+    return {
+        "dead_letter": dead_letter,
+        "fingerprint": dead_letter.fingerprint,
+        "action": action,
+        "actor": actor if getattr(actor, "pk", None) else None,
+        "actor_name": getattr(actor, "username", "") or "command line",
+        "at": at,
+        "reason": reason,
+        "before": before,
+        "after": after if after is not None else dead_letter_state(dead_letter),
+    }
+
+
+def redrive_targets(dead_letter: DeadLetter) -> list[Handler] | str:
     """The handlers a dead letter goes back to, or why there are none.
 
     A copy of a message published for several queues (``messaging.fanout``)

@@ -1,5 +1,6 @@
 """The backbone's tables: the event log / outbox, the inbox, the dead letters, the relay's runs."""
 
+from django.conf import settings
 from django.db import models
 
 from .messages import Envelope
@@ -127,9 +128,14 @@ class DeadLetter(models.Model):
     last_failed_at = models.DateTimeField(db_index=True)
     redriven_at = models.DateTimeField(null=True, blank=True)
     redrive_count = models.PositiveIntegerField(default=0)
+    # Its cause (messaging.fingerprints): the letters of one DeadLetterGroup.
+    fingerprint = models.CharField(max_length=32, db_index=True, blank=True)
+    # Given up on by staff: never redriven (the reason is in its audit record).
+    discarded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_failed_at"]
+        permissions = [("edit_deadletter", "Can edit a dead letter's payload and dry-run it")]
 
     def __str__(self) -> str:
         return f"{self.get_reason_display()}: {self.message_type or '?'} → {self.handler or '?'}"
@@ -137,6 +143,104 @@ class DeadLetter(models.Model):
     @property
     def is_redrivable(self) -> bool:
         return bool(self.handler and self.queue and isinstance(self.envelope, dict))
+
+    @property
+    def is_pending(self) -> bool:
+        """Neither redriven nor discarded: still waiting for a person."""
+        return self.redriven_at is None and self.discarded_at is None
+
+
+class DeadLetterGroup(models.Model):
+    """The dead letters of one cause (their fingerprint), acted on together.
+
+    A table of its own rather than a changelist aggregated on the fly: a
+    group has a page, which shows its runs' progress and its sample, and the
+    admin's changelist, filters and permissions work on it as on any model.
+    Its counts and dates are still read from its letters (they cannot drift).
+    """
+
+    fingerprint = models.CharField(max_length=32, unique=True)
+    handler = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=20, choices=DeadLetter.Reason.choices)
+    exception_type = models.CharField(max_length=200, blank=True)
+    # The error with its values replaced by placeholders (messaging.fingerprints).
+    message = models.TextField(blank=True)
+    # The innermost frame of our code, path:function.
+    frame = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "dead letter group"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        cause = self.exception_type or self.get_reason_display()
+        return f"{cause} in {self.handler or '?'}: {self.message[:80]}"
+
+    def dead_letters(self) -> models.QuerySet[DeadLetter]:
+        return DeadLetter.objects.filter(fingerprint=self.fingerprint)
+
+
+class DeadLetterAction(models.TextChoices):
+    EDIT = "edit"
+    REDRIVE = "redrive"
+    DISCARD = "discard"
+
+
+class DeadLetterGroupRun(models.Model):
+    """A redrive or discard of a whole group, done in batches by a task: its progress."""
+
+    group = models.ForeignKey(DeadLetterGroup, on_delete=models.CASCADE, related_name="runs")
+    action = models.CharField(max_length=10, choices=DeadLetterAction.choices)
+    reason = models.TextField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField()
+    # The group's pending letters when it was asked for; done and skipped so far.
+    total = models.PositiveIntegerField()
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Why it stopped early, or what it skipped, in words.
+    outcome = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "dead letter group run"
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} of {self.total}: {self.done} done"
+
+    @property
+    def is_running(self) -> bool:
+        return self.finished_at is None
+
+
+class DeadLetterAudit(models.Model):
+    """Who edited, redrove or discarded a dead letter, when, why, what it was before and after."""
+
+    dead_letter = models.ForeignKey(
+        DeadLetter, null=True, on_delete=models.SET_NULL, related_name="audits"
+    )
+    fingerprint = models.CharField(max_length=32, blank=True)
+    action = models.CharField(max_length=10, choices=DeadLetterAction.choices)
+    # The user, and their name as it was (a user deleted later leaves it readable).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    at = models.DateTimeField(db_index=True)
+    reason = models.TextField(blank=True)
+    before = models.JSONField()
+    after = models.JSONField()
+
+    class Meta:
+        verbose_name = "dead letter audit record"
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.get_action_display().lower()} #{self.dead_letter_id}"
 
 
 class RelayRun(models.Model):

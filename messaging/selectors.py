@@ -1,9 +1,12 @@
 from datetime import datetime
 from typing import TypedDict
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, Min, OuterRef, QuerySet, Subquery
 
 from .models import DeadLetter, OutboxMessage, RelayRun
+
+# The model, beside this module's older DeadLetterGroup (a count per handler and reason).
+from .models import DeadLetterGroup as CauseGroup
 
 
 def conversation_messages(*, correlation_id: str) -> QuerySet[OutboxMessage]:
@@ -46,3 +49,36 @@ def dead_letters_recorded_since(since: datetime) -> list[DeadLetterGroup]:
         .annotate(count=Count("id"))
         .order_by("-count", "handler", "reason")
     )
+
+
+def dead_letter_groups_counted(
+    groups: QuerySet[CauseGroup],
+) -> QuerySet[CauseGroup]:
+    """The groups with their letters counted (all, and pending) and first and last seen.
+
+    Read from the letters on each call (on their fingerprint's index), so never stale.
+    """
+    letters = DeadLetter.objects.filter(fingerprint=OuterRef("fingerprint")).order_by()
+    pending = letters.filter(redriven_at__isnull=True, discarded_at__isnull=True)
+    return groups.annotate(
+        letter_count=_aggregated(letters, Count("id")),
+        pending_count=_aggregated(pending, Count("id")),
+        first_seen_at=_aggregated(letters, Min("first_failed_at")),
+        last_seen_at=_aggregated(letters, Max("last_failed_at")),
+    )
+
+
+def dead_letter_group_message_types(group: CauseGroup) -> list[str]:
+    """The message types among a group's letters ("?" for a body that named none)."""
+    types = group.dead_letters().order_by().values_list("message_type", flat=True).distinct()
+    return sorted(t or "?" for t in types[:20])
+
+
+def dead_letter_group_sample(group: CauseGroup) -> DeadLetter | None:
+    """The group's latest letter, its sample."""
+    return group.dead_letters().order_by("-last_failed_at", "-id").first()
+
+
+def _aggregated(letters: QuerySet[DeadLetter], aggregate) -> Subquery:
+    # One aggregate of the group's letters, as a column of the group's row.
+    return Subquery(letters.values("fingerprint").annotate(value=aggregate).values("value")[:1])

@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 from django.db import close_old_connections
 
+from .dead_letter_groups import dead_letter_group_run
 from .relay import outbox_relay
 
 logger = logging.getLogger(__name__)
@@ -14,6 +15,12 @@ logger = logging.getLogger(__name__)
 def relay_outbox() -> str:
     """Send what the after-commit dispatch did not (a relay on demand, from the messaging queue)."""
     return str(outbox_relay())
+
+
+@shared_task(name="messaging.dead_letter_group_act", ignore_result=True)
+def dead_letter_group_act(run_id: int) -> str:
+    """Redrive or discard a group of dead letters, batch by batch (on the messaging queue)."""
+    return str(dead_letter_group_run(run_id=run_id))
 
 
 def relay_outbox_in_worker(runner: str) -> str:

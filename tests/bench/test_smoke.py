@@ -101,6 +101,8 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     assert summary["web_naive"]["closed"]["errors"] == summary["web_naive"]["open"]["errors"] == 0
     assert summary["ratios"]["web_ours_over_naive"] > 0
     assert summary["recovery"]["left_pending"] == 0
+    assert summary["redrive"]["queued"] == summary["redrive"]["letters"] > 0
+    assert summary["ratios"]["redrive_group_over_one_by_one"] > 0
     assert all(r["dispatched"] == r["pending_before"] for r in report["runs"]["recovery"])
     probe = summary["memory"]["probe_worker"]
     assert probe["handled"] == probe["messages"]
@@ -136,8 +138,8 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
 
     text = (tmp_path / "benchmarks.md").read_text()
     for heading in (
-        "Targets", "Order flow side by side", "Web", "Recovery", "Stream", "Observability", "Live",
-        "Memory",
+        "Targets", "Order flow side by side", "Web", "Recovery", "Redrive", "Stream",
+        "Observability", "Live", "Memory",
     ):  # fmt: skip
         assert f"## {heading}" in text
     assert "### For the record" in text
@@ -195,3 +197,29 @@ def test_the_observability_phase_runs_our_flow_in_both_states_and_gives_their_ra
                 assert ('"level": "INFO"' in text) is on, worker
                 assert ("serves its metrics on" in text) is on, worker
                 assert "succeeded in" in text, worker  # INFO in both
+
+
+def test_the_redrive_phase_sends_every_letter_of_the_group_and_gives_its_ratios(rabbitmq, tmp_path):
+    # given: the phase alone, two runs
+    env = bench_env(rabbitmq)
+
+    # when
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--phases", "redrive", "--runs", "2",
+         "--redrive-letters", "120", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+    # then: each run put every letter of the group on the queue once, beside its baselines
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    report = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert [r["queued"] for r in report["runs"]["redrive"]] == [120, 120]
+    redrive = report["summary"]["redrive"]
+    assert len(redrive["group_per_s_runs"]) == 2
+    for key in ("group_per_s", "one_by_one_per_s", "floor_per_s"):
+        assert redrive[key] > 0, key
+    assert report["summary"]["ratios"]["redrive_group_over_one_by_one"] > 0
+    assert report["summary"]["ratios"]["redrive_group_over_floor"] > 0
+    record = {r["figure"]: r for r in report["summary"]["record"]}
+    assert record["Redrive of a dead letter group, letters/s"]["ours"] > 0
+    assert "## Redrive: a group of dead letters" in (tmp_path / "benchmarks.md").read_text()

@@ -30,6 +30,7 @@ MODELS = [
     "inventory.product", "inventory.reservation", "shipping.shipment",
     "notifications.sentemail", "messaging.outboxmessage", "messaging.inboxrecord", "gateway.outage",
     "messaging.deadletter", "gateway.charge", "django_celery_results.taskresult",
+    "messaging.deadlettergroup", "messaging.deadletteraudit", "messaging.deadlettergrouprun",
 ]  # fmt: skip
 
 

@@ -12,7 +12,14 @@ from django.utils import timezone
 
 from analytics.models import ProcessorState, SkippedEntry
 from inventory.models import Reservation
-from messaging.models import DeadLetter, InboxRecord, OutboxMessage
+from messaging.models import (
+    DeadLetter,
+    DeadLetterAudit,
+    DeadLetterGroup,
+    DeadLetterGroupRun,
+    InboxRecord,
+    OutboxMessage,
+)
 from payments.models import Screening
 from tests.analytics.factories import FraudFlagFactory
 from tests.inventory.factories import OrderRequestFactory, ProductFactory
@@ -92,6 +99,20 @@ def rows_in_every_list() -> None:
             message_id=uuid.uuid4(), message_type="InventoryReservationFailed", handler=HANDLER,
             reason="retries_exhausted", error=ERROR, attempts=5, first_failed_at=now - timedelta(1),
             last_failed_at=now, redriven_at=now,
+        )  # fmt: skip
+        group = DeadLetterGroup.objects.create(
+            fingerprint=uuid.uuid4().hex, handler=HANDLER, reason="retries_exhausted",
+            exception_type="ValidationError", message=ERROR, created_at=now,
+            frame="notifications/handlers.py:on_inventory_reservation_failed",
+        )  # fmt: skip
+        DeadLetterGroupRun.objects.create(
+            group=group, action="redrive", reason=REASON, requested_at=now, total=10_000,
+            done=4_000, skipped=3,
+        )  # fmt: skip
+        DeadLetterAudit.objects.create(
+            dead_letter=DeadLetter.objects.first(), fingerprint=group.fingerprint,
+            action="redrive", actor_name=EMAIL, at=now, reason=REASON,
+            before={"redriven_at": None}, after={"redriven_at": now.isoformat()},
         )  # fmt: skip
         SkippedEntry.objects.create(
             processor="fraud", offset=n, message_id=uuid.uuid4(),

@@ -23,6 +23,11 @@ def _flag(name: str) -> Path:
 DUPLICATE_PUBLISH = "duplicate-publish"
 
 
+def failing_handler(name: str) -> str:
+    """The fault under which the handler of this name fails permanently (a bug in it)."""
+    return f"failing-handler-{name}"
+
+
 def active(name: str) -> bool:
     return _flag(name).exists()
 
@@ -49,6 +54,7 @@ DIE_BEFORE_DISPATCH_ENV = "FAULT_DIE_BEFORE_DISPATCH"
 def install() -> None:
     """Install the hooks of every fault; each does nothing until its fault is injected."""
     _install_duplicating_publisher()
+    _install_failing_handlers()
     if os.environ.get(DIE_BEFORE_DISPATCH_ENV):
         _install_death_before_dispatch()
 
@@ -77,3 +83,23 @@ def _install_duplicating_publisher() -> None:
 
     subscribers_maybe_twice.fault_hook = True
     outbox.subscribers = subscribers_maybe_twice
+
+
+def _install_failing_handlers() -> None:
+    """While a handler's flag is up, it raises PermanentError before doing anything."""
+    from messaging.errors import PermanentError
+    from messaging.subscriptions import all_handlers
+
+    for handler in all_handlers():
+        if getattr(handler.fn, "fault_hook", False):
+            continue
+
+        def fn_unless_failing(message, envelope, fn=handler.fn, name=handler.name) -> None:
+            if active(failing_handler(name)):
+                raise PermanentError(f"{name} is broken for order {envelope.correlation_id}")
+            fn(message, envelope)
+
+        fn_unless_failing.fault_hook = True  # type: ignore[attr-defined]
+        fn_unless_failing.__module__ = handler.fn.__module__
+        fn_unless_failing.__qualname__ = handler.fn.__qualname__
+        handler.fn = fn_unless_failing

@@ -26,7 +26,7 @@ class Command(BaseCommand):
             raise CommandError(
                 "Name dead letter ids, or select them with --all, --handler or --reason."
             )
-        selected = DeadLetter.objects.filter(redriven_at__isnull=True)
+        selected = DeadLetter.objects.filter(redriven_at__isnull=True, discarded_at__isnull=True)
         if ids:
             selected = DeadLetter.objects.filter(pk__in=ids)
         if handler:
