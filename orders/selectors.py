@@ -106,17 +106,20 @@ def order_shipment_reported(*, order_id: UUID) -> dict | None:
     return message.payload if message else None
 
 
-def orders_overdue(*, now, limit: int) -> list[UUID]:
+def orders_overdue_queryset(*, now) -> QuerySet[Order]:
     """Open orders past their deadline and not parked, earliest first (the watchdog's sweep).
 
     Filtered exactly as the partial index orders_open_by_deadline is defined,
     so that the sweep reads that index, not the table.
     """
-    return list(
-        Order.objects.filter(status__in=OPEN_STATUSES, attention_reason="", deadline__lt=now)
-        .order_by("deadline")
-        .values_list("pk", flat=True)[:limit]
-    )
+    return Order.objects.filter(
+        status__in=OPEN_STATUSES, attention_reason="", deadline__lt=now
+    ).order_by("deadline")
+
+
+def orders_overdue(*, now, limit: int) -> list[UUID]:
+    """The ids of the first ``limit`` orders past their deadline (orders_overdue_queryset)."""
+    return list(orders_overdue_queryset(now=now).values_list("pk", flat=True)[:limit])
 
 
 def _unscreened(orders: list[Order]) -> set[UUID]:

@@ -101,6 +101,7 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     assert summary["web_naive"]["closed"]["errors"] == summary["web_naive"]["open"]["errors"] == 0
     assert summary["ratios"]["web_ours_over_naive"] > 0
     assert summary["recovery"]["left_pending"] == 0
+    assert summary["watchdog"]["ended"] == summary["watchdog"]["overdue"] > 0
     assert all(r["dispatched"] == r["pending_before"] for r in report["runs"]["recovery"])
     probe = summary["memory"]["probe_worker"]
     assert probe["handled"] == probe["messages"]
@@ -137,7 +138,7 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     text = (tmp_path / "benchmarks.md").read_text()
     for heading in (
         "Targets", "Order flow side by side", "Web", "Recovery", "Stream", "Observability", "Live",
-        "Memory",
+        "Memory", "Watchdog",
     ):  # fmt: skip
         assert f"## {heading}" in text
     assert "### For the record" in text
@@ -195,3 +196,27 @@ def test_the_observability_phase_runs_our_flow_in_both_states_and_gives_their_ra
                 assert ('"level": "INFO"' in text) is on, worker
                 assert ("serves its metrics on" in text) is on, worker
                 assert "succeeded in" in text, worker  # INFO in both
+
+
+def test_the_watchdog_phase_sweeps_among_open_orders_and_shows_the_index_in_its_plan(
+    rabbitmq, tmp_path
+):
+    # given: the phase alone, tiny (300 open orders)
+    env = bench_env(rabbitmq)
+
+    # when
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--phases", "watchdog", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+    # then: the overdue orders were ended, both selections were timed, the plan names the index
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    watchdog = json.loads((tmp_path / "benchmarks.json").read_text())["summary"]["watchdog"]
+    assert watchdog["open_orders"] == 300
+    assert watchdog["ended"] == watchdog["overdue"] > 0
+    assert watchdog["select_ms"] > 0 and watchdog["select_table_scan_ms"] > 0
+    assert watchdog["index_over_table_scan"] > 0
+    assert watchdog["uses_index"], watchdog["plan"]
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert "## Watchdog" in text and "orders_open_by_deadline" in text
