@@ -76,6 +76,8 @@ def stuck_orders(*, older_than: timedelta, limit: int | None = None) -> list[Stu
             waiting_on = f"saga: {saga.get_step_display()} ({saga.get_state_display()})"
         else:
             waiting_on = WAITING_ON.get(order.status, order.status)
+        if order.waiting_because:
+            waiting_on = f"{waiting_on} ({order.waiting_because})"
         if order.attention_reason:
             waiting_on = f"a person: {order.attention_reason}"
         rows.append(StuckOrder(order=order, waiting_on=waiting_on, saga=saga))
@@ -84,15 +86,18 @@ def stuck_orders(*, older_than: timedelta, limit: int | None = None) -> list[Stu
 
 def order_waiting_for(*, order: Order) -> str:
     """What an open order waits for, the same words under either workflow: the step its status
-    leads to (or the one its saga is undoing), and why it waits, if its app said."""
+    leads to, or the one its saga is undoing.
+
+    Why it waits (a step put off by an outage) is left out: an order whose
+    step was dead-lettered before the outage was noticed waits for the same
+    thing, and both are to read the same.
+    """
     saga = getattr(order, "saga", None) if order.workflow == Workflow.ORCHESTRATION else None
     if order.pk in _unscreened([order]):
-        waiting = AWAITING_VERDICT
-    elif saga is not None and saga.step in SAGA_UNDOING:
-        waiting = SAGA_UNDOING[saga.step]
-    else:
-        waiting = WAITING_ON.get(order.status, order.status)
-    return f"{waiting} ({order.waiting_because})" if order.waiting_because else waiting
+        return AWAITING_VERDICT
+    if saga is not None and saga.step in SAGA_UNDOING:
+        return SAGA_UNDOING[saga.step]
+    return WAITING_ON.get(order.status, order.status)
 
 
 def order_shipment_reported(*, order_id: UUID) -> dict | None:

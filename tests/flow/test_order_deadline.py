@@ -162,10 +162,7 @@ def test_during_a_gateway_outage_both_workflows_wait_for_the_deadline_then_end_a
             "status", "cancel_reason_code", "cancel_reason"
         )
     )
-    because = (
-        "not completed in time: waiting for payments: charge the card"
-        " (the card gateway is unavailable)"
-    )
+    because = "not completed in time: waiting for payments: charge the card"
     assert reasons == {("cancelled", "deadline", because)}
 
     # and once the gateway is back, nothing was kept: the books balance
