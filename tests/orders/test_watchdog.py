@@ -188,3 +188,17 @@ def test_a_parcel_that_left_for_a_cancelled_order_parks_it():
     assert order.status == Status.CANCELLED
     assert order.attention_reason == "shipment PP1 left for this cancelled order"
     assert any(row.order.pk == order.pk for row in stuck_orders(older_than=timedelta(0)))
+
+
+def test_an_order_whose_saga_is_undoing_a_step_at_its_deadline_says_which():
+    # Given an orchestrated order out of stock whose refund has not come back by its deadline
+    saga = OrderSagaFactory(refunding=True)
+
+    # When the watchdog sweeps
+    order_watchdog_sweep(now=past(saga.order))
+
+    # Then it is cancelled saying it waited for the refund, which payments makes on OrderCancelled
+    order = Order.objects.get(pk=saga.order_id)
+    assert order.cancel_reason == "not completed in time: waiting for payments: refund the payment"
+    assert len(published("OrderCancelled")) == 1
+    assert OrderSaga.objects.get(pk=saga.pk).state == OrderSaga.State.CANCELLED
