@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ["ours", "screened", "orchestration", "naive"]
 FLOORS = ["celery", "kombu"]
 SCENARIOS = [*FLOWS, *FLOORS]
-PHASES = ["web", "recovery", "redrive", "stream", "flows", "observability", "live", "memory"]
+PHASES = [
+    "web", "recovery", "redrive", "stream", "flows", "observability", "live", "memory", "watchdog",
+]  # fmt: skip
 LOAD_LEVELS = [25, 50, 75]
 EXPERIMENTS = ["db_reuse", "no_results"]
 
@@ -31,6 +33,7 @@ class Options:
     redrive_letters: int = 10_000
     stream_backlog: int = 100_000
     memory_messages: int = 100_000
+    watchdog_orders: int = 100_000
     concurrency: int = 1
     floor_factor: int = 4
     live_pages: int = 50
@@ -63,6 +66,11 @@ def parse(argv: list[str] | None) -> Options:
     )
     parser.add_argument(
         "--memory-messages", type=int, help="messages through the memory worker (default 100000)"
+    )
+    parser.add_argument(
+        "--watchdog-orders",
+        type=int,
+        help="open orders among which the watchdog sweeps (default 100000)",
     )
     parser.add_argument(
         "--live-pages", type=int, help="order pages open at once in the live phase (default 50)"
@@ -101,19 +109,19 @@ def parse(argv: list[str] | None) -> Options:
         options = Options(
             orders=60, runs=1, latency_seconds=3, web_seconds=3, backlog=2000, redrive_letters=2000,
             stream_backlog=10_000, memory_messages=3000, live_pages=20, live_idle=300,
-            live_seconds=5, live_hold=5, mode="quick",
+            live_seconds=5, live_hold=5, watchdog_orders=10_000, mode="quick",
         )  # fmt: skip
     if args.smoke:
         options = Options(
             orders=4, runs=1, latency_seconds=1, web_seconds=1, web_rate=10, web_concurrency=2,
             web_workers=1, backlog=30, redrive_letters=30, stream_backlog=300, memory_messages=20,
             floor_factor=1, levels=[50], live_pages=3, live_idle=20, live_seconds=1.5, live_hold=1,
-            mode="smoke",
+            watchdog_orders=300, mode="smoke",
         )  # fmt: skip
     for name in (
         "orders", "runs", "latency_seconds", "web_seconds", "backlog", "redrive_letters",
         "stream_backlog", "memory_messages", "live_pages", "live_idle", "live_seconds", "live_hold",
-        "concurrency", "web_workers", "out", "profile",
+        "watchdog_orders", "concurrency", "web_workers", "out", "profile",
     ):  # fmt: skip
         value = getattr(args, name)
         if value is not None:

@@ -48,6 +48,8 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
     live = live_summary(results.get("live", {}))
     ratios["live_push_p99_ms"] = live.get("push", {}).get("p99_ms")
     ratios["web_push_on_over_off"] = live.get("web_on_over_off")
+    watchdog = watchdog_summary(results.get("watchdog", []))
+    ratios["watchdog_index_over_table_scan"] = watchdog.get("index_over_table_scan")
     memory = dict(results["memory"])
     if fleet_memory:
         memory["app_workers"] = fleet_memory
@@ -62,6 +64,7 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
         "observability": observability,
         "memory": memory,
         "live": live,
+        "watchdog": watchdog,
         "targets": targets_for(ratios, web, live),
         "record": record_for(
             scen, web, web_naive, recovery, memory, stream, live, observability, redrive
@@ -101,6 +104,26 @@ def stream_summary(runs: list[dict]) -> dict:
     summary["stream_aggregates_over_floor"] = median([r["aggregates"] / r["floor"] for r in runs])
     summary["stream_fraud_over_floor"] = median([r["fraud"] / r["floor"] for r in runs])
     return summary
+
+
+def watchdog_summary(runs: list[dict]) -> dict:
+    """The watchdog phase's medians, the index ÷ table scan ratio run by run, and the last plan."""
+    if not runs:
+        return {}
+    return {
+        "open_orders": runs[0]["open_orders"],
+        "overdue": runs[0]["overdue"],
+        "ended": min(r["ended"] for r in runs),
+        "select_ms": median([r["select_ms"] for r in runs]),
+        "select_ms_runs": [r["select_ms"] for r in runs],
+        "select_table_scan_ms": median([r["select_table_scan_ms"] for r in runs]),
+        "index_over_table_scan": median([r["index_over_table_scan"] for r in runs]),
+        "index_over_table_scan_runs": [r["index_over_table_scan"] for r in runs],
+        "sweep_s": median([r["sweep_s"] for r in runs]),
+        "sweep_ms_per_order": median([r["sweep_ms_per_order"] for r in runs]),
+        "uses_index": all(r["uses_index"] for r in runs),
+        "plan": runs[-1]["plan"],
+    }
 
 
 def observability_summary(states: dict) -> dict:

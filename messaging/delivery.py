@@ -239,6 +239,7 @@ def _retry(
         countdown=countdown,
         queue=delivery.handler.queue,
         deferred=deferrals > delivery.deferrals,
+        deferrals=deferrals,
     )
     return Outcome.RETRIED
 

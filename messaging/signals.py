@@ -15,9 +15,11 @@
   back to its queue, with ``handler`` (the handler's name), ``envelope``,
   ``attempt`` (the attempt that failed, from 1; a delivery put off while a
   dependency is down repeats its number), ``countdown`` (seconds until the
-  retry is delivered), ``queue`` (the handler's queue) and ``deferred`` (put
-  off, not failed). A delivery that goes to the dead letters instead, or that
-  Celery sends again because its worker died, sends nothing.
+  retry is delivered), ``queue`` (the handler's queue), ``deferred`` (put
+  off, not failed) and ``deferrals`` (how many times the message was put off
+  so far, this one included: 1 the first time). A delivery that goes to the
+  dead letters instead, or that Celery sends again because its worker died,
+  sends nothing.
 - ``delivery_finished`` is sent once per delivery, whatever became of it,
   with ``handler`` (the handler's name), ``envelope`` (None when the message
   could not be read as one), ``outcome`` (``messaging.delivery.Outcome``:

@@ -18,6 +18,23 @@ class OrderLineInline(admin.TabularInline):
         return False
 
 
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    """Orders parked for a person: the watchdog could not bring them to an end by itself."""
+
+    title = "needs attention"
+    parameter_name = "needs_attention"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(attention_reason="")
+        if self.value() == "no":
+            return queryset.filter(attention_reason="")
+        return queryset
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     list_display = [
@@ -28,8 +45,9 @@ class OrderAdmin(admin.ModelAdmin):
         "payment_status",
         "workflow",
         "created_at",
+        "attention_reason",
     ]
-    list_filter = ["status", "workflow", "payment_status", "created_at"]
+    list_filter = ["status", NeedsAttentionFilter, "workflow", "payment_status", "created_at"]
     search_fields = ["id", "email", "tracking_number"]
     date_hierarchy = "created_at"
     inlines = [OrderLineInline]

@@ -1,5 +1,6 @@
 """What orders publishes."""
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
@@ -52,6 +53,9 @@ class OrderPlaced(Event):
     # The gateway's fingerprint of the card (the same for every order paid with it), for
     # the fraud screen's velocity rules; optional, so v1 stays readable.
     card_fingerprint: str = ""
+    # When the order must have ended (ORDER_DEADLINE_SECONDS after it was placed): the
+    # apps start none of its steps after it. Optional, so v1 stays readable.
+    deadline: datetime | None = None
 
 
 class OrderCompleted(Event):

@@ -9,7 +9,13 @@ from inventory.events import (
 )
 from messaging.consumers import handler
 from messaging.messages import Envelope
-from payments.events import PaymentFailed, PaymentProcessed, PaymentRefunded, PaymentVoided
+from payments.events import (
+    PaymentDeferred,
+    PaymentFailed,
+    PaymentProcessed,
+    PaymentRefunded,
+    PaymentVoided,
+)
 from shipping.events import (
     ShipmentCancelFailed,
     ShipmentCancelled,
@@ -47,6 +53,12 @@ def cancel_unpaid(event: PaymentFailed, envelope: Envelope) -> None:
     services.order_mark_payment_failed(
         order_id=event.order_id, reason_code=event.reason_code, reason=event.reason
     )
+
+
+@handler(PaymentDeferred)
+def note_payment_deferred(event: PaymentDeferred, envelope: Envelope) -> None:
+    """The payment waits out a gateway outage: under orchestration its step is not timed out."""
+    services.order_mark_payment_deferred(order_id=event.order_id, reason=event.reason)
 
 
 @handler(InventoryReserved)

@@ -70,9 +70,34 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # When the order must have ended (placed + ORDER_DEADLINE_SECONDS): the
+    # watchdog ends it then, and OrderPlaced tells the other apps, which
+    # refuse its steps after it. Null only for orders placed before deadlines.
+    deadline = models.DateTimeField(null=True, blank=True)
+    # What a step reported it waits on (e.g. the card gateway is down), until the step is done.
+    waiting_because = models.CharField(max_length=200, blank=True)
+    # Set when the order cannot be brought to an end by itself: a person must look.
+    attention_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The watchdog's sweep: open orders not parked, by deadline. Partial,
+            # so that it holds only the few open orders among all the closed ones.
+            models.Index(
+                fields=["deadline"],
+                name="orders_open_by_deadline",
+                condition=models.Q(
+                    status__in=["placed", "paid", "reserved", "shipped"], attention_reason=""
+                ),
+            ),
+            # The parked ones, for the stuck-orders page (few, whatever their status).
+            models.Index(
+                fields=["created_at"],
+                name="orders_needing_attention",
+                condition=~models.Q(attention_reason=""),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Order {self.reference} ({self.status})"
@@ -85,6 +110,10 @@ class Order(models.Model):
     @property
     def is_closed(self) -> bool:
         return self.status in {self.Status.COMPLETED, self.Status.CANCELLED}
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.attention_reason)
 
 
 class OrderLine(models.Model):
@@ -159,6 +188,7 @@ class SagaEntry(models.Model):
         SENT = "sent", "Command sent"
         RECEIVED = "received", "Reply received"
         TIMED_OUT = "timed_out", "Step timed out"
+        WAITING = "waiting", "Waiting out an outage"
         COMPENSATING = "compensating", "Compensation started"
         LATE = "late", "Late or duplicate reply"
         ATTENTION = "attention", "Needs attention"

@@ -339,6 +339,44 @@ def _on_deadline(order_id: UUID, now) -> None:
 
 
 @transaction.atomic(savepoint=False)
+def saga_wait_out(*, order_id: UUID, reason: str) -> bool:
+    """The app of the payment step says it waits on something unavailable: the step is not
+    timed out before the order's deadline, when the watchdog ends the order; returns whether
+    the saga now waits.
+
+    Its deadline moves one step's time past the order's, so that a command
+    lost after all is still sent again if the order somehow outlives it.
+    """
+    saga = OrderSaga.objects.select_for_update().select_related("order").get(pk=order_id)
+    paying = saga.step in {Step.CHARGE_PAYMENT, Step.REFUND_PAYMENT}
+    if not saga.is_active or not paying or saga.order.deadline is None:
+        return False
+    waits_until = saga.order.deadline + timedelta(seconds=settings.SAGA_STEP_TIMEOUT)
+    if saga.deadline is None or saga.deadline < waits_until:
+        saga.deadline = waits_until
+    _note(saga, Kind.WAITING, note=f"{reason}: waiting until the order's deadline")
+    saga.save()
+    return True
+
+
+def saga_end(*, saga: OrderSaga, ending: Ending, note: str) -> None:
+    """The order was ended from outside the saga (by its deadline): the saga stops here.
+
+    Replies that come later are late ones: a charge or a reservation made
+    after the cancel is undone (``_late``). The caller holds the saga's row locked.
+    """
+    if not saga.is_active:
+        return
+    _note(saga, Kind.TIMED_OUT, note=note)
+    if isinstance(ending, Cancel):
+        saga.failure_code, saga.failure_reason = ending.reason_code, ending.reason[:300]
+        _finish(saga, State.CANCELLED)
+    else:
+        _finish(saga, State.COMPLETED)
+    saga.save()
+
+
+@transaction.atomic(savepoint=False)
 def saga_retry_step(*, order_id: UUID, by: str) -> bool:
     """Staff: send the current step again (a parked compensation resumes)."""
     saga = OrderSaga.objects.select_for_update().select_related("order").get(pk=order_id)

@@ -3,7 +3,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from messaging.models import OutboxMessage
@@ -19,6 +19,14 @@ WAITING_ON: dict[str, str] = {
     Order.Status.PAID: "inventory: reserve stock",
     Order.Status.RESERVED: "shipping: create the shipment",
     Order.Status.SHIPPED: "orders: complete the order",
+}
+
+
+# What an orchestrated order waits for while its saga undoes a step.
+SAGA_UNDOING: dict[str, str] = {
+    OrderSaga.Step.CANCEL_SHIPMENT: "shipping: cancel the shipment",
+    OrderSaga.Step.RELEASE_INVENTORY: "inventory: release the stock",
+    OrderSaga.Step.REFUND_PAYMENT: "payments: refund the payment",
 }
 
 
@@ -44,8 +52,11 @@ OPEN_STATUSES = [
 
 
 def _open_orders_older_than(older_than: timedelta) -> QuerySet[Order]:
+    # With the open ones, those parked as needing attention (a parcel left for
+    # a cancelled order, say): they are closed but not settled.
     return Order.objects.filter(
-        status__in=OPEN_STATUSES, created_at__lt=timezone.now() - older_than
+        Q(status__in=OPEN_STATUSES) | ~Q(attention_reason=""),
+        created_at__lt=timezone.now() - older_than,
     )
 
 
@@ -65,8 +76,55 @@ def stuck_orders(*, older_than: timedelta, limit: int | None = None) -> list[Stu
             waiting_on = f"saga: {saga.get_step_display()} ({saga.get_state_display()})"
         else:
             waiting_on = WAITING_ON.get(order.status, order.status)
+        if order.waiting_because:
+            waiting_on = f"{waiting_on} ({order.waiting_because})"
+        if order.attention_reason:
+            waiting_on = f"a person: {order.attention_reason}"
         rows.append(StuckOrder(order=order, waiting_on=waiting_on, saga=saga))
     return rows
+
+
+def order_waiting_for(*, order: Order) -> str:
+    """What an open order waits for, the same words under either workflow: the step its status
+    leads to, or the one its saga is undoing.
+
+    Why it waits (a step put off by an outage) is left out: an order whose
+    step was dead-lettered before the outage was noticed waits for the same
+    thing, and both are to read the same.
+    """
+    saga = getattr(order, "saga", None) if order.workflow == Workflow.ORCHESTRATION else None
+    if order.pk in _unscreened([order]):
+        return AWAITING_VERDICT
+    if saga is not None and saga.step in SAGA_UNDOING:
+        return SAGA_UNDOING[saga.step]
+    return WAITING_ON.get(order.status, order.status)
+
+
+def order_shipment_reported(*, order_id: UUID) -> dict | None:
+    """The ShipmentCreated of the order's conversation, if shipping reported one: the parcel left.
+
+    Read from the event log, as the other apps published it, not from shipping's tables.
+    """
+    message = (
+        conversation_messages(correlation_id=str(order_id)).filter(type="ShipmentCreated").first()
+    )
+    return message.payload if message else None
+
+
+def orders_overdue_queryset(*, now) -> QuerySet[Order]:
+    """Open orders past their deadline and not parked, earliest first (the watchdog's sweep).
+
+    Filtered exactly as the partial index orders_open_by_deadline is defined,
+    so that the sweep reads that index, not the table.
+    """
+    return Order.objects.filter(
+        status__in=OPEN_STATUSES, attention_reason="", deadline__lt=now
+    ).order_by("deadline")
+
+
+def orders_overdue(*, now, limit: int) -> list[UUID]:
+    """The ids of the first ``limit`` orders past their deadline (orders_overdue_queryset)."""
+    return list(orders_overdue_queryset(now=now).values_list("pk", flat=True)[:limit])
 
 
 def _unscreened(orders: list[Order]) -> set[UUID]:

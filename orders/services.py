@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -20,7 +20,7 @@ from messaging.publishing import publish
 from .destinations import country_problem
 from .events import Address, OrderCancelled, OrderCompleted, OrderPlaced, PlacedLine, Workflow
 from .models import CatalogItem, Order, OrderLine
-from .saga import Cancel, Complete, saga_handle_reply, saga_start
+from .saga import Cancel, Complete, saga_handle_reply, saga_start, saga_wait_out
 from .schemas import MAX_QUANTITY
 from .steps import reason_refunded
 
@@ -103,6 +103,7 @@ def order_place(
             ),
             currency=settings.SHOP_CURRENCY,
             card_last4=token.last4,
+            deadline=timezone.now() + timedelta(seconds=settings.ORDER_DEADLINE_SECONDS),
         )
         lines = OrderLine.objects.bulk_create(
             OrderLine(
@@ -129,6 +130,7 @@ def order_place(
                 card_last4=token.last4,
                 workflow=Workflow(order.workflow),
                 card_fingerprint=token.fingerprint,
+                deadline=order.deadline,
             ),
             correlation_id=str(order.id),
         )
@@ -231,6 +233,7 @@ def _cancel(order: Order, *, reason_code: str, reason: str) -> None:
 def order_mark_paid(*, order_id: UUID, amount: Decimal) -> Order:
     order = _locked(order_id)
     order.amount_charged = amount
+    order.waiting_because = ""
     if order.payment_status in {Order.PaymentStatus.PENDING, Order.PaymentStatus.FAILED}:
         order.payment_status = Order.PaymentStatus.CAPTURED
     _advance(order, Order.Status.PAID)
@@ -257,6 +260,19 @@ def order_mark_payment_failed(*, order_id: UUID, reason_code: str, reason: str) 
         order.payment_status = Order.PaymentStatus.FAILED
     _cancel_if_choreographed(order, reason_code=reason_code, reason=f"Payment failed: {reason}")
     order.save()
+    return order
+
+
+@transaction.atomic(savepoint=False)
+def order_mark_payment_deferred(*, order_id: UUID, reason: str) -> Order:
+    """The payment waits on the card gateway: the order says so, and its saga waits too (not
+    timing the step out before the order's deadline)."""
+    order = _locked(order_id)
+    if not order.is_closed:
+        order.waiting_because = reason[:200]
+        order.save(update_fields=["waiting_because", "updated_at"])
+        if order.workflow == Workflow.ORCHESTRATION:
+            saga_wait_out(order_id=order_id, reason=reason)
     return order
 
 
@@ -288,6 +304,14 @@ def order_mark_refunded(*, order_id: UUID, amount: Decimal, reason_code: str, re
 def order_record_shipment(*, order_id: UUID, carrier: str, tracking_number: str) -> Order:
     """The shipment exists; under choreography that completes the order."""
     order = _locked(order_id)
+    if order.status == Order.Status.CANCELLED and not order.needs_attention:
+        # Only a shipment begun just before the order's deadline gets here: the
+        # parcel left for an order cancelled (and refunded) meanwhile.
+        order.carrier, order.tracking_number = carrier, tracking_number
+        order.attention_reason = f"shipment {tracking_number} left for this cancelled order"
+        order.save()
+        logger.warning("Order %s: %s", order.id, order.attention_reason)
+        return order
     if _is_choreographed(order):
         return _complete(order, carrier=carrier, tracking_number=tracking_number)
     order.carrier, order.tracking_number = carrier, tracking_number

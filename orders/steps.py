@@ -24,6 +24,7 @@ CANCELLED_BECAUSE = {
     "shipping_failed": "the parcel could not be shipped",
     "order_cancelled": "cancelled on request",
     "staff": "cancelled by our staff",
+    "deadline": "not completed in time",
 }
 
 
@@ -102,6 +103,7 @@ DESCRIBE = {
     "PaymentProcessed": _paid,
     "PaymentFailed": _because("Payment failed"),
     "PaymentRefunded": _refunded,
+    "PaymentDeferred": lambda p: Step("Payment delayed", p.get("reason", "")),
     "PaymentVoided": lambda p: Step("Payment cancelled: nothing was charged", p.get("reason", "")),
     "InventoryReserved": lambda p: Step("In stock and set aside for you", "", "reserved", "good"),
     "InventoryReservationFailed": _because("Out of stock"),

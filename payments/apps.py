@@ -5,4 +5,10 @@ class PaymentsConfig(AppConfig):
     name = "payments"
 
     def ready(self) -> None:
-        from . import handlers  # noqa: F401  (declaring a handler subscribes it)
+        from messaging.signals import delivery_retried
+
+        from . import handlers, receivers  # noqa: F401  (declaring a handler subscribes it)
+
+        delivery_retried.connect(
+            receivers.announce_deferral, dispatch_uid="payments.announce_deferral"
+        )

@@ -43,3 +43,15 @@ class PaymentVoided(Event):
     workflow: Workflow = Workflow.CHOREOGRAPHY
     # Why the payment was voided (e.g. order_cancelled); optional, so v1 stays readable.
     reason_code: str = ""
+
+
+class PaymentDeferred(Event):
+    """A charge or refund for the order is put off while the card gateway is unavailable.
+
+    Published once, the first time a delivery of it is deferred: the order saga then
+    waits (until the order's deadline) instead of timing the step out.
+    """
+
+    order_id: UUID
+    reason: str
+    workflow: Workflow = Workflow.CHOREOGRAPHY

@@ -17,7 +17,13 @@ from messaging.publishing import publish
 from orders.events import Workflow
 
 from . import breaker
-from .events import PaymentFailed, PaymentProcessed, PaymentRefunded, PaymentVoided
+from .events import (
+    PaymentDeferred,
+    PaymentFailed,
+    PaymentProcessed,
+    PaymentRefunded,
+    PaymentVoided,
+)
 from .models import Payment, Refund, Screening
 
 logger = logging.getLogger(__name__)
@@ -221,6 +227,26 @@ def payment_screening_record(
         return None
     _reply_charge(payment, Workflow(screening.workflow))
     return payment
+
+
+# What a deferred payment waits on, as the order's reason says it.
+GATEWAY_UNAVAILABLE = "the card gateway is unavailable"
+
+
+@transaction.atomic(savepoint=False)
+def payment_deferral_announce(*, order_id: UUID, workflow: Workflow | None) -> None:
+    """Publish PaymentDeferred: the order's payment waits for the card gateway to come back.
+
+    Without a workflow (the fraud screen's verdict names none), the one its
+    charge request was kept with, else choreography.
+    """
+    if workflow is None:
+        screening = Screening.objects.filter(order_id=order_id).first()
+        workflow = Workflow(screening.workflow) if screening and screening.workflow else None
+    event = PaymentDeferred(
+        order_id=order_id, reason=GATEWAY_UNAVAILABLE, workflow=workflow or Workflow.CHOREOGRAPHY
+    )
+    publish(event, correlation_id=str(order_id))
 
 
 def _locked_payment(order_id: UUID) -> Payment | None:

@@ -3,7 +3,7 @@
 from inventory.events import InventoryReserved
 from messaging.consumers import handler
 from messaging.messages import Envelope
-from orders.events import OrderPlaced, Workflow
+from orders.events import OrderCancelled, OrderPlaced, Workflow
 
 from . import services
 from .commands import CancelShipment, CreateShipment
@@ -16,7 +16,14 @@ def remember_destination(event: OrderPlaced, envelope: Envelope) -> None:
         order_id=event.order_id,
         address=event.shipping_address.model_dump(),
         lines=[{"sku": x.sku, "name": x.name, "quantity": x.quantity} for x in event.lines],
+        deadline=event.deadline,
     )
+
+
+@handler(OrderCancelled)
+def prevent_shipment(event: OrderCancelled, envelope: Envelope) -> None:
+    """No parcel for a cancelled order: one not made yet never will be."""
+    services.shipment_prevent(order_id=event.order_id, reason=event.reason)
 
 
 @handler(InventoryReserved, when=lambda event: event.workflow == Workflow.CHOREOGRAPHY)

@@ -9,6 +9,8 @@ class ShipmentRequest(models.Model):
     order_id = models.UUIDField(unique=True)
     address = models.JSONField()
     lines = models.JSONField()
+    # The order's deadline (from OrderPlaced): no parcel is made for it after then.
+    deadline = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -20,7 +22,8 @@ class Shipment(models.Model):
         CREATED = "created"
         # The carrier would not take it; kept so that asking again gets the same answer.
         REFUSED = "refused"
-        # Cancelled by the order saga before it was made: a later request is refused.
+        # Cancelled before it was made (by the order saga, the order's cancellation
+        # or its deadline passing): a later request is refused.
         CANCELLED = "cancelled"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -283,6 +283,11 @@ ORDERS_DEFAULT_WORKFLOW = env.str("ORDERS_DEFAULT_WORKFLOW", default="choreograp
 SAGA_STEP_TIMEOUT = env.float("SAGA_STEP_TIMEOUT", default=60.0)
 SAGA_STEP_ATTEMPTS = env.int("SAGA_STEP_ATTEMPTS", default=3)
 SAGA_DEADLINE_CHECK_INTERVAL = env.float("SAGA_DEADLINE_CHECK_INTERVAL", default=5.0)
+# Every order, under either workflow, ends by this many seconds after it was
+# placed: the watchdog (beat, every SAGA_DEADLINE_CHECK_INTERVAL) undoes what
+# an order still open did and cancels it, and the apps refuse its steps
+# from then on. A saga step waiting out an outage is not timed out before it.
+ORDER_DEADLINE_SECONDS = env.float("ORDER_DEADLINE_SECONDS", default=900.0)
 # An order still open after this many seconds is listed as stuck.
 STUCK_ORDER_AGE = env.float("STUCK_ORDER_AGE", default=300.0)
 
@@ -538,7 +543,7 @@ ANALYTICS_DEDUP_WINDOW = env.int("ANALYTICS_DEDUP_WINDOW", default=24 * 3600)
 
 
 def beat_schedule(*, deadline_check_interval: float) -> dict:
-    """Beat's periodic tasks: the saga's deadline check.
+    """Beat's periodic tasks: the saga's deadline check and the order watchdog.
 
     The outbox relay is not one of them: every worker runs it on its own timer
     (MESSAGING_WORKER_RELAY), so that it needs neither beat nor a worker of
@@ -547,6 +552,11 @@ def beat_schedule(*, deadline_check_interval: float) -> dict:
     return {
         "orders.saga_check_deadlines": {
             "task": "orders.saga_check_deadlines",
+            "schedule": deadline_check_interval,
+            "options": {"queue": "orders", "expires": deadline_check_interval * 2},
+        },
+        "orders.watchdog_sweep": {
+            "task": "orders.watchdog_sweep",
             "schedule": deadline_check_interval,
             "options": {"queue": "orders", "expires": deadline_check_interval * 2},
         },

@@ -103,6 +103,7 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     assert summary["recovery"]["left_pending"] == 0
     assert summary["redrive"]["queued"] == summary["redrive"]["letters"] > 0
     assert summary["ratios"]["redrive_group_over_one_by_one"] > 0
+    assert summary["watchdog"]["ended"] == summary["watchdog"]["overdue"] > 0
     assert all(r["dispatched"] == r["pending_before"] for r in report["runs"]["recovery"])
     probe = summary["memory"]["probe_worker"]
     assert probe["handled"] == probe["messages"]
@@ -139,7 +140,7 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     text = (tmp_path / "benchmarks.md").read_text()
     for heading in (
         "Targets", "Order flow side by side", "Web", "Recovery", "Redrive", "Stream",
-        "Observability", "Live", "Memory",
+        "Observability", "Live", "Memory", "Watchdog",
     ):  # fmt: skip
         assert f"## {heading}" in text
     assert "### For the record" in text
@@ -223,3 +224,27 @@ def test_the_redrive_phase_sends_every_letter_of_the_group_and_gives_its_ratios(
     record = {r["figure"]: r for r in report["summary"]["record"]}
     assert record["Redrive of a dead letter group, letters/s"]["ours"] > 0
     assert "## Redrive: a group of dead letters" in (tmp_path / "benchmarks.md").read_text()
+
+
+def test_the_watchdog_phase_sweeps_among_open_orders_and_shows_the_index_in_its_plan(
+    rabbitmq, tmp_path
+):
+    # given: the phase alone, tiny (300 open orders)
+    env = bench_env(rabbitmq)
+
+    # when
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--phases", "watchdog", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+    # then: the overdue orders were ended, both selections were timed, the plan names the index
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    watchdog = json.loads((tmp_path / "benchmarks.json").read_text())["summary"]["watchdog"]
+    assert watchdog["open_orders"] == 300
+    assert watchdog["ended"] == watchdog["overdue"] > 0
+    assert watchdog["select_ms"] > 0 and watchdog["select_table_scan_ms"] > 0
+    assert watchdog["index_over_table_scan"] > 0
+    assert watchdog["uses_index"], watchdog["plan"]
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert "## Watchdog" in text and "orders_open_by_deadline" in text

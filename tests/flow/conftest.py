@@ -44,6 +44,20 @@ def stock(app_workers):
 
 
 @pytest.fixture
+def shared_breaker():
+    """The card gateway's breaker every payments process shares (in Redis), closed before and
+    after the test."""
+    from django.conf import settings
+
+    from payments import breaker
+
+    require(bool(settings.PAYMENT_GATEWAY_BREAKER_REDIS_URL), "Redis")
+    breaker.breaker_reset()
+    yield breaker.breaker()
+    breaker.breaker_reset()
+
+
+@pytest.fixture
 def stale_catalog(settings) -> Callable[[str], None]:
     """Orders' knowledge behind the other apps', for tests of the checks they make later.
 

@@ -18,20 +18,11 @@ from orders.models import Order
 from payments import breaker
 from tests.flow.conftest import place_orders
 from tests.flow.invariants import assert_books_balance, wait_until_all_closed
-from tests.support.prerequisites import require
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 OUTAGE_SECONDS = 4
-
-
-@pytest.fixture
-def shared_breaker():
-    require(bool(settings.PAYMENT_GATEWAY_BREAKER_REDIS_URL), "Redis")
-    breaker.breaker_reset()
-    yield breaker.breaker()
-    breaker.breaker_reset()
 
 
 def test_orders_wait_out_a_gateway_outage_and_then_all_end(app_workers, stock, shared_breaker):

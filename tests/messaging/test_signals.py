@@ -122,6 +122,7 @@ def test_delivery_retried_is_sent_once_the_retry_was_published(rabbitmq):
     assert call["attempt"] == 1
     assert call["countdown"] > 0
     assert call["deferred"] is False
+    assert call["deferrals"] == 0
 
 
 def test_a_delivery_dead_lettered_after_its_last_attempt_sends_no_retry(settings):

@@ -67,6 +67,7 @@ class OrderFactory(DjangoModelFactory):
     total = Decimal("20.00")
     currency = "EUR"
     card_last4 = "4242"
+    deadline = factory.LazyFunction(lambda: timezone.now() + timedelta(seconds=900))
     line = factory.RelatedFactory("tests.orders.factories.OrderLineFactory", "order")
 
 

@@ -2,9 +2,11 @@
 all for an order the saga cancelled first."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from messaging.errors import RetryLater
 from shipping.models import Shipment, ShipmentRequest
@@ -12,6 +14,7 @@ from shipping.services import (
     shipment_cancel,
     shipment_create,
     shipment_create_on_request,
+    shipment_prevent,
     shipment_request_record,
 )
 from tests.shipping.factories import ShipmentFactory, ShipmentRequestFactory
@@ -217,3 +220,66 @@ def test_cancelling_a_shipment_that_never_left_is_answered_cancelled_every_time(
         "ShipmentCancelled",
         {"order_id": str(shipment.order_id), "workflow": "orchestration"},
     )
+
+
+# --- the order's deadline and its cancellation ---
+
+
+@pytest.mark.parametrize(
+    "ship",
+    [
+        lambda request: shipment_create(order_id=request.order_id),
+        lambda request: shipment_create_on_request(
+            order_id=request.order_id, address=request.address, lines=request.lines
+        ),
+    ],
+    ids=["choreography", "orchestration"],
+)
+def test_no_parcel_is_made_after_the_orders_deadline(ship):
+    # Given an order whose deadline passed while its shipment request waited
+    past = timezone.now() - timedelta(seconds=1)
+    request = ShipmentRequestFactory(deadline=past)
+
+    # When the request is handled
+    ship(request)
+
+    # Then no parcel is made, and the refusal says why
+    shipment = Shipment.objects.get(order_id=request.order_id)
+    assert (shipment.status, shipment.tracking_number) == (Shipment.Status.CANCELLED, None)
+    [failed] = published("ShipmentFailed")
+    assert (
+        failed.payload["reason"] == "The shipment was refused: the order was not completed in time"
+    )
+    assert published("ShipmentCreated") == []
+
+
+def test_a_shipment_within_the_deadline_is_made():
+    request = ShipmentRequestFactory(deadline=timezone.now() + timedelta(minutes=1))
+    shipment = shipment_create(order_id=request.order_id)
+    assert shipment.status == Shipment.Status.CREATED
+    assert published_types() == ["ShipmentCreated"]
+
+
+def test_a_cancelled_order_gets_no_parcel_when_its_reservation_comes_later():
+    # Given an order cancelled before its stock was reserved
+    request = ShipmentRequestFactory()
+    shipment_prevent(order_id=request.order_id, reason="not completed in time")
+    shipment_prevent(order_id=request.order_id, reason="again")
+
+    # When its InventoryReserved arrives after all
+    shipment_create(order_id=request.order_id)
+
+    # Then no parcel is made: one cancelled shipment, nothing created
+    shipment = Shipment.objects.get(order_id=request.order_id)
+    assert (shipment.status, shipment.failure_reason) == (
+        Shipment.Status.CANCELLED,
+        "not completed in time",
+    )
+    assert published("ShipmentCreated") == []
+
+
+def test_cancelling_an_order_whose_parcel_left_changes_nothing():
+    shipment = ShipmentFactory()
+    shipment_prevent(order_id=shipment.order_id, reason="cancelled")
+    assert Shipment.objects.get(pk=shipment.pk).status == Shipment.Status.CREATED
+    assert published() == []
