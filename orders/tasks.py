@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from .idempotency import placement_keys_purge
 from .saga import saga_check_deadlines
 
 
@@ -9,3 +10,9 @@ from .saga import saga_check_deadlines
 def check_saga_deadlines() -> int:
     """Retry or compensate saga steps whose reply is overdue (run by celery beat)."""
     return saga_check_deadlines()
+
+
+@shared_task(name="orders.placement_keys_purge", ignore_result=True)
+def purge_placement_keys() -> int:
+    """Forget the Idempotency-Keys and form tokens past their retention (run by celery beat)."""
+    return placement_keys_purge()
