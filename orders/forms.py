@@ -124,8 +124,7 @@ class OrderForm(forms.Form):
                 self.add_error(field, _too_many(product))
         if not cleaned.get("placement_token"):
             # Sent by hand or cut short: say so, and give the form shown again a token of its own.
-            self.data = self.data.copy()
-            self.data["placement_token"] = str(uuid.uuid4())
+            self.data = {**self.data, "placement_token": str(uuid.uuid4())}
             self.add_error(
                 None,
                 "This form was not sent whole (its one-time token is missing): check the order "
