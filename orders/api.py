@@ -119,6 +119,25 @@ IDEMPOTENCY_KEY = Header(
         503: ProblemOut,
     },
     summary="Place an order",
+    openapi_extra={
+        "responses": {
+            202: {
+                "headers": {
+                    "Location": {
+                        "description": "The order's URL, the same as status_url",
+                        "schema": {"type": "string", "format": "uri"},
+                    },
+                    "Idempotent-Replayed": {
+                        "description": "With an Idempotency-Key: true when this is the "
+                        "answer given before under the key, false when the order was placed now",
+                        "schema": {"type": "string", "enum": ["true", "false"]},
+                    },
+                }
+            },
+            409: {"headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+            503: {"headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+        }
+    },
     description="Answers once the order is committed and its OrderPlaced event is "
     "handed to the broker; payment, stock and shipping follow asynchronously. The "
     "Location header is the order's URL, as status_url. "

@@ -326,5 +326,7 @@ def test_openapi_document_describes_the_api(client):
     assert {"/api/orders/", "/api/orders/{order_id}/", "/api/products/"} <= set(document["paths"])
     post_order = document["paths"]["/api/orders/"]["post"]
     assert set(post_order["responses"]) == {"202", "400", "409", "413", "415", "422", "503"}
+    assert set(post_order["responses"]["202"]["headers"]) == {"Location", "Idempotent-Replayed"}
+    assert [p["name"] for p in post_order["parameters"]] == ["Idempotency-Key"]
     get_order = document["paths"]["/api/orders/{order_id}/"]["get"]
     assert set(get_order["responses"]) == {"200", "404", "422"}
