@@ -239,13 +239,17 @@ IdempotencyKey = Annotated[
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
+# Far beyond any list here, and within what PostgreSQL's OFFSET takes (a bigint).
+MAX_OFFSET = 1_000_000_000
 
 
 class PageQuery(Schema):
     limit: int = Field(
         DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="How many to list, at most 100"
     )
-    offset: int = Field(0, ge=0, description="How many to skip from the start of the list")
+    offset: int = Field(
+        0, ge=0, le=MAX_OFFSET, description="How many to skip from the start of the list"
+    )
 
 
 class Page(Schema):

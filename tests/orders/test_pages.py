@@ -34,7 +34,9 @@ def test_the_products_come_in_pages_that_link_to_each_other(client, five_product
     assert last["next"] is None
 
 
-@pytest.mark.parametrize("query", ["limit=101", "limit=0", "offset=-1", "limit=many"])
+@pytest.mark.parametrize(
+    "query", ["limit=101", "limit=0", "offset=-1", "offset=1000000001", "limit=many"]
+)
 def test_a_page_beyond_the_limits_is_refused_naming_the_parameter(client, five_products, query):
     response = client.get(f"/api/products/?{query}")
 
