@@ -83,6 +83,7 @@ def order_place_once(
                         source=source, key=key, fingerprint=fingerprint
                     )
             except IntegrityError:
+                _wait_at_most(None)
                 return _answer_given(source=source, key=key, fingerprint=fingerprint)
             _wait_at_most(None)
             order, status_code, body = place()
