@@ -1,13 +1,15 @@
 """HTTP load for the web scenario: POST /api/orders/ closed-loop (as fast as it goes) or open-loop.
 
-    python -m bench.loadgen URL --skus A,B --seconds S (--concurrency C | --rate R)
+    python -m bench.loadgen URL --skus A,B --seconds S (--concurrency C | --rate R) [--keyed]
 
 Closed loop: C threads each send the next request as soon as the last one
 answered; the figure is requests per second. Open loop: requests are due at
 a fixed rate whether or not earlier ones answered, and each latency counts
 from when it was due (no coordinated omission). Requests carry
 X-Forwarded-Proto: https, as behind the TLS proxy production settings
-expect. Prints one JSON line.
+expect; with --keyed, each also carries an Idempotency-Key of its own (a new
+order each, so the figure is the key's cost, not a replay's). Prints one JSON
+line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import random
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -43,25 +46,24 @@ def body(skus: list[str], rng: random.Random) -> bytes:
 
 
 class Client:
-    def __init__(self, url: str, skus: list[str]):
+    def __init__(self, url: str, skus: list[str], *, keyed: bool = False):
         parts = urlsplit(url)
         if parts.hostname is None:
             raise ValueError(f"no host in {url!r}")
         self.host, self.port, self.path = parts.hostname, parts.port, parts.path
         self.skus = skus
+        self.keyed = keyed
         self.lock = threading.Lock()
         self.statuses: dict[str, int] = {}
         self.first_error = ""
 
     def post(self, rng: random.Random) -> bool:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        headers = {"Content-Type": "application/json", "X-Forwarded-Proto": "https"}
+        if self.keyed:
+            headers["Idempotency-Key"] = str(uuid.uuid4())
         try:
-            conn.request(
-                "POST",
-                self.path,
-                body=body(self.skus, rng),
-                headers={"Content-Type": "application/json", "X-Forwarded-Proto": "https"},
-            )
+            conn.request("POST", self.path, body=body(self.skus, rng), headers=headers)
             response = conn.getresponse()
             response.read()
             status = str(response.status)
@@ -149,8 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--concurrency", type=int)
     group.add_argument("--rate", type=float)
+    parser.add_argument("--keyed", action="store_true", help="an Idempotency-Key per request")
     args = parser.parse_args(argv)
-    client = Client(args.url, args.skus.split(","))
+    client = Client(args.url, args.skus.split(","), keyed=args.keyed)
     if args.concurrency:
         result = closed_loop(client, args.concurrency, args.seconds)
     else:

@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     meta = run_meta(options, argv)
     results: dict = {s: {"saturation": [], "latency": {}} for s in options.scenarios}
     results.update(
-        {key: {"closed": [], "closed_wrk": [], "open": []} for key in web.WEB_SCENARIOS.values()}
+        {
+            key: {"closed": [], "closed_keyed": [], "closed_wrk": [], "open": []}
+            for key in web.WEB_SCENARIOS.values()
+        }
     )
     results.update({"recovery": [], "redrive": [], "stream": [], "memory": {}, "watchdog": []})
     results["observability"] = {state: [] for state in observability.STATES}

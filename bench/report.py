@@ -218,7 +218,7 @@ def markdown(doc: dict) -> str:
     add("")
     rows = []
     for server, w in (("ours", s["web"]), ("naive baseline", s.get("web_naive") or {})):
-        for kind in ("closed", "closed_wrk", "open"):
+        for kind in ("closed", "closed_keyed", "closed_wrk", "open"):
             if kind not in w:
                 continue
             r = w[kind]
@@ -227,6 +227,7 @@ def markdown(doc: dict) -> str:
                 per_run = runs(r["p99_ms_runs"]) + " (p99)"
             else:
                 how = f"closed loop, {st['web_closed_loop_concurrency']} connections"
+                how += ", an Idempotency-Key each" if kind == "closed_keyed" else ""
                 per_run = runs(r["rps_runs"])
             rows.append(
                 [server, how, r["generator"], fmt(r["rps"]), fmt(r["p50_ms"]), fmt(r["p99_ms"]),
@@ -244,6 +245,13 @@ def markdown(doc: dict) -> str:
     if web_ratio:
         add("")
         add(f"Web requests/s, ours ÷ naive baseline (closed loop): {fmt(web_ratio, 2)}.")
+    keyed_ratio = s["ratios"].get("web_keyed_over_unkeyed")
+    if keyed_ratio:
+        add("")
+        add(
+            "Web requests/s with an Idempotency-Key on each request ÷ without (ours, the Python "
+            f"closed loop, run after run): {fmt(keyed_ratio, 2)}."
+        )
     add("")
 
     add("## Recovery: outbox drain")

@@ -288,13 +288,16 @@ def ratios_of(scen: dict, results: dict, web: dict, web_naive: dict) -> dict:
         ]
     closed, closed_naive = (closed_loop(w).get("rps") for w in (web, web_naive))
     ratios["web_ours_over_naive"] = closed / closed_naive if closed and closed_naive else None
+    # The same generator, one run after the other: what an Idempotency-Key costs.
+    plain, keyed = (web.get(kind, {}).get("rps") for kind in ("closed", "closed_keyed"))
+    ratios["web_keyed_over_unkeyed"] = keyed / plain if keyed and plain else None
     return ratios
 
 
 def web_summary(by_kind: dict) -> dict:
     """The medians of one server's web runs, per kind of load."""
     web = {}
-    for kind in ("closed", "closed_wrk", "open"):
+    for kind in ("closed", "closed_keyed", "closed_wrk", "open"):
         wruns = by_kind.get(kind)
         if wruns:
             web[kind] = {

@@ -1,3 +1,5 @@
+import uuid
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -76,8 +78,14 @@ class OrderForm(forms.Form):
         ),
     )
 
+    # A one-time token each form is rendered with: the order it places is kept
+    # under it, so a double submit or a resubmit after going back lands on that
+    # order instead of placing another.
+    placement_token = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
     def __init__(self, *args, products: list[CatalogItem], **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["placement_token"].initial = uuid.uuid4
         self.fields["workflow"].initial = settings.ORDERS_DEFAULT_WORKFLOW
         self.products = products
         for product in products:
@@ -114,6 +122,14 @@ class OrderForm(forms.Form):
             quantity = cleaned.get(field) or 0
             if quantity > max(product.available, 0):
                 self.add_error(field, _too_many(product))
+        if not cleaned.get("placement_token"):
+            # Sent by hand or cut short: say so, and give the form shown again a token of its own.
+            self.data = {**self.data, "placement_token": str(uuid.uuid4())}
+            self.add_error(
+                None,
+                "This form was not sent whole (its one-time token is missing): check the order "
+                "and place it again.",
+            )
         quantity_refused = any(self.has_error(self.quantity_field(p.sku)) for p in self.products)
         if not quantity_refused and not self.chosen_items():
             self.add_error(None, "Choose a quantity for at least one product.")

@@ -207,3 +207,38 @@ class SagaEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.message_type or self.step}"
+
+
+class PlacementKey(models.Model):
+    """A key a client placed an order under, and the answer it got, to give again on a retry.
+
+    An API client's ``Idempotency-Key`` or the storefront form's one-time token;
+    kept for IDEMPOTENCY_KEY_RETENTION seconds, then purged by beat.
+    """
+
+    class Source(models.TextChoices):
+        API = "api", "JSON API"
+        STOREFRONT = "storefront", "Storefront form"
+
+    source = models.CharField(max_length=10, choices=Source.choices)
+    key = models.CharField(max_length=255)
+    # An HMAC of the request's body, so that a retry is told from another request
+    # under the same key without keeping the card number.
+    fingerprint = models.CharField(max_length=64)
+    # Empty only inside the transaction that claims the key and places the order.
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, null=True, related_name="placement_keys"
+    )
+    status_code = models.PositiveSmallIntegerField(default=0)
+    body = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            # What makes two requests under one key place one order: the second's
+            # INSERT waits on the first's and then fails.
+            models.UniqueConstraint(fields=["source", "key"], name="placement_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} key {self.key}"

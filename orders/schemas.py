@@ -185,9 +185,79 @@ class OrderAccepted(Schema):
     status_url: str
 
 
-class ErrorOut(Schema):
-    detail: str
-    errors: dict[str, list[str]] = {}
+class ProblemOut(Schema):
+    """RFC 9457 problem details, the shape of every error the API answers."""
+
+    type: str = Field(
+        description='What kind of problem: "about:blank" when the status says it all, '
+        "else one of /api/problems/... (the README lists them)",
+        examples=["/api/problems/order-rejected"],
+    )
+    title: str = Field(description="The kind of problem in a few words, the same for each")
+    status: int = Field(description="The HTTP status code")
+    detail: str = Field(description="What went wrong this time, in words a person can act on")
+    instance: str = Field(description="The path of the request that met the problem")
+    errors: dict[str, list[str]] | None = Field(
+        None,
+        description='Each wrong field, by its path in the body ("items.0.quantity"), or the '
+        "header or query parameter by its name, with what is wrong with it",
+    )
+
+
+# An Idempotency-Key: 1 to 255 visible ASCII characters (a UUID is a good one).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7E]{1,255}$"
+IDEMPOTENCY_KEY_MESSAGE = (
+    "Send an Idempotency-Key of 1 to 255 visible ASCII characters (no spaces), "
+    "e.g. a UUID; this one is {problem}."
+)
+
+
+def idempotency_key_problem(value: str) -> str | None:
+    """What is wrong with an Idempotency-Key header, in words; None when it is a good one."""
+    if not value:
+        return IDEMPOTENCY_KEY_MESSAGE.format(problem="empty")
+    if len(value) > 255:
+        return IDEMPOTENCY_KEY_MESSAGE.format(problem=f"{len(value)} characters long")
+    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value):
+        bad = next(c for c in value if not 0x21 <= ord(c) <= 0x7E)
+        return IDEMPOTENCY_KEY_MESSAGE.format(problem=f"holding U+{ord(bad):04X}")
+    return None
+
+
+def _idempotency_key(value: str) -> str:
+    if problem := idempotency_key_problem(value):
+        raise PydanticCustomError("idempotency_key", problem)
+    return value
+
+
+IdempotencyKey = Annotated[
+    str,
+    Field(json_schema_extra={"minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN}),
+    AfterValidator(_idempotency_key),
+]
+
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+# Far beyond any list here, and within what PostgreSQL's OFFSET takes (a bigint).
+MAX_OFFSET = 1_000_000_000
+
+
+class PageQuery(Schema):
+    limit: int = Field(
+        DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="How many to list, at most 100"
+    )
+    offset: int = Field(
+        0, ge=0, le=MAX_OFFSET, description="How many to skip from the start of the list"
+    )
+
+
+class Page(Schema):
+    count: int = Field(description="How many there are in all")
+    limit: int
+    offset: int
+    next: str | None = Field(description="The URL of the next page; null on the last")
+    previous: str | None = Field(description="The URL of the previous page; null on the first")
 
 
 class LineOut(Schema):
@@ -241,3 +311,22 @@ class OrderOut(Schema):
     payment: PaymentOut
     shipment: ShipmentOut | None
     timeline: list[TimelineEntryOut]
+
+
+class ProductPage(Page):
+    results: list[ProductOut]
+
+
+class OrderSummaryOut(Schema):
+    id: str
+    status: str
+    workflow: str
+    email: str
+    total: Decimal
+    currency: str
+    created_at: datetime
+    status_url: str
+
+
+class OrderPage(Page):
+    results: list[OrderSummaryOut]

@@ -10,7 +10,7 @@ from messaging.models import OutboxMessage
 from messaging.selectors import conversation_messages
 
 from .events import Workflow
-from .models import CatalogItem, Order, OrderSaga
+from .models import CatalogItem, Order, OrderSaga, PlacementKey
 from .steps import step_entry
 
 # What a choreographed order in each status waits for.
@@ -158,6 +158,20 @@ def catalog_is_loading() -> bool:
     still on their way; saying so beats refusing orders for unknown products.
     """
     return not CatalogItem.objects.exists()
+
+
+def orders_newest_first() -> QuerySet[Order]:
+    """Every order, the latest placed first: what staff list through the API."""
+    return Order.objects.order_by("-created_at", "-id")
+
+
+def placement_key_order(*, source: str, key: str) -> UUID | None:
+    """The order placed under a key or form token, if one was."""
+    return (
+        PlacementKey.objects.filter(source=source, key=key, order__isnull=False)
+        .values_list("order_id", flat=True)
+        .first()
+    )
 
 
 def order_get(*, order_id: UUID) -> Order | None:

@@ -10,9 +10,9 @@ from django.views.decorators.http import require_http_methods
 
 from messaging.context import log_fields_add
 
-from . import selectors, services
+from . import idempotency, selectors, services
 from .forms import OrderForm
-from .models import Order
+from .models import Order, PlacementKey
 
 # Where an error order_place finds shows on the form: "items.<index>.<field>" on the
 # quantity of that line's product, these on their field, anything else above the form.
@@ -43,12 +43,16 @@ def storefront(request: HttpRequest) -> HttpResponse:
         )
         response["Retry-After"] = str(retry_after)
         return response
+    if request.method == "POST" and (placed := _placed_by_form(request)):
+        # A resubmit (back, then submit again), whatever it now says: the order it placed.
+        return redirect("orders:detail", order_id=placed)
     products = list(selectors.catalog_for_sale())
     form = OrderForm(request.POST or None, products=products)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         items = [services.OrderItem(sku=s, quantity=q) for s, q in form.chosen_items()]
-        try:
+
+        def place() -> tuple[Order, int, dict]:
             order = services.order_place(
                 email=data["email"],
                 items=items,
@@ -62,16 +66,39 @@ def storefront(request: HttpRequest) -> HttpResponse:
                 card_number=data["card_number"],
                 workflow=data["workflow"] or None,
             )
+            return order, 303, {}
+
+        try:
+            # A double submit's second request waits here for the first, then gets its order.
+            answer = idempotency.order_place_once(
+                source=PlacementKey.Source.STOREFRONT,
+                key=str(data["placement_token"]),
+                fingerprint="",
+                place=place,
+            )
         except services.OrderRejected as rejected:
             skus = [item.sku for item in items]
             for field, messages in rejected.errors.items():
                 for message in messages:
                     form.add_error(form_field_of(field, form=form, skus=skus), message)
+        except idempotency.KeyInFlight:
+            form.add_error(
+                None, "This order is still being placed: send the form again in a moment to see it."
+            )
         else:
-            return redirect("orders:detail", order_id=order.id)
+            return redirect("orders:detail", order_id=answer.order_id)
     return render(
         request, "orders/storefront.html", {"form": form}, status=200 if not form.errors else 400
     )
+
+
+def _placed_by_form(request: HttpRequest) -> UUID | None:
+    """The order the form's one-time token already placed, if it did."""
+    try:
+        token = UUID(request.POST.get("placement_token", ""))
+    except ValueError:
+        return None
+    return selectors.placement_key_order(source=PlacementKey.Source.STOREFRONT, key=str(token))
 
 
 def order_detail(request: HttpRequest, order_id: UUID) -> HttpResponse:

@@ -2,7 +2,9 @@
 
 Each server is loaded by a closed loop (the Python load generator, and wrk
 when it is installed) and an open loop at a set rate, from a fresh database,
-with no app workers running.
+with no app workers running. Ours is also loaded by the Python closed loop
+with an Idempotency-Key on each request, right after the one without, for
+the key's cost as a ratio of the two.
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ def web_run(options: Options, scenario: str, server, url: str, into: dict, run: 
     purge_queues(web_queues())
     # Warm every gunicorn worker's connections before measuring.
     load(url, skus, ["--concurrency", str(options.web_workers * 2)], 1)
-    for kind in ["closed", *(["closed_wrk"] if WRK else []), "open"]:
+    keyed = ["closed_keyed"] if scenario == "ours" else []
+    for kind in ["closed", *keyed, *(["closed_wrk"] if WRK else []), "open"]:
         meter = meter_for(server.processes).start()
         outcome = web_load(kind, url, skus, options)
         cpu = meter.stop()
@@ -114,8 +117,9 @@ def web_load(kind: str, url: str, skus: list[str], options: Options) -> dict:
     """One web run: closed loop (Python client or wrk) or open loop at the set rate."""
     if kind == "closed_wrk":
         return load_wrk(url, skus, options.web_concurrency, options.web_seconds)
-    if kind == "closed":
+    if kind in ("closed", "closed_keyed"):
         flags = ["--concurrency", str(options.web_concurrency)]
+        flags += ["--keyed"] if kind == "closed_keyed" else []
     else:
         flags = ["--rate", str(options.web_rate)]
     return load(url, skus, flags, options.web_seconds)

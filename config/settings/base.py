@@ -79,6 +79,9 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost but for security's headers: every error under /api/ leaves as
+    # problem details, whichever middleware or view answered it.
+    "config.problems.ApiProblems",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -288,6 +291,15 @@ SAGA_DEADLINE_CHECK_INTERVAL = env.float("SAGA_DEADLINE_CHECK_INTERVAL", default
 # an order still open did and cancels it, and the apps refuse its steps
 # from then on. A saga step waiting out an outage is not timed out before it.
 ORDER_DEADLINE_SECONDS = env.float("ORDER_DEADLINE_SECONDS", default=900.0)
+# How long an order's Idempotency-Key (or the storefront form's one-time token)
+# is remembered: a client retrying within it gets the first answer; beat purges
+# older keys every hour, after which the key may place a new order.
+IDEMPOTENCY_KEY_RETENTION = env.float("IDEMPOTENCY_KEY_RETENTION", default=24 * 3600.0)
+if IDEMPOTENCY_KEY_RETENTION <= 0:
+    raise ImproperlyConfigured(
+        f"IDEMPOTENCY_KEY_RETENTION={IDEMPOTENCY_KEY_RETENTION!r} is not a number of seconds "
+        "above 0"
+    )
 # An order still open after this many seconds is listed as stuck.
 STUCK_ORDER_AGE = env.float("STUCK_ORDER_AGE", default=300.0)
 
@@ -542,8 +554,13 @@ ANALYTICS_ALLOWED_LATENESS = env.int("ANALYTICS_ALLOWED_LATENESS", default=300)
 ANALYTICS_DEDUP_WINDOW = env.int("ANALYTICS_DEDUP_WINDOW", default=24 * 3600)
 
 
+# Beat purges the placement keys older than IDEMPOTENCY_KEY_RETENTION this often (seconds).
+PLACEMENT_KEYS_PURGE_INTERVAL = 3600.0
+
+
 def beat_schedule(*, deadline_check_interval: float) -> dict:
-    """Beat's periodic tasks: the saga's deadline check and the order watchdog.
+    """Beat's periodic tasks: the saga's deadline check, the order watchdog and the purge of old
+    placement keys.
 
     The outbox relay is not one of them: every worker runs it on its own timer
     (MESSAGING_WORKER_RELAY), so that it needs neither beat nor a worker of
@@ -559,6 +576,11 @@ def beat_schedule(*, deadline_check_interval: float) -> dict:
             "task": "orders.watchdog_sweep",
             "schedule": deadline_check_interval,
             "options": {"queue": "orders", "expires": deadline_check_interval * 2},
+        },
+        "orders.placement_keys_purge": {
+            "task": "orders.placement_keys_purge",
+            "schedule": PLACEMENT_KEYS_PURGE_INTERVAL,
+            "options": {"queue": "orders", "expires": PLACEMENT_KEYS_PURGE_INTERVAL},
         },
     }
 

@@ -93,6 +93,9 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
         assert stream[key] > 0, key
     assert summary["web"]["closed"]["rps"] > 0
     assert summary["web"]["closed"]["errors"] == summary["web"]["open"]["errors"] == 0
+    assert summary["web"]["closed_keyed"]["rps"] > 0
+    assert summary["web"]["closed_keyed"]["errors"] == 0
+    assert summary["ratios"]["web_keyed_over_unkeyed"] > 0
     if shutil.which("wrk"):
         assert summary["web"]["closed_wrk"]["rps"] > 0
         assert summary["web"]["closed_wrk"]["errors"] == 0

@@ -133,7 +133,9 @@ def storefront_catalog(db):
 
 
 def form_data(**overrides) -> dict:
+    """The order form as a browser sends it, with a one-time token of its own."""
     data = {
+        "placement_token": str(uuid.uuid4()),
         "email": "ada@example.com",
         "name": "Ada Lovelace",
         "line1": "12 St James's Square",

@@ -9,6 +9,7 @@ from messaging.models import OutboxMessage
 from orders.models import CatalogItem, Order
 from tests.flow.conftest import ADDRESS, order_body
 from tests.orders.factories import CatalogItemFactory
+from tests.support.problems import problem_of
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -155,11 +156,12 @@ def test_a_destination_the_carrier_cannot_reach_is_refused_before_any_charge(
 
     response = post(client, body)
 
-    assert response.status_code == 422
-    assert response.json() == {
-        "detail": "The request is invalid.",
-        "errors": {"shipping_address.country": [message]},
-    }
+    problem = problem_of(response, status=422, path="/api/orders/")
+    assert (problem["type"], problem["detail"]) == (
+        "/api/problems/invalid-request",
+        "The request is invalid.",
+    )
+    assert problem["errors"] == {"shipping_address.country": [message]}
     assert_nothing_written()
 
 
@@ -201,8 +203,12 @@ def test_more_than_the_catalog_has_or_allows_is_refused_before_any_charge(
 
     response = post(client, order_body(items=items))
 
-    assert response.status_code == 422
-    assert response.json() == {"detail": "The order was not placed.", "errors": errors}
+    problem = problem_of(response, status=422, path="/api/orders/")
+    assert (problem["type"], problem["detail"]) == (
+        "/api/problems/order-rejected",
+        "The order was not placed.",
+    )
+    assert problem["errors"] == errors
     assert_nothing_written()
 
 
@@ -245,8 +251,7 @@ def test_a_whole_number_written_as_a_float_is_that_quantity(client, catalog):
 def test_malformed_json_is_rejected_with_where_it_breaks(client, catalog, body, reason):
     response = post(client, body)
 
-    assert response.status_code == 400
-    assert reason in response.json()["detail"]
+    assert reason in problem_of(response, status=400, path="/api/orders/")["detail"]
     assert_nothing_written()
 
 
@@ -267,11 +272,11 @@ def test_oversized_body_is_rejected_with_the_limit(client, catalog, settings):
 
     response = post(client, body)
 
-    assert response.status_code == 413
-    assert response.json() == {
-        "detail": f"The request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} "
+    problem = problem_of(response, status=413, path="/api/orders/")
+    assert problem["detail"] == (
+        f"The request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} "
         "bytes this API accepts."
-    }
+    )
     assert_nothing_written()
 
 
@@ -301,22 +306,27 @@ def test_a_body_not_sent_as_json_is_refused(client, catalog, content_type, named
 
     response = client.post("/api/orders/", body, content_type=content_type)
 
-    assert response.status_code == 415
-    assert response.json() == {
-        "detail": f"Send the order as JSON, with Content-Type: application/json ({named})."
-    }
+    problem = problem_of(response, status=415, path="/api/orders/")
+    assert problem["detail"] == (
+        f"Send the order as JSON, with Content-Type: application/json ({named})."
+    )
     assert_nothing_written()
 
 
 def test_unknown_order_is_404_and_ids_are_not_enumerable(client):
-    assert client.get("/api/orders/00000000-0000-0000-0000-000000000001/").status_code == 404
-    assert client.get("/api/orders/1/").status_code in (404, 422)
+    unknown = "/api/orders/00000000-0000-0000-0000-000000000001/"
+    assert problem_of(client.get(unknown), status=404, path=unknown)["detail"] == "No such order."
+    # Not an id at all: the path's field is named as wrong, in the same shape
+    problem = problem_of(client.get("/api/orders/1/"), status=422, path="/api/orders/1/")
+    assert list(problem["errors"]) == ["order_id"]
 
 
 def test_openapi_document_describes_the_api(client):
     document = client.get("/api/openapi.json").json()
     assert {"/api/orders/", "/api/orders/{order_id}/", "/api/products/"} <= set(document["paths"])
     post_order = document["paths"]["/api/orders/"]["post"]
-    assert set(post_order["responses"]) == {"202", "400", "413", "415", "422", "503"}
+    assert set(post_order["responses"]) == {"202", "400", "409", "413", "415", "422", "503"}
+    assert set(post_order["responses"]["202"]["headers"]) == {"Location", "Idempotent-Replayed"}
+    assert [p["name"] for p in post_order["parameters"]] == ["Idempotency-Key"]
     get_order = document["paths"]["/api/orders/{order_id}/"]["get"]
     assert set(get_order["responses"]) == {"200", "404", "422"}

@@ -9,6 +9,7 @@ from django.test import Client
 
 from orders.models import Order
 from tests.flow.conftest import form_data
+from tests.support.problems import problem_of
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -50,11 +51,15 @@ def test_staff_pages_send_anyone_else_to_the_login(client, customer, page):
         assert "/login/" in response["Location"]
 
 
-def test_orders_cannot_be_listed_or_guessed(client, storefront_catalog):
+def test_orders_cannot_be_listed_or_guessed(client, customer, storefront_catalog):
     response = client.post("/", form_data(), follow=True)
     order = Order.objects.get()
-    # No list of orders for anyone to walk through
-    assert client.get("/api/orders/").status_code == 405
+    # No list of orders for anyone but staff to walk through
+    for visitor in (client, customer):
+        listing = visitor.get("/api/orders/")
+        assert problem_of(listing, status=403, path="/api/orders/")["detail"].startswith(
+            "Listing orders is for staff"
+        )
     # and ids are random (UUID4), so a neighbour's cannot be worked out from one's own.
     assert order.pk.version == 4
     stranger = uuid.uuid4()

@@ -1,10 +1,14 @@
 """The storefront's form in a real Chromium: a running total, and columns an error never moves."""
 
+import time
+
 import pytest
 from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from gateway import client as gateway
+from gateway.models import CardToken
 from orders.models import CatalogItem, Order
 from tests.support.browser import screenshot
 
@@ -80,3 +84,70 @@ def test_the_total_follows_the_quantities_and_an_error_moves_no_column(
     assert Select(browser.find_element(By.NAME, "country")).first_selected_option.text == "France"
     assert browser.find_element(By.NAME, "card_number").get_attribute("value") == ""
     assert not Order.objects.exists()
+
+
+def fill_the_order_form(browser) -> None:
+    set_quantity(browser, "MUG-1", "1")
+    for name, value in [
+        ("email", "ada@example.com"),
+        ("name", "Ada Lovelace"),
+        ("line1", "12 St James's Square"),
+        ("city", "London"),
+        ("postal_code", "SW1Y 4JH"),
+    ]:
+        box = browser.find_element(By.NAME, name)
+        box.clear()
+        box.send_keys(value)
+    Select(browser.find_element(By.NAME, "country")).select_by_value("GB")
+    card = browser.find_element(By.NAME, "card_number")
+    card.clear()
+    card.send_keys("4242 4242 4242 4242")
+
+
+def on_an_order_page(browser) -> str:
+    WebDriverWait(browser, 10).until(lambda b: "/orders/" in b.current_url)
+    return browser.current_url
+
+
+def test_a_second_click_while_the_first_is_placing_places_no_second_order(
+    browser, live_server, catalog, monkeypatch
+):
+    # Given a shop slow to place an order (the gateway takes a second to tokenize the card)
+    tokenize = gateway.tokenize
+
+    def slowly(**kwargs):
+        time.sleep(1)
+        return tokenize(**kwargs)
+
+    monkeypatch.setattr(gateway, "tokenize", slowly)
+    browser.get(f"{live_server.url}/")
+    fill_the_order_form(browser)
+
+    # When the customer clicks Place order, and again before the page changes (the browser
+    # drops the first request's answer and sends the form again)
+    browser.execute_script(
+        "const form = document.querySelector('form');"
+        "form.requestSubmit(); setTimeout(() => form.requestSubmit(), 300);"
+    )
+
+    # Then the page shown is that of the one order placed
+    url = on_an_order_page(browser)
+    order = Order.objects.get()
+    assert url.endswith(f"/orders/{order.pk}/")
+    assert CardToken.objects.count() == 1
+
+
+def test_back_and_submit_again_lands_on_the_order_already_placed(browser, live_server, catalog):
+    browser.get(f"{live_server.url}/")
+    fill_the_order_form(browser)
+    browser.find_element(By.ID, "place-order").click()
+    first = on_an_order_page(browser)
+
+    # The customer goes back to the form and sends it again
+    browser.back()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "place-order"))
+    fill_the_order_form(browser)
+    browser.find_element(By.ID, "place-order").click()
+
+    WebDriverWait(browser, 10).until(lambda b: b.current_url == first)
+    assert Order.objects.count() == 1

@@ -9,6 +9,7 @@ from messaging.models import OutboxMessage
 from orders.models import Order
 from tests.flow.conftest import order_body
 from tests.orders.factories import CatalogItemFactory
+from tests.support.problems import problem_of
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -24,12 +25,15 @@ def test_the_products_api_lists_orders_copy_of_the_catalog(client):
 
     # Then it sees what the storefront sells, withdrawn products left out
     assert response.status_code == 200
-    assert response.json() == [
-        {"sku": "MUG-001", "name": "Stoneware mug", "price": "12.50", "currency": "EUR",
-         "available": 40},
-        {"sku": "PEN-005", "name": "Brass pen", "price": "34.00", "currency": "EUR",
-         "available": 0},
-    ]  # fmt: skip
+    assert response.json() == {
+        "count": 2, "limit": 50, "offset": 0, "next": None, "previous": None,
+        "results": [
+            {"sku": "MUG-001", "name": "Stoneware mug", "price": "12.50", "currency": "EUR",
+             "available": 40},
+            {"sku": "PEN-005", "name": "Brass pen", "price": "34.00", "currency": "EUR",
+             "available": 0},
+        ],
+    }  # fmt: skip
 
 
 def test_while_the_catalog_loads_the_products_api_asks_to_retry(client):
@@ -38,9 +42,10 @@ def test_while_the_catalog_loads_the_products_api_asks_to_retry(client):
     response = client.get("/api/products/")
 
     # Then it is told to come back, and when
-    assert response.status_code == 503
+    problem = problem_of(response, status=503, path="/api/products/")
     assert response["Retry-After"] == "2"
-    assert "catalog is loading" in response.json()["detail"]
+    assert problem["type"] == "/api/problems/catalog-loading"
+    assert "catalog is loading" in problem["detail"]
 
 
 def test_an_order_placed_while_the_catalog_loads_is_deferred_not_refused(client):
@@ -53,9 +58,10 @@ def test_an_order_placed_while_the_catalog_loads_is_deferred_not_refused(client)
     )
 
     # Then it is asked to retry shortly (not told there is no such product); nothing is written
-    assert response.status_code == 503
+    problem = problem_of(response, status=503, path="/api/orders/")
     assert response["Retry-After"] == "2"
-    assert "catalog is loading" in response.json()["detail"]
+    assert problem["type"] == "/api/problems/catalog-loading"
+    assert "catalog is loading" in problem["detail"]
     assert not Order.objects.exists()
     assert not OutboxMessage.objects.exists()
 
@@ -72,8 +78,9 @@ def test_once_one_product_has_arrived_an_unknown_one_is_refused(client):
     )
 
     # Then that product is named as not for sale
-    assert response.status_code == 422
-    assert response.json()["errors"] == {"items.0.sku": ["There is no product 'NOPE-1' for sale."]}
+    assert problem_of(response, status=422, path="/api/orders/")["errors"] == {
+        "items.0.sku": ["There is no product 'NOPE-1' for sale."]
+    }
 
 
 def test_while_the_catalog_loads_the_storefront_says_so_and_reloads_itself(client):
