@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from gateway.models import Charge
@@ -140,3 +140,13 @@ def test_moving_from_classic_to_quorum_queues_loses_nothing_and_handles_each_mes
     assert moved == sum(ours.values())
     types = {q["name"]: q["type"] for q in list_queues(vhost_name(new), "name", "type")}
     assert {types[name] for name, n in ours.items() if n} == {"quorum"}
+
+
+def test_a_source_that_is_not_rabbitmq_is_refused_before_anything_moves():
+    with pytest.raises(CommandError, match="--from 'redis://x' is not a RabbitMQ URL: amqp://"):
+        call_command("move_queues", "--from", "redis://x")
+
+
+def test_a_move_onto_the_vhost_it_comes_from_is_refused(rabbitmq):
+    with pytest.raises(CommandError, match="the source and the target are one vhost"):
+        call_command("move_queues", "--from", rabbitmq, "--to", rabbitmq)
