@@ -128,7 +128,11 @@ def test_moving_from_classic_to_quorum_queues_loses_nothing_and_handles_each_mes
         assert Payment.objects.filter(order_id__in=ids, status="captured").count() == len(ids)
         assert Charge.objects.count() - charges_before == len(ids)
         # the retry was delivered, once
-        wait_for(lambda: ProbeEffect.objects.filter(probe_id=probe_id).exists(), what="the retry")
+        wait_for(
+            lambda: ProbeEffect.objects.filter(probe_id=probe_id).exists(),
+            timeout=90,
+            what="the retry (8 s in its retry queue again)",
+        )
         wait_until_quiet([*APP_QUEUES, "probe_a"], vhost=vhost_name(new))
         assert ProbeEffect.objects.filter(probe_id=probe_id).count() == 1
 

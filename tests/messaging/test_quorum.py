@@ -33,11 +33,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, database
 
 DELIVERY_LIMIT = 2
 VHOST_SUFFIX = "quorum"
-# The probe worker's retries: long enough tiers (2, 4 and 8 s) to watch a retry wait.
+# The probe worker's retries: long enough tiers (2, 4 and 8 s) to watch a retry wait,
+# and a patient confirm (a retry not confirmed in time is dead-lettered; CI is busy).
 PROBE_RETRIES = {
     "MESSAGING_MAX_RETRIES": "2",
     "MESSAGING_RETRY_BACKOFF": "4",
     "MESSAGING_RETRY_BACKOFF_MAX": "8",
+    "MESSAGING_CONFIRM_TIMEOUT": "30",
 }
 
 
@@ -129,7 +131,8 @@ def test_a_failing_handler_waits_in_a_quorum_retry_queue_unheld_then_is_dead_let
         for name, queue in sample.items()
         if name.startswith("probe_a.retry.") and queue["messages_ready"] == 1
     ]
-    assert waiting, "never saw the retry waiting in a retry queue"
+    letter = DeadLetter.objects.get(envelope__payload__probe_id=probe_id)
+    assert waiting, f"never saw the retry waiting in a retry queue; dead letter: {letter.error}"
     for name, sample in waiting:
         assert sample[name]["type"] == "quorum"
         assert sample["probe_a"]["messages_unacknowledged"] == 0
@@ -139,7 +142,6 @@ def test_a_failing_handler_waits_in_a_quorum_retry_queue_unheld_then_is_dead_let
     assert arguments(retry_queue)["x-message-ttl"] in {2000, 4000, 8000}
 
     # Then it was tried three times, with the backoff's waits between (at least 2 + 4 s)
-    letter = DeadLetter.objects.get(envelope__payload__probe_id=probe_id)
     assert letter.reason == DeadLetter.Reason.RETRIES_EXHAUSTED
     assert letter.attempts == 3
     assert ProbeEffect.objects.filter(probe_id=probe_id).count() == 0  # each attempt rolled back
