@@ -16,6 +16,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
+from kombu import Connection
 
 from gateway.models import Charge
 from inventory import services as inventory
@@ -55,6 +56,14 @@ def messages_on(url: str) -> dict[str, int]:
     return {q["name"]: q["messages"] for q in list_queues(vhost_name(url), "name", "messages")}
 
 
+def queues_declare() -> None:
+    from config.celery import app
+
+    with Connection(app.conf.broker_url) as connection:
+        for queue in app.amqp.queues.values():
+            queue(connection.default_channel).declare()
+
+
 def product(sku: str, on_hand: int) -> None:
     # The storefront's copy is written here: no orders worker runs on the old side to fold it.
     inventory.product_save(sku=sku, name=f"Move {sku}", price=Decimal("10.00"), on_hand=on_hand)
@@ -79,8 +88,10 @@ def test_moving_from_classic_to_quorum_queues_loses_nothing_and_handles_each_mes
     probe_id = new_probe_id()
     charges_before = Charge.objects.count()
 
-    # Given a deployment on classic queues: orders placed while only a slow payments worker runs
+    # Given a deployment on classic queues (each declared, as its workers did when they started):
+    # orders placed while only a slow payments worker runs
     with publishing_to(old, queue_type="classic", delivery_limit=DELIVERY_LIMIT):
+        queues_declare()
         product(sku, on_hand=20)
         slow = {"PAYMENT_GATEWAY_LATENCY": "1.0"}
         with workers_running(
