@@ -6,18 +6,19 @@ the same values. The suite needs PostgreSQL; DATABASE_URL=sqlite:///...
 runs it on SQLite instead.
 """
 
-from kombu import Exchange, Queue
-
 from .base import *  # noqa: F403
 from .base import (
     CELERY_TASK_QUEUES,
     INSTALLED_APPS,
+    MESSAGING_DELIVERY_LIMIT,
+    MESSAGING_QUEUE_TYPE,
     MESSAGING_QUEUES,
     VAR_DIR,
     broker_transport,
     databases,
     event_log_backend,
     event_log_redis_url,
+    task_queues,
 )
 from .environment import env
 
@@ -70,15 +71,15 @@ METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
 # A probe app whose events and handlers exercise the backbone without any
 # business domain; its queues exist only in tests.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]
-# probe_c and probe_d are consumed only by tests/messaging/test_fan_out.py's worker.
-PROBE_QUEUES = ["probe_a", "probe_b", "probe_c", "probe_d"]
+# probe_c and probe_d are consumed only by tests/messaging/test_fan_out.py's worker,
+# probe_e only by tests/messaging/test_quorum.py's.
+PROBE_QUEUES = ["probe_a", "probe_b", "probe_c", "probe_d", "probe_e"]
 MESSAGING_QUEUES = [*MESSAGING_QUEUES, *PROBE_QUEUES]
 CELERY_TASK_QUEUES = [
     *CELERY_TASK_QUEUES,
-    *[
-        Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
-        for name in PROBE_QUEUES
-    ],
+    *task_queues(
+        PROBE_QUEUES, queue_type=MESSAGING_QUEUE_TYPE, delivery_limit=MESSAGING_DELIVERY_LIMIT
+    ),
 ]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -92,4 +93,5 @@ MESSAGING_PUBLISHER_MODULES = [
     "tests.messaging.test_delivery",
     "tests.messaging.test_dead_letters",
     "tests.messaging.test_fan_out",
+    "tests.messaging.test_quorum",
 ]
