@@ -15,4 +15,9 @@ class Migration(migrations.Migration):
             name='reason',
             field=models.CharField(choices=[('undecodable', 'Body could not be decoded'), ('rejected_content', 'Content type not accepted'), ('unknown_task', 'No such handler'), ('unknown_format', 'Not a task message'), ('malformed', 'Malformed envelope'), ('unknown_message', 'Unknown message type or version'), ('invalid_payload', 'Payload fails its schema'), ('permanent_error', 'Handler failed permanently'), ('retries_exhausted', 'Handler failed after all retries'), ('retry_failed', 'Retry could not be scheduled'), ('oversized', 'Message larger than the limit'), ('delivery_limit', "Delivered past the queue's delivery limit"), ('broker', 'Dead-lettered by the broker')], db_index=True, max_length=20),
         ),
+        migrations.AlterField(
+            model_name='deadlettergroup',
+            name='reason',
+            field=models.CharField(choices=[('undecodable', 'Body could not be decoded'), ('rejected_content', 'Content type not accepted'), ('unknown_task', 'No such handler'), ('unknown_format', 'Not a task message'), ('malformed', 'Malformed envelope'), ('unknown_message', 'Unknown message type or version'), ('invalid_payload', 'Payload fails its schema'), ('permanent_error', 'Handler failed permanently'), ('retries_exhausted', 'Handler failed after all retries'), ('retry_failed', 'Retry could not be scheduled'), ('oversized', 'Message larger than the limit'), ('delivery_limit', "Delivered past the queue's delivery limit"), ('broker', 'Dead-lettered by the broker')], max_length=20),
+        ),
     ]
