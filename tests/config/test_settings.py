@@ -250,7 +250,8 @@ def test_the_test_settings_default_to_the_local_servers_and_quick_timings():
         "PAYMENT_GATEWAY_LATENCY 0.0",
         "PAYMENT_GATEWAY_BREAKER_RESET 1.0",
         "FRAUD_SCREENING False",
-        "beat schedules ['orders.placement_keys_purge', 'orders.saga_check_deadlines', 'orders.watchdog_sweep']",
+        "beat schedules ['orders.placement_keys_purge', 'orders.saga_check_deadlines', "
+        "'orders.watchdog_sweep']",
         "workers relay False",
     ]
 
