@@ -14,10 +14,12 @@ Set by the harness for the processes that need it:
 
 import os
 
-from kombu import Exchange, Queue
-
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench")
 os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/bench")
+# Every process of a run declares its queues alike, the web's production
+# settings included (bench.settings_production): classic on one node, unless
+# a phase asks for quorum.
+os.environ.setdefault("MESSAGING_QUEUE_TYPE", "classic")
 # A gateway that answers at once: the benchmark measures our code, not a sleep.
 os.environ.setdefault("PAYMENT_GATEWAY_LATENCY", "0")
 # No stream processor runs in the benchmark (as in the tests' flows), so no
@@ -31,7 +33,14 @@ os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.dummy.EmailBac
 os.environ.setdefault("METRICS_WORKER_PORT", "0")
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import CELERY_TASK_QUEUES, INSTALLED_APPS, MESSAGING_QUEUES
+from config.settings.base import (
+    CELERY_TASK_QUEUES,
+    INSTALLED_APPS,
+    MESSAGING_DELIVERY_LIMIT,
+    MESSAGING_QUEUE_TYPE,
+    MESSAGING_QUEUES,
+    task_queues,
+)
 
 INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
 # The harness puts the probe's pings on its queue and in the outbox itself, as
@@ -50,10 +59,9 @@ BENCH_QUEUES = [*NAIVE_QUEUES, *FLOOR_QUEUES, PROBE_QUEUE]
 MESSAGING_QUEUES = [*MESSAGING_QUEUES, PROBE_QUEUE]
 CELERY_TASK_QUEUES = [
     *CELERY_TASK_QUEUES,
-    *[
-        Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
-        for name in BENCH_QUEUES
-    ],
+    *task_queues(
+        BENCH_QUEUES, queue_type=MESSAGING_QUEUE_TYPE, delivery_limit=MESSAGING_DELIVERY_LIMIT
+    ),
 ]
 
 if os.environ.get("BENCH_NO_CONFIRMS") or os.environ.get("BENCH_NAIVE"):

@@ -43,6 +43,7 @@ RELAY_RUN_LIMIT = 300.0
 # Celery's step for monitoring events, and ours in its place.
 CELERY_EVENTS = "celery.worker.consumer.events:Events"
 EVENTS = "messaging.worker_events:Events"
+CELERY_DELAYED_DELIVERY = "celery.worker.consumer.delayed_delivery:DelayedDelivery"
 
 
 def drop_cancelled_timer_entries(timer) -> int:
@@ -165,9 +166,14 @@ class Consumer(CeleryConsumer):
         # the event loop, which, with a silent broker, would sit there
         # reconnecting and no longer see the missed AMQP heartbeats that
         # tell it the connection is dead.
+        # Nor does it set up Celery's native delayed delivery, which it would
+        # on quorum queues: our retries wait in retry queues of their own
+        # (messaging.queues), and its topic exchanges route nothing to our
+        # direct ones.
         default_steps = [
             EVENTS if step == CELERY_EVENTS else step
             for step in CeleryConsumer.Blueprint.default_steps
+            if step != CELERY_DELAYED_DELIVERY
         ] + [
             "messaging.worker:TimerSweep",
             "messaging.worker:RelayTimer",

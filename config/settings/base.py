@@ -18,7 +18,9 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Exchange, Queue
+from kombu import Queue
+
+from messaging.queues import app_queue, queue_type_read
 
 from messaging.broker_urls import BrokerUrlError, broker_nodes, is_amqp
 
@@ -384,12 +386,31 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_WORKER_CONSUMER = "messaging.worker:Consumer"
 
 # One durable queue per app, named after it; "messaging" carries the
-# backbone's own housekeeping (the outbox relay).
+# backbone's own housekeeping (the outbox relay). Quorum queues are replicated
+# across a cluster's nodes (RabbitMQ 4 has no other replicated kind); classic
+# ones live on one node, and are what the embedded default and development
+# use. A queue's type cannot change in place: the README says how to move.
+MESSAGING_QUEUE_TYPE = queue_type_read(env.str("MESSAGING_QUEUE_TYPE", default="classic"))
+# A quorum queue dead-letters a message delivered this many times without an
+# ack (its worker died each time): a second guard, after the retries' own count,
+# against a message that kills whoever handles it.
+MESSAGING_DELIVERY_LIMIT = env.int("MESSAGING_DELIVERY_LIMIT", default=10)
+if MESSAGING_DELIVERY_LIMIT < 1:
+    raise ImproperlyConfigured(
+        f"MESSAGING_DELIVERY_LIMIT={str(MESSAGING_DELIVERY_LIMIT)!r} is not a number of "
+        "deliveries: 1 or more"
+    )
 MESSAGING_QUEUES = ["orders", "payments", "inventory", "shipping", "notifications", "messaging"]
-CELERY_TASK_QUEUES = [
-    Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
-    for name in MESSAGING_QUEUES
-]
+
+
+def task_queues(names: list[str], *, queue_type: str, delivery_limit: int) -> list[Queue]:
+    """The queues workers consume, declared alike everywhere (messaging.queues)."""
+    return [app_queue(name, queue_type=queue_type, delivery_limit=delivery_limit) for name in names]
+
+
+CELERY_TASK_QUEUES = task_queues(
+    MESSAGING_QUEUES, queue_type=MESSAGING_QUEUE_TYPE, delivery_limit=MESSAGING_DELIVERY_LIMIT
+)
 CELERY_TASK_DEFAULT_QUEUE = "messaging"
 CELERY_TASK_DEFAULT_EXCHANGE = "messaging"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "messaging"

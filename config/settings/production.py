@@ -6,7 +6,10 @@ refuses to start with the development key.
 
 from django.core.exceptions import ImproperlyConfigured
 
+from messaging.queues import queue_type_read
+
 from .base import *  # noqa: F403
+from .base import MESSAGING_DELIVERY_LIMIT, MESSAGING_QUEUES, task_queues
 from .environment import env
 
 DEBUG = False
@@ -19,6 +22,15 @@ if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure"):
     )
 if not env.list("ALLOWED_HOSTS", default=[]):
     raise ImproperlyConfigured("Set ALLOWED_HOSTS to the host names this site is served on.")
+
+# --- Queues ----------------------------------------------------------------
+
+# Quorum queues, replicated across the cluster's nodes: production's default
+# (base's is classic, for the embedded default and development).
+MESSAGING_QUEUE_TYPE = queue_type_read(env.str("MESSAGING_QUEUE_TYPE", default="quorum"))
+CELERY_TASK_QUEUES = task_queues(
+    MESSAGING_QUEUES, queue_type=MESSAGING_QUEUE_TYPE, delivery_limit=MESSAGING_DELIVERY_LIMIT
+)
 
 # --- HTTPS -----------------------------------------------------------------
 

@@ -6,12 +6,12 @@ the same values. The suite needs PostgreSQL; DATABASE_URL=sqlite:///...
 runs it on SQLite instead.
 """
 
-from kombu import Exchange, Queue
-
 from .base import *  # noqa: F403
 from .base import (
     CELERY_TASK_QUEUES,
     INSTALLED_APPS,
+    MESSAGING_DELIVERY_LIMIT,
+    MESSAGING_QUEUE_TYPE,
     MESSAGING_QUEUES,
     VAR_DIR,
     broker_transport,
@@ -19,6 +19,7 @@ from .base import (
     databases,
     event_log_backend,
     event_log_redis_url,
+    task_queues,
 )
 from .environment import env
 
@@ -78,10 +79,9 @@ PROBE_QUEUES = ["probe_a", "probe_b", "probe_c", "probe_d"]
 MESSAGING_QUEUES = [*MESSAGING_QUEUES, *PROBE_QUEUES]
 CELERY_TASK_QUEUES = [
     *CELERY_TASK_QUEUES,
-    *[
-        Queue(name, Exchange(name, type="direct", durable=True), routing_key=name, durable=True)
-        for name in PROBE_QUEUES
-    ],
+    *task_queues(
+        PROBE_QUEUES, queue_type=MESSAGING_QUEUE_TYPE, delivery_limit=MESSAGING_DELIVERY_LIMIT
+    ),
 ]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -520,3 +520,74 @@ def test_a_broker_list_that_mixes_transports_stops_the_process_and_names_the_set
     assert result.returncode != 0
     assert "CELERY_BROKER_URL" in result.stderr and "mixes transports" in result.stderr
     assert "secret" not in result.stderr
+
+
+# --- Queue types ----------------------------------------------------------------
+
+SHOW_QUEUES = """
+from django.conf import settings
+print(settings.MESSAGING_QUEUE_TYPE)
+for queue in settings.CELERY_TASK_QUEUES:
+    print(queue.name, sorted((queue.queue_arguments or {}).items()))
+"""
+PRODUCTION = {
+    "SECRET_KEY": "x" * 64,
+    "ALLOWED_HOSTS": "shop.example.com",
+}
+
+
+def test_queues_are_quorum_in_production_and_classic_elsewhere():
+    base = run_python(SHOW_QUEUES, DJANGO_SETTINGS_MODULE="config.settings.base")
+    production = run_python(
+        SHOW_QUEUES, DJANGO_SETTINGS_MODULE="config.settings.production", **PRODUCTION
+    )
+    test = run_python(SHOW_QUEUES, DJANGO_SETTINGS_MODULE="config.settings.test")
+
+    assert base.returncode == production.returncode == test.returncode == 0, (
+        base.stderr + production.stderr + test.stderr
+    )
+    assert base.stdout.splitlines()[:2] == ["classic", "orders []"]
+    assert test.stdout.splitlines()[0] == "classic"
+    assert production.stdout.splitlines()[:2] == [
+        "quorum",
+        "orders [('x-dead-letter-exchange', ''), ('x-dead-letter-routing-key', 'dead_letters'), "
+        "('x-dead-letter-strategy', 'at-least-once'), ('x-delivery-limit', 10), "
+        "('x-overflow', 'reject-publish'), ('x-queue-type', 'quorum')]",
+    ]
+
+
+def test_the_test_settings_declare_the_probe_queues_as_quorum_when_asked():
+    shown = run_python(
+        SHOW_QUEUES,
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        MESSAGING_QUEUE_TYPE="quorum",
+        MESSAGING_DELIVERY_LIMIT="3",
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 1 + 6 + 4  # the type, the app queues, the probe queues
+    assert all("('x-queue-type', 'quorum')" in line for line in lines[1:])
+    assert all("('x-delivery-limit', 3)" in line for line in lines[1:])
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"MESSAGING_QUEUE_TYPE": "mirrored"},
+            "MESSAGING_QUEUE_TYPE='mirrored' is not a queue type: quorum (replicated, for "
+            "production) or classic",
+        ),
+        (
+            {"MESSAGING_DELIVERY_LIMIT": "0"},
+            "MESSAGING_DELIVERY_LIMIT='0' is not a number of deliveries: 1 or more",
+        ),
+    ],
+)
+def test_a_queue_setting_that_does_not_parse_is_named(env, message):
+    shown = run_python(SHOW_QUEUES, DJANGO_SETTINGS_MODULE="config.settings.production",
+                       **PRODUCTION, **env)  # fmt: skip
+
+    assert shown.returncode != 0
+    assert f"ImproperlyConfigured: {message}" in shown.stderr
