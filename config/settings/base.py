@@ -20,9 +20,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from messaging.queues import app_queue, queue_type_read
-
 from messaging.broker_urls import BrokerUrlError, broker_nodes, is_amqp
+from messaging.queues import app_queue, queue_type_read
 
 from .environment import env, without_password
 
