@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ["ours", "screened", "orchestration", "naive"]
 FLOORS = ["celery", "kombu"]
 SCENARIOS = [*FLOWS, *FLOORS]
-PHASES = ["web", "recovery", "stream", "flows", "observability", "live", "memory"]
+PHASES = ["web", "recovery", "stream", "flows", "observability", "live", "memory", "cluster"]
 LOAD_LEVELS = [25, 50, 75]
 EXPERIMENTS = ["db_reuse", "no_results"]
 

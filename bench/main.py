@@ -9,7 +9,7 @@ docs/benchmarks.json. Every process it started is stopped at the end (by its
 own process group); RabbitMQ and PostgreSQL are only read from.
 
 The phases are in bench/phases/, in the order they run: web, recovery,
-stream, flows, observability, live, memory.
+stream, flows, observability, live, memory, cluster.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from . import environment, graph, procs
 from .broker import purge_queues
 from .cli import parse
 from .meta import run_meta
-from .phases import flows, live, memory, observability, recovery, stream, web
+from .phases import cluster, flows, live, memory, observability, recovery, stream, web
 from .report import write_report
 from .summary import summarize
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     results.update(
         {key: {"closed": [], "closed_wrk": [], "open": []} for key in web.WEB_SCENARIOS.values()}
     )
-    results.update({"recovery": [], "stream": [], "memory": {}})
+    results.update({"recovery": [], "stream": [], "memory": {}, "cluster": {}})
     results["observability"] = {state: [] for state in observability.STATES}
     results["live"] = {"web": {"off": [], "on": []}, "pages": {"push": [], "poll": []}}
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in options.phases:
             print("Memory (our messaging layer, no-op handler)", flush=True)
             memory.run(options, log_dir, results)
+        if "cluster" in options.phases:
+            print("Cluster (three RabbitMQ nodes, quorum queues, one killed)", flush=True)
+            cluster.run(options, log_dir, results)
     finally:
         procs.stop_all()
         with contextlib.suppress(Exception):

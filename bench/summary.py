@@ -43,6 +43,9 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
     live = live_summary(results.get("live", {}))
     ratios["live_push_p99_ms"] = live.get("push", {}).get("p99_ms")
     ratios["web_push_on_over_off"] = live.get("web_on_over_off")
+    cluster = cluster_summary(results.get("cluster", {}))
+    for key in ("throughput_cluster_over_single", "p99_cluster_over_single"):
+        ratios[key] = cluster.get(key)
     memory = dict(results["memory"])
     if fleet_memory:
         memory["app_workers"] = fleet_memory
@@ -56,9 +59,53 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
         "observability": observability,
         "memory": memory,
         "live": live,
+        "cluster": cluster,
         "targets": targets_for(ratios, web, live),
         "record": record_for(scen, web, web_naive, recovery, memory, stream, live, observability),
     }
+
+
+def cluster_summary(outcome: dict) -> dict:
+    """Medians of each setup, cluster ÷ single (of the medians and round by round), the
+    payments workers' throughputs and the node deaths' outages."""
+    if not outcome or "skipped" in outcome:
+        return dict(outcome)
+
+    def over(a, b):
+        return a / b if a and b else None
+
+    summary: dict = {}
+    for setup in ("single", "cluster"):
+        runs = outcome[setup]
+        summary[setup] = {
+            key: median([r.get(key) for r in runs])
+            for key in ("orders_per_s", "half_load_rate", "p50_ms", "p99_ms")
+        }
+        summary[setup]["orders_per_s_runs"] = [r.get("orders_per_s") for r in runs]
+        summary[setup]["all_complete"] = all(r["complete"] for r in runs)
+    pairs = list(zip(outcome["cluster"], outcome["single"], strict=False))
+    for key, figure in (
+        ("throughput_cluster_over_single", "orders_per_s"),
+        ("p50_cluster_over_single", "p50_ms"),
+        ("p99_cluster_over_single", "p99_ms"),
+    ):
+        summary[key] = over(summary["cluster"][figure], summary["single"][figure])
+        summary[f"{key}_runs"] = [over(c.get(figure), s.get(figure)) for c, s in pairs]
+    summary["payments_workers"] = {
+        count: {"orders_per_s": median(runs), "orders_per_s_runs": runs}
+        for count, runs in outcome["payments_workers"].items()
+    }
+    one = summary["payments_workers"].get("1", {}).get("orders_per_s")
+    for figures in summary["payments_workers"].values():
+        figures["over_one"] = over(figures["orders_per_s"], one)
+    deaths = outcome["node_death"]
+    summary["node_death"] = {
+        "first_completed_after_s": median([d["first_completed_after_s"] for d in deaths]),
+        "first_completed_after_s_runs": [d["first_completed_after_s"] for d in deaths],
+        "longest_gap_s": median([d["longest_gap_s"] for d in deaths]),
+        "all_complete": all(d["complete"] for d in deaths),
+    }
+    return summary
 
 
 def stream_summary(runs: list[dict]) -> dict:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from inventory import services as inventory
 from orders.models import CatalogItem, Order
-from tests.support.cluster import CLUSTER_VHOST, Cluster, cluster_available
+from tests.support.cluster import CLUSTER_VHOST, Cluster, cluster_available, cluster_beams
 from tests.support.prerequisites import require
 from tests.support.waiting import wait_for
 
@@ -162,3 +162,4 @@ def rabbit_cluster() -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.close()
+    assert not cluster_beams(str(cluster.root)), "a node of the cluster outlived it"

@@ -27,6 +27,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQ_HOME = "/var/lib/rabbitmq"  # where the machine's Erlang cookie is
 STARTUP_TIMEOUT = 90.0
@@ -45,6 +47,18 @@ def cluster_available() -> tuple[bool, str]:
     except KeyError:
         return False, "there is no rabbitmq user"
     return True, ""
+
+
+def cluster_beams(root: str = "") -> list[psutil.Process]:
+    """The Erlang VMs of clusters of ours (of the one under ``root``, if given) still running."""
+    found = []
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "beam.smp":
+            with contextlib.suppress(psutil.Error):
+                base = process.environ().get("RABBITMQ_MNESIA_BASE", "")
+                if f"{tempfile.gettempdir()}/rabbit-cluster-" in base and base.startswith(root):
+                    found.append(process)
+    return found
 
 
 def free_port() -> int:
