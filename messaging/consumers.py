@@ -18,7 +18,6 @@ from typing import Any
 
 from celery import shared_task
 from django.apps import apps
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .delivery import delivery_run
@@ -73,9 +72,11 @@ def _register_task(declared: Handler) -> None:
         acks_late=True,
         reject_on_worker_lost=True,
         # A worker process that dies mid-task sends the message again as a
-        # retry, so it counts towards the limit instead of looping.
+        # retry, so it counts towards the limit instead of looping; at once,
+        # since a delay would be a countdown the worker holds (unacknowledged,
+        # in its memory), which retries otherwise never are.
         retry_on_worker_lost=True,
-        default_retry_delay=settings.MESSAGING_RETRY_BACKOFF,
+        default_retry_delay=0,
         max_retries=None,
         # The inbox records what took effect and the dead letters what
         # failed: a result row per delivery would only cost a write.

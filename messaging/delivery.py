@@ -3,7 +3,8 @@
 The handler runs in one transaction with an inbox record (message id +
 handler), so a redelivered or duplicated message takes effect once.
 Failures retry with exponential backoff and jitter, sent back to the
-handler's own queue (``messaging.transport``); what can never succeed, or
+handler's own queue after the delay, which waits in a retry queue on
+RabbitMQ, never in a worker (``messaging.transport``); what can never succeed, or
 still fails after the last retry, goes to the dead letters and the queue
 moves on. After a delivery took effect ``delivery_handled`` is sent, after a
 retry was published ``delivery_retried``, and after every delivery
@@ -127,7 +128,7 @@ def _attempt(delivery: Delivery, envelope: Envelope, message: Message) -> Outcom
         reason = DeadLetter.Reason.PERMANENT_ERROR
         return _dead_letter(delivery, reason=reason, error=_describe(exc))
     except DependencyUnavailable as exc:
-        countdown = exc.retry_in * random.uniform(1, 1.5)
+        countdown = deferral_delay(exc.retry_in, tiers=transport.delay_tiers())
         logger.warning(
             "%s put off %s for %.2fs: %s", handler.name, envelope.message_id, countdown, exc
         )
@@ -140,7 +141,7 @@ def _attempt(delivery: Delivery, envelope: Envelope, message: Message) -> Outcom
             return _dead_letter(
                 delivery, reason=DeadLetter.Reason.RETRIES_EXHAUSTED, error=_describe(exc)
             )
-        countdown = retry_delay(delivery.attempts)
+        countdown = retry_delay(delivery.attempts, tiers=transport.delay_tiers())
         logger.warning(
             "%s failed on %s (attempt %s), retrying in %.2fs: %s",
             handler.name,
@@ -203,12 +204,28 @@ def inbox_claim(*, message_id: UUID, handler_name: str) -> bool:
         return cursor.rowcount == 1
 
 
-def retry_delay(retries: int) -> float:
-    """Exponential backoff with equal jitter: between half and all of base * 2**retries."""
+def retry_delay(retries: int, *, tiers: tuple[float, ...] | None = None) -> float:
+    """Exponential backoff with equal jitter: between half and all of base * 2**retries.
+
+    With tiers (the retry queues' delays on RabbitMQ) the jitter picks one of
+    the tiers in that window at random: of base * 2**retries and its half,
+    uncapped.
+    """
     ceiling = min(
         settings.MESSAGING_RETRY_BACKOFF_MAX, settings.MESSAGING_RETRY_BACKOFF * 2**retries
     )
+    if tiers:
+        window = [t for t in tiers if ceiling / 2 - 1e-9 <= t <= ceiling + 1e-9]
+        return random.choice(window or [min(tiers, key=lambda t: abs(t - ceiling))])
     return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def deferral_delay(retry_in: float, *, tiers: tuple[float, ...] | None = None) -> float:
+    """How long a delivery put off while a dependency is down waits: ``retry_in`` and up to half
+    as long again; with tiers, the shortest no shorter than ``retry_in`` (else the longest)."""
+    if tiers:
+        return next((t for t in tiers if t >= retry_in), tiers[-1])
+    return retry_in * random.uniform(1, 1.5)
 
 
 def _retry(
@@ -223,7 +240,7 @@ def _retry(
         delivery.handler,
         delivery.kwargs["envelope"],
         retries=delivery.retries + 1,
-        countdown=countdown,
+        delay=countdown,
         extra=extra,
     )
     try:

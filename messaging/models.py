@@ -108,6 +108,9 @@ class DeadLetter(models.Model):
         RETRIES_EXHAUSTED = "retries_exhausted", "Handler failed after all retries"
         RETRY_FAILED = "retry_failed", "Retry could not be scheduled"
         OVERSIZED = "oversized", "Message larger than the limit"
+        # Dead-lettered by RabbitMQ (a quorum queue's), drained from dead_letters.
+        DELIVERY_LIMIT = "delivery_limit", "Delivered past the queue's delivery limit"
+        BROKER = "broker", "Dead-lettered by the broker"
 
     message_id = models.UUIDField(null=True, blank=True, db_index=True)
     message_type = models.CharField(max_length=100, blank=True)

@@ -23,7 +23,6 @@ expire in the order they came. Importing this module touches no Django setting.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -101,18 +100,12 @@ def retry_queue(queue: str, *, delay: float, queue_type: str) -> Queue:
 
 
 def retry_delays(*, backoff: float, backoff_max: float) -> tuple[float, ...]:
-    """The delay tiers: backoff * 2**n, from half the backoff on (the shortest a retry waits),
-    up to the longest, backoff_max."""
-    delays = []
+    """The delay tiers: half the backoff times each power of two up to backoff_max, and half
+    of backoff_max and backoff_max itself, so that every retry's window of jitter (between half
+    and all of backoff * 2**n, capped) holds at least one."""
+    delays = {round(backoff_max, 3), round(backoff_max / 2, 3)}
     delay = backoff / 2
     while delay < backoff_max:
-        delays.append(round(delay, 3))
+        delays.add(round(delay, 3))
         delay *= 2
-    delays.append(round(backoff_max, 3))
-    return tuple(delays)
-
-
-def retry_tier(delay: float, delays: tuple[float, ...]) -> float:
-    """The tier nearest ``delay`` by ratio (1.4 s of tiers 1 and 2 is 1, 1.5 s is 2)."""
-    wanted = max(delay, 0.001)
-    return min(delays, key=lambda tier: abs(math.log(tier / wanted)))
+    return tuple(sorted(d for d in delays if d > 0))

@@ -6,6 +6,12 @@ retry (``messaging.delivery``) hand ``send`` a list of ``Copy``, one per
 handler that is to get a message. (A delivery whose worker process died is
 sent again by Celery itself, as a retry: ``retry_on_worker_lost``.)
 
+A retry waits out its delay on RabbitMQ, in a retry queue of its handler's
+queue (``messaging.queues``) that hands it back when the delay is over; its
+delay is one of the queues' tiers (``delay_tiers``). The file-system transport
+has no such queues: there a retry carries a countdown, which the worker
+holds until it is due.
+
 On RabbitMQ with publisher confirms every copy goes out on a kept-open
 channel in confirm mode and the sender waits once, until the broker has
 confirmed the last of them. An event for several queues is published once,
@@ -19,6 +25,7 @@ get one message per copy from Celery's producer pool, with no confirm.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import threading
@@ -32,6 +39,7 @@ from django.conf import settings
 from kombu import Connection, Queue
 from kombu.utils.uuid import uuid
 
+from . import queues
 from .broker_urls import connect_once_to_each, is_amqp
 from .fanout import Subscriber, fanned_out
 
@@ -47,15 +55,23 @@ class Copy:
     handler: Subscriber
     wire: dict[str, Any]
     # A retry: the deliveries so far, how many seconds from now to deliver
-    # it again, and the task keywords it carries beside the envelope.
+    # it again (one of delay_tiers on RabbitMQ), and the task keywords it carries
+    # beside the envelope.
     retries: int = 0
-    countdown: float | None = None
+    delay: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_plain(self) -> bool:
         """A first delivery, which may share one published message with other queues."""
-        return not (self.retries or self.countdown or self.extra)
+        return not (self.retries or self.delay or self.extra)
+
+    @property
+    def destination(self) -> Queue:
+        """The queue it is published to: its handler's, or a retry queue of it."""
+        if self.delay and delayed_by_broker():
+            return _retry_queue(self.handler.queue, self.delay, settings.MESSAGING_QUEUE_TYPE)
+        return declaration(self.handler)
 
 
 def send(copies: list[Copy]) -> None:
@@ -86,6 +102,25 @@ def send(copies: list[Copy]) -> None:
             channel.close()
             raise
     _give_back(channel)
+
+
+def delayed_by_broker() -> bool:
+    """RabbitMQ holds a retry for its delay, in a retry queue; other brokers leave it to Celery."""
+    return is_amqp(current_app.conf.broker_url)
+
+
+def delay_tiers() -> tuple[float, ...] | None:
+    """The delays a retry may wait on RabbitMQ, one retry queue each; None: any (a countdown)."""
+    if not delayed_by_broker():
+        return None
+    return queues.retry_delays(
+        backoff=settings.MESSAGING_RETRY_BACKOFF, backoff_max=settings.MESSAGING_RETRY_BACKOFF_MAX
+    )
+
+
+@functools.cache
+def _retry_queue(queue: str, delay: float, queue_type: str) -> Queue:
+    return queues.retry_queue(queue, delay=delay, queue_type=queue_type)
 
 
 def confirms_supported() -> bool:
@@ -143,7 +178,7 @@ def _publish(producer, copies: list[Copy], declare: list, **options) -> None:
         name,
         kwargs={"envelope": first.wire, **first.extra},
         retries=first.retries,
-        countdown=first.countdown,
+        countdown=None if delayed_by_broker() else first.delay,
         root_id=root_id,
         parent_id=parent_id,
         reply_to=app.thread_oid,
@@ -154,7 +189,7 @@ def _publish(producer, copies: list[Copy], declare: list, **options) -> None:
         producer,
         name,
         message,
-        queue=declaration(first.handler),
+        queue=first.destination,
         declare=declare,
         headers=headers,
         **options,
@@ -178,7 +213,7 @@ def _send_unconfirmed(copies: list[Copy]) -> None:
             _publish(
                 producer,
                 message,
-                declare=[declaration(message[0].handler)],
+                declare=[message[0].destination],
                 retry=True,
                 retry_policy=app.conf.task_publish_retry_policy,
             )
@@ -245,12 +280,14 @@ class _ConfirmChannel:
         """Publish every copy, then wait once for all the confirms."""
         for message in _messages(copies, fan_out=settings.MESSAGING_FAN_OUT):
             undeclared = {
-                c.handler.queue: c.handler for c in message if c.handler.queue not in self.declared
+                c.destination.name: c.destination
+                for c in message
+                if c.destination.name not in self.declared
             }
             _publish(
                 self.producer,
                 message,
-                declare=[declaration(undeclared[q]) for q in sorted(undeclared)],
+                declare=[undeclared[name] for name in sorted(undeclared)],
                 retry=False,
             )
             self.confirms.published += 1

@@ -12,6 +12,10 @@ Celery drops (acks or rejects without requeue) a message it cannot decode,
 whose content type it does not accept, or whose task it does not know. That
 keeps the queue moving, and this subclass makes sure each one is also kept as
 a dead letter with its reason before it goes.
+
+On quorum queues every worker also consumes ``dead_letters``, whatever its
+``-Q``: what RabbitMQ dead-lettered there (a message past its queue's delivery
+limit) is kept as a DeadLetter and acknowledged, never run.
 """
 
 import heapq
@@ -31,6 +35,7 @@ from .dead_letters import dead_letter_record_raw
 from .fanout import FANNED_OUT_TASK, address_copy, handlers_named
 from .liveness import CONNECTING, WorkerHeartbeat
 from .models import DeadLetter
+from .queues import DEAD_LETTER_QUEUE, dead_letter_queue
 from .tasks import relay_outbox_in_worker
 
 logger = logging.getLogger(__name__)
@@ -190,6 +195,13 @@ class Consumer(CeleryConsumer):
                     for required in step.requires
                 ]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if settings.MESSAGING_QUEUE_TYPE == "quorum":
+            # Added to what -Q selected (or to every queue), so that whichever
+            # workers run, one of them drains it.
+            self.app.amqp.queues.select_add(dead_letter_queue(queue_type="quorum"))
+
     def ensure_connected(self, conn):
         """Celery's, beating the heartbeat file between attempts while the broker is away.
 
@@ -213,6 +225,16 @@ class Consumer(CeleryConsumer):
         on_task_received = super().create_task_handler(*args, **kwargs)
 
         def on_task_received_or_dead_letter(message):
+            if self._queue_consumed_by(message.delivery_info.get("consumer_tag")) == (
+                DEAD_LETTER_QUEUE
+            ):
+                reason, error, queue = _broker_dead_lettered(message.headers)
+                if queue and message.headers.get("task") == FANNED_OUT_TASK:
+                    # The copy of the queue it died on: kept under that queue's handler.
+                    address_copy(message.headers, message.delivery_info, queue)
+                if self._kept(message, reason, error, queue=queue):
+                    message.ack()
+                return None
             size, limit = len(message.body or b""), settings.MESSAGING_MAX_MESSAGE_BYTES
             if size > limit:
                 # Not even decoded: a huge body costs memory and time in
@@ -292,7 +314,13 @@ class Consumer(CeleryConsumer):
             super().on_invalid_task(body, message, exc)
 
     def _kept(
-        self, message, reason: str, error: str, *, read_envelope: bool = True, queue=None
+        self,
+        message,
+        reason: str,
+        error: str,
+        *,
+        read_envelope: bool = True,
+        queue: str | None = None,
     ) -> bool:
         """Record the dead letter; if that fails, give the message back to the broker."""
         # The consumer's own process is not cleaned up between tasks by
@@ -316,3 +344,20 @@ class Consumer(CeleryConsumer):
             "Dead-lettered a message from %s: %s", message.delivery_info.get("routing_key"), error
         )
         return True
+
+
+def _broker_dead_lettered(headers: Any) -> tuple[str, str, str | None]:
+    """Why RabbitMQ dead-lettered a message, from its x-death headers: the arguments of _kept."""
+    headers = headers if isinstance(headers, dict) else {}
+    deaths = headers.get("x-death") or [{}]
+    death = deaths[0] if isinstance(deaths[0], dict) else {}
+    cause = str(headers.get("x-first-death-reason") or death.get("reason") or "unknown")
+    queue = str(headers.get("x-first-death-queue") or death.get("queue") or "") or None
+    if cause == "delivery_limit":
+        error = (
+            f"RabbitMQ gave up on it after {settings.MESSAGING_DELIVERY_LIMIT} deliveries on "
+            f"{queue} (MESSAGING_DELIVERY_LIMIT) without an acknowledgement: the worker handling "
+            "it died or lost its connection each time"
+        )
+        return DeadLetter.Reason.DELIVERY_LIMIT, error, queue
+    return DeadLetter.Reason.BROKER, f"RabbitMQ dead-lettered it from {queue}: {cause}", queue

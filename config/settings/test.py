@@ -74,8 +74,9 @@ METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
 # A probe app whose events and handlers exercise the backbone without any
 # business domain; its queues exist only in tests.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]
-# probe_c and probe_d are consumed only by tests/messaging/test_fan_out.py's worker.
-PROBE_QUEUES = ["probe_a", "probe_b", "probe_c", "probe_d"]
+# probe_c and probe_d are consumed only by tests/messaging/test_fan_out.py's worker,
+# probe_e only by tests/messaging/test_quorum.py's.
+PROBE_QUEUES = ["probe_a", "probe_b", "probe_c", "probe_d", "probe_e"]
 MESSAGING_QUEUES = [*MESSAGING_QUEUES, *PROBE_QUEUES]
 CELERY_TASK_QUEUES = [
     *CELERY_TASK_QUEUES,
@@ -95,4 +96,5 @@ MESSAGING_PUBLISHER_MODULES = [
     "tests.messaging.test_delivery",
     "tests.messaging.test_dead_letters",
     "tests.messaging.test_fan_out",
+    "tests.messaging.test_quorum",
 ]

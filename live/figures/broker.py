@@ -8,7 +8,7 @@ of the embedded default counts neither: there, and while the broker is
 unreachable, every figure is None with the reason.
 
 ``depth`` is the messages ready in the queue; those a worker holds (in
-flight, or a retry waiting for its countdown) are not in it.
+flight) and retries waiting in the queue's retry queues are not in it.
 """
 
 from __future__ import annotations

@@ -566,7 +566,7 @@ def test_the_test_settings_declare_the_probe_queues_as_quorum_when_asked():
 
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert len(lines) == 1 + 6 + 4  # the type, the app queues, the probe queues
+    assert len(lines) == 1 + 6 + 5  # the type, the app queues, the probe queues
     assert all("('x-queue-type', 'quorum')" in line for line in lines[1:])
     assert all("('x-delivery-limit', 3)" in line for line in lines[1:])
 

@@ -5,10 +5,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.test import override_settings
 
-from messaging.delivery import retry_delay
+from messaging.delivery import deferral_delay, retry_delay
 from messaging.errors import NoHandler
 from messaging.messages import Command, Event
 from messaging.publishing import publish, send
+from messaging.queues import retry_delays
 from messaging.subscriptions import Handler, handlers_for, subscribe
 from tests.probe.events import ProbePinged, RecordProbe
 
@@ -85,3 +86,29 @@ def test_retry_delay_grows_exponentially_with_jitter_and_a_cap(retries):
     delays = {retry_delay(retries) for _ in range(50)}
     assert all(ceiling / 2 <= d <= ceiling for d in delays)
     assert len(delays) > 1  # jittered, not one fixed value
+
+
+@override_settings(MESSAGING_RETRY_BACKOFF=2.0, MESSAGING_RETRY_BACKOFF_MAX=300.0)
+@pytest.mark.parametrize("retries", range(10))
+def test_a_retry_on_the_retry_queues_waits_one_of_their_tiers_within_its_window(retries):
+    # Given the tiers of the retry queues for a backoff of 2 s up to 300 s
+    tiers = retry_delays(backoff=2.0, backoff_max=300.0)
+    assert tiers == (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 150.0, 256.0, 300.0)
+
+    # When retry n picks its delay
+    ceiling = min(300.0, 2.0 * 2**retries)
+    delays = {retry_delay(retries, tiers=tiers) for _ in range(50)}
+
+    # Then it is a tier between half and all of the ceiling, and more than one when two fit
+    assert delays <= set(tiers)
+    assert all(ceiling / 2 <= d <= ceiling for d in delays)
+    assert len(delays) > 1
+
+
+def test_a_deferral_waits_the_shortest_tier_no_shorter_than_asked():
+    tiers = (0.1, 0.2, 0.4, 0.5, 0.8, 1.0)
+
+    assert deferral_delay(0.05, tiers=tiers) == 0.1
+    assert deferral_delay(0.3, tiers=tiers) == 0.4
+    assert deferral_delay(30.0, tiers=tiers) == 1.0
+    assert 0.3 <= deferral_delay(0.3) <= 0.45

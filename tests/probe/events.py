@@ -29,3 +29,9 @@ class ProbeLogged(Event):
 
     probe_id: str
     seq: int = 0
+
+
+class ProbeFatal(Event):
+    """Its handler kills the worker that runs it, every time (tests/messaging/test_quorum.py)."""
+
+    probe_id: str

@@ -1,10 +1,12 @@
+import os
+
 from celery import current_task
 
 from messaging.consumers import handler
 from messaging.messages import Envelope
 from messaging.publishing import publish
 
-from .events import ProbeEchoed, ProbeFanned, ProbePinged, ProbeTroubled, RecordProbe
+from .events import ProbeEchoed, ProbeFanned, ProbeFatal, ProbePinged, ProbeTroubled, RecordProbe
 from .models import ProbeEffect, ProbeSwitch
 
 
@@ -65,3 +67,10 @@ def fanned_fail_while_switched_on(event: ProbeFanned, envelope: Envelope) -> Non
 @handler(RecordProbe, queue="probe_b")
 def record_probe(command: RecordProbe, envelope: Envelope) -> None:
     _effect("record_probe", command.probe_id, envelope)
+
+
+@handler(ProbeFatal, queue="probe_e")
+def exit_worker(event: ProbeFatal, envelope: Envelope) -> None:
+    # The whole process goes, as a segfault or the OOM killer would take it:
+    # no exception, no ack, the message back on the queue.
+    os._exit(1)

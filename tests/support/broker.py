@@ -64,14 +64,26 @@ def purge_queues(names: list[str]) -> None:
                 queue(channel).purge()
 
 
-def queue_depths(names: list[str]) -> dict[str, int]:
-    """Messages ready or in flight (unacknowledged, including delayed retries) per queue.
-
-    Counted on the vhost the tests use: rabbitmqctl alone would count "/".
-    """
+def list_queues(vhost: str, *fields: str) -> list[dict]:
+    """``rabbitmqctl list_queues -p vhost fields...``: one dict per queue."""
     listed = subprocess.run(
-        [shutil.which("rabbitmqctl") or "rabbitmqctl", "list_queues", "name", "messages",
-         "-p", broker_vhost(settings.CELERY_BROKER_URL), "--formatter", "json", "--quiet"],
+        [shutil.which("rabbitmqctl") or "rabbitmqctl", "list_queues", *fields,
+         "-p", vhost, "--formatter", "json", "--quiet"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    return {q["name"]: q["messages"] for q in json.loads(listed.stdout) if q["name"] in names}
+    return json.loads(listed.stdout)
+
+
+def queue_depths(names: list[str], vhost: str | None = None) -> dict[str, int]:
+    """Messages ready or in flight (unacknowledged) per queue, its retry queues' included.
+
+    Counted on the vhost the tests use unless told: rabbitmqctl alone would count "/".
+    """
+    depths = dict.fromkeys(names, 0)
+    seen = set()
+    for queue in list_queues(vhost or broker_vhost(settings.CELERY_BROKER_URL), "name", "messages"):
+        app_queue = queue["name"].split(".retry.")[0]
+        if app_queue in depths:
+            seen.add(app_queue)
+            depths[app_queue] += queue["messages"]
+    return {name: depth for name, depth in depths.items() if name in seen}

@@ -1,7 +1,8 @@
 """A delivery that fails and is retried for real: its retry goes to a queue of its own.
 
-No worker consumes that queue, and it is deleted afterwards, so the retry is
-published and confirmed as any other, and then goes nowhere.
+No worker consumes that queue, and it is deleted afterwards with its retry
+queues, so the retry is published and confirmed as any other, and then goes
+nowhere.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from kombu import Connection, Exchange, Queue
 
 from messaging.delivery import delivery_run
 from messaging.messages import Envelope
+from messaging.queues import retry_delays, retry_queue
 from messaging.subscriptions import Handler
 from tests.probe.events import ProbePinged
 from tests.support.envelopes import envelope_of
@@ -35,10 +37,18 @@ def failing_handler() -> Iterator[Handler]:
     try:
         yield handler
     finally:
+        retry_queues = [
+            retry_queue(name, delay=delay, queue_type=settings.MESSAGING_QUEUE_TYPE)
+            for delay in retry_delays(
+                backoff=settings.MESSAGING_RETRY_BACKOFF,
+                backoff_max=settings.MESSAGING_RETRY_BACKOFF_MAX,
+            )
+        ]
         with Connection(settings.CELERY_BROKER_URL) as connection:
             channel = connection.default_channel
-            handler.declaration(channel).delete()
-            handler.declaration.exchange(channel).delete()
+            for queue in [handler.declaration, *retry_queues]:
+                queue(channel).delete()
+                queue.exchange(channel).delete()
 
 
 def deliver_once(handler: Handler) -> tuple[str, Envelope]:

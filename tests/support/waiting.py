@@ -20,8 +20,8 @@ def wait_for(predicate: Callable[[], object], *, timeout: float = 30, what: str 
         time.sleep(0.1)
 
 
-def wait_until_quiet(names: list[str], timeout: float = 60) -> None:
-    """Wait until the workers have nothing left to do on these queues.
+def wait_until_quiet(names: list[str], timeout: float = 60, vhost: str | None = None) -> None:
+    """Wait until the workers have nothing left to do on these queues (of the tests' vhost).
 
     A test's database is flushed when it ends; a worker still writing then
     would deadlock with the flush or leak rows into the next test.
@@ -29,7 +29,7 @@ def wait_until_quiet(names: list[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     quiet_checks = 0
     while quiet_checks < 2:
-        depths = queue_depths(names)
+        depths = queue_depths(names, vhost)
         quiet_checks = quiet_checks + 1 if not any(depths.values()) else 0
         if time.monotonic() > deadline:
             pytest.fail(f"the workers did not finish their work: {depths}")

@@ -26,11 +26,18 @@ WorkerSpec = tuple[str, list[str], int]
 class WorkerProcess(LoggedProcess):
     """``celery -A config worker -Q …`` as an operator starts one, in a process group of its own."""
 
-    def __init__(self, name: str, queues: list[str], env: dict[str, str], concurrency: int):
+    def __init__(
+        self,
+        name: str,
+        queues: list[str],
+        env: dict[str, str],
+        concurrency: int,
+        pool: str = "prefork",
+    ):
         self.env = env
         super().__init__(name, [
             sys.executable, "-m", "celery", "-A", "config", "worker",
-            "-n", f"{name}@%h", "-Q", ",".join(queues), "-c", str(concurrency),
+            "-n", f"{name}@%h", "-Q", ",".join(queues), "-c", str(concurrency), "-P", pool,
             "-l", "INFO", "--without-gossip", "--without-mingle",
         ], env)  # fmt: skip
 
