@@ -1,8 +1,8 @@
 """Move every message of our queues from one RabbitMQ vhost to another, none lost.
 
 A queue's type cannot change in place, so classic queues become quorum ones
-on a new vhost with the same queue names (README, "Moving to quorum
-queues"). Once every process publishes to and consumes from the new vhost,
+on a new vhost with the same queue names (README, "Moving from classic to
+quorum queues"). Once every process publishes to and consumes from the new vhost,
 ``manage.py move_queues --from OLD_URL`` empties the old one into it: each
 message is taken unacknowledged from the old queue, published to the queue
 of the same name on the new vhost (declared as this process declares it),

@@ -3,8 +3,9 @@ queue the broker dead-letters into.
 
 A queue's arguments are part of it: a declaration with other arguments than
 the broker holds fails (PRECONDITION_FAILED), so the web, the relay, every
-worker and the benchmark take their declarations from here, through the
-settings (CELERY_TASK_QUEUES, MESSAGING_RETRY_DELAYS).
+worker and the benchmark take their declarations from here: the app queues
+through the settings (CELERY_TASK_QUEUES), the retry queues and their tiers
+through ``messaging.transport`` (from MESSAGING_RETRY_BACKOFF and _MAX).
 
 MESSAGING_QUEUE_TYPE picks the kind. ``classic`` queues are declared as they
 always were (no arguments), so a running deployment's queues stay valid.

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
+from kombu import Connection
 
 from gateway.models import Charge
 from inventory import services as inventory
@@ -55,6 +56,14 @@ def messages_on(url: str) -> dict[str, int]:
     return {q["name"]: q["messages"] for q in list_queues(vhost_name(url), "name", "messages")}
 
 
+def queues_declare() -> None:
+    from config.celery import app
+
+    with Connection(app.conf.broker_url) as connection:
+        for queue in app.amqp.queues.values():
+            queue(connection.default_channel).declare()
+
+
 def product(sku: str, on_hand: int) -> None:
     # The storefront's copy is written here: no orders worker runs on the old side to fold it.
     inventory.product_save(sku=sku, name=f"Move {sku}", price=Decimal("10.00"), on_hand=on_hand)
@@ -79,8 +88,10 @@ def test_moving_from_classic_to_quorum_queues_loses_nothing_and_handles_each_mes
     probe_id = new_probe_id()
     charges_before = Charge.objects.count()
 
-    # Given a deployment on classic queues: orders placed while only a slow payments worker runs
+    # Given a deployment on classic queues (each declared, as its workers did when they started):
+    # orders placed while only a slow payments worker runs
     with publishing_to(old, queue_type="classic", delivery_limit=DELIVERY_LIMIT):
+        queues_declare()
         product(sku, on_hand=20)
         slow = {"PAYMENT_GATEWAY_LATENCY": "1.0"}
         with workers_running(
@@ -128,7 +139,11 @@ def test_moving_from_classic_to_quorum_queues_loses_nothing_and_handles_each_mes
         assert Payment.objects.filter(order_id__in=ids, status="captured").count() == len(ids)
         assert Charge.objects.count() - charges_before == len(ids)
         # the retry was delivered, once
-        wait_for(lambda: ProbeEffect.objects.filter(probe_id=probe_id).exists(), what="the retry")
+        wait_for(
+            lambda: ProbeEffect.objects.filter(probe_id=probe_id).exists(),
+            timeout=90,
+            what="the retry (8 s in its retry queue again)",
+        )
         wait_until_quiet([*APP_QUEUES, "probe_a"], vhost=vhost_name(new))
         assert ProbeEffect.objects.filter(probe_id=probe_id).count() == 1
 
@@ -140,3 +155,13 @@ def test_moving_from_classic_to_quorum_queues_loses_nothing_and_handles_each_mes
     assert moved == sum(ours.values())
     types = {q["name"]: q["type"] for q in list_queues(vhost_name(new), "name", "type")}
     assert {types[name] for name, n in ours.items() if n} == {"quorum"}
+
+
+def test_a_source_that_is_not_rabbitmq_is_refused_before_anything_moves():
+    with pytest.raises(CommandError, match="--from 'redis://x' is not a RabbitMQ URL: amqp://"):
+        call_command("move_queues", "--from", "redis://x")
+
+
+def test_a_move_onto_the_vhost_it_comes_from_is_refused(rabbitmq):
+    with pytest.raises(CommandError, match="the source and the target are one vhost"):
+        call_command("move_queues", "--from", rabbitmq, "--to", rabbitmq)
