@@ -13,6 +13,7 @@ FLOORS = ["celery", "kombu"]
 SCENARIOS = [*FLOWS, *FLOORS]
 PHASES = [
     "web", "recovery", "redrive", "stream", "flows", "observability", "live", "memory", "watchdog",
+    "cluster",
 ]  # fmt: skip
 LOAD_LEVELS = [25, 50, 75]
 EXPERIMENTS = ["db_reuse", "no_results"]

@@ -67,7 +67,8 @@ def ensure_vhost_and_database() -> None:
             if not found:
                 print(f"  creating database {name}", flush=True)
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    broker = urlsplit(os.environ["CELERY_BROKER_URL"])
+    # A cluster (several nodes, ";" between them) has its vhosts made on its first node.
+    broker = urlsplit(os.environ["CELERY_BROKER_URL"].split(";")[0])
     vhost = broker.path[1:] or "/"
     local = broker.hostname in ("127.0.0.1", "localhost", "::1")
     if not broker.scheme.startswith(("amqp", "pyamqp")) or vhost == "/" or not local:

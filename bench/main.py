@@ -9,7 +9,7 @@ docs/benchmarks.json. Every process it started is stopped at the end (by its
 own process group); RabbitMQ and PostgreSQL are only read from.
 
 The phases are in bench/phases/, in the order they run: web, recovery,
-redrive, stream, flows, observability, live, memory, watchdog.
+redrive, stream, flows, observability, live, memory, watchdog, cluster.
 """
 
 from __future__ import annotations
@@ -25,7 +25,18 @@ from . import environment, graph, procs
 from .broker import purge_queues
 from .cli import parse
 from .meta import run_meta
-from .phases import flows, live, memory, observability, recovery, redrive, stream, watchdog, web
+from .phases import (
+    cluster,
+    flows,
+    live,
+    memory,
+    observability,
+    recovery,
+    redrive,
+    stream,
+    watchdog,
+    web,
+)
 from .report import write_report
 from .summary import summarize
 
@@ -53,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             for key in web.WEB_SCENARIOS.values()
         }
     )
-    results.update({"recovery": [], "redrive": [], "stream": [], "memory": {}, "watchdog": []})
+    results.update(
+        {"recovery": [], "redrive": [], "stream": [], "memory": {}, "watchdog": [], "cluster": {}}
+    )
     results["observability"] = {state: [] for state in observability.STATES}
     results["live"] = {"web": {"off": [], "on": []}, "pages": {"push": [], "poll": []}}
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
@@ -87,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         if "watchdog" in options.phases:
             print("Watchdog (the order deadline's sweep among many open orders)", flush=True)
             watchdog.run(options, log_dir, results)
+        if "cluster" in options.phases:
+            print("Cluster (three RabbitMQ nodes, quorum queues, one killed)", flush=True)
+            cluster.run(options, log_dir, results)
     finally:
         procs.stop_all()
         with contextlib.suppress(Exception):

@@ -374,6 +374,7 @@ def markdown(doc: dict) -> str:
         add("")
 
     watchdog_section(add, s.get("watchdog") or {})
+    cluster_section(add, s.get("cluster", {}))
 
     add("## Settings")
     add("")
@@ -406,6 +407,78 @@ def watchdog_section(add, wd: dict) -> None:
     for line in wd["plan"]:
         add(line)
     add("```")
+    add("")
+
+
+def cluster_section(add, cluster: dict) -> None:
+    """The cluster phase: three nodes with quorum queues ÷ one with classic, many payments
+    workers, a node's death."""
+    if not cluster:
+        return
+    add("## Cluster: three RabbitMQ nodes with quorum queues ÷ one node with classic queues")
+    add("")
+    if "skipped" in cluster:
+        add(f"Skipped: {cluster['skipped']}.")
+        add("")
+        return
+    add(
+        "Our flow (choreography) on the machine's own node with classic queues, and on three "
+        "nodes of the phase's own, clustered on this same machine, with quorum queues (every "
+        "process given the three nodes in `CELERY_BROKER_URL`, `;` between them). Each round "
+        "runs one setup's workers, then the other's (the first swapped round by round): a "
+        "saturation run, then a paced run at half of that saturation for p50/p99. All four "
+        "nodes share two cores: the cluster's figures include its replication's cost and its "
+        "nodes' competition for the cores, not a network's latency."
+    )
+    add("")
+    rows = []
+    for setup in ("single", "cluster"):
+        x = cluster[setup]
+        rows.append(
+            [setup, fmt(x["orders_per_s"]), runs(x["orders_per_s_runs"]), fmt(x["half_load_rate"]),
+             fmt(x["p50_ms"]), fmt(x["p99_ms"]), "" if x["all_complete"] else "**incomplete**"]
+        )  # fmt: skip
+    add(
+        table(
+            ["setup", "orders/s (saturation)", "per run", "paced at orders/s", "p50 ms",
+             "p99 ms", ""],
+            rows,
+        )
+    )  # fmt: skip
+    add("")
+    add(
+        f"Cluster ÷ single: throughput **{fmt(cluster['throughput_cluster_over_single'], 2)}** "
+        f"(round by round: {runs(cluster['throughput_cluster_over_single_runs'], 2)}), p50 "
+        f"**{fmt(cluster['p50_cluster_over_single'], 2)}**, p99 "
+        f"**{fmt(cluster['p99_cluster_over_single'], 2)}**."
+    )
+    add("")
+    add(
+        "Payments workers sharing the payments queue (one node, classic queues, the other apps "
+        "one worker each). On two cores more consumers compete for the same cores: these show "
+        "what competing consumers cost, not the speed-up separate machines would give."
+    )
+    add("")
+    add(
+        table(
+            ["payments workers", "orders/s (saturation)", "per run", "÷ one worker"],
+            [
+                [count, fmt(x["orders_per_s"]), runs(x["orders_per_s_runs"]),
+                 fmt(x["over_one"], 2)]
+                for count, x in cluster["payments_workers"].items()
+            ],
+        )
+    )  # fmt: skip
+    add("")
+    death = cluster["node_death"]
+    add(
+        "A node's death: orders placed at a steady pace on the cluster, the node holding the "
+        "app queues' leaders killed (`kill -9`); the first order placed after its death "
+        f"completed **{fmt(death['first_completed_after_s'], 2)} s** after it (run by run: "
+        f"{runs(death['first_completed_after_s_runs'], 2)}); the longest time without an order "
+        f"completing was {fmt(death['longest_gap_s'], 2)} s"
+        f"{'' if death['all_complete'] else '; **not every order completed**'}."
+    )
     add("")
 
 

@@ -50,6 +50,9 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
     ratios["web_push_on_over_off"] = live.get("web_on_over_off")
     watchdog = watchdog_summary(results.get("watchdog", []))
     ratios["watchdog_index_over_table_scan"] = watchdog.get("index_over_table_scan")
+    cluster = cluster_summary(results.get("cluster", {}))
+    for key in ("throughput_cluster_over_single", "p99_cluster_over_single"):
+        ratios[key] = cluster.get(key)
     memory = dict(results["memory"])
     if fleet_memory:
         memory["app_workers"] = fleet_memory
@@ -65,6 +68,7 @@ def summarize(options: Options, results: dict, fleet_memory: dict) -> dict:
         "memory": memory,
         "live": live,
         "watchdog": watchdog,
+        "cluster": cluster,
         "targets": targets_for(ratios, web, live),
         "record": record_for(
             scen, web, web_naive, recovery, memory, stream, live, observability, redrive
@@ -90,6 +94,49 @@ def redrive_summary(runs: list[dict]) -> dict:
     summary["redrive_group_over_floor"] = median(
         [r["group_per_s"] / r["floor_per_s"] for r in runs]
     )
+    return summary
+
+
+def cluster_summary(outcome: dict) -> dict:
+    """Medians of each setup, cluster ÷ single (of the medians and round by round), the
+    payments workers' throughputs and the node deaths' outages."""
+    if not outcome or "skipped" in outcome:
+        return dict(outcome)
+
+    def over(a, b):
+        return a / b if a and b else None
+
+    summary: dict = {}
+    for setup in ("single", "cluster"):
+        runs = outcome[setup]
+        summary[setup] = {
+            key: median([r.get(key) for r in runs])
+            for key in ("orders_per_s", "half_load_rate", "p50_ms", "p99_ms")
+        }
+        summary[setup]["orders_per_s_runs"] = [r.get("orders_per_s") for r in runs]
+        summary[setup]["all_complete"] = all(r["complete"] for r in runs)
+    pairs = list(zip(outcome["cluster"], outcome["single"], strict=False))
+    for key, figure in (
+        ("throughput_cluster_over_single", "orders_per_s"),
+        ("p50_cluster_over_single", "p50_ms"),
+        ("p99_cluster_over_single", "p99_ms"),
+    ):
+        summary[key] = over(summary["cluster"][figure], summary["single"][figure])
+        summary[f"{key}_runs"] = [over(c.get(figure), s.get(figure)) for c, s in pairs]
+    summary["payments_workers"] = {
+        count: {"orders_per_s": median(runs), "orders_per_s_runs": runs}
+        for count, runs in outcome["payments_workers"].items()
+    }
+    one = summary["payments_workers"].get("1", {}).get("orders_per_s")
+    for figures in summary["payments_workers"].values():
+        figures["over_one"] = over(figures["orders_per_s"], one)
+    deaths = outcome["node_death"]
+    summary["node_death"] = {
+        "first_completed_after_s": median([d["first_completed_after_s"] for d in deaths]),
+        "first_completed_after_s_runs": [d["first_completed_after_s"] for d in deaths],
+        "longest_gap_s": median([d["longest_gap_s"] for d in deaths]),
+        "all_complete": all(d["complete"] for d in deaths),
+    }
     return summary
 
 

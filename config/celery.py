@@ -6,7 +6,6 @@ import os
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
-from kombu.utils.url import maybe_sanitize_url
 
 from tracing.receivers import connect_worker as connect_tracing
 
@@ -57,7 +56,9 @@ def describe_backends() -> str:
     if database.get("PORT"):
         where = f"{where}:{database['PORT']}"
     location = f"{database['NAME']} on {where}" if where else str(database["NAME"])
-    broker = maybe_sanitize_url(app.conf.broker_url)
+    from messaging.broker_urls import sanitized
+
+    broker = sanitized(app.conf.broker_url)
     if broker.startswith("filesystem://"):
         broker = f"filesystem (no server; messages in {settings.BROKER_DIR})"
     return f"broker: {broker} | database: {database['ENGINE'].rsplit('.', 1)[-1]} {location}"

@@ -32,6 +32,7 @@ from health_check.exceptions import ServiceUnavailable
 from kombu import Connection
 from kombu.utils.url import maybe_sanitize_url
 
+from messaging.broker_urls import connect_once_to_each, sanitized
 from messaging.selectors import (
     dead_letters_recorded_since,
     outbox_oldest_pending,
@@ -106,7 +107,7 @@ class BrokerCheck(ReadinessCheck):
                 )
             self.detail = f"file-system broker, messages in {folder}"
             return
-        where = maybe_sanitize_url(url)
+        where = sanitized(url)
         started = time.monotonic()
         broker = Connection(
             url,
@@ -115,8 +116,8 @@ class BrokerCheck(ReadinessCheck):
             heartbeat=0,
         )
         try:
-            # One attempt, no retry: a probe reports, it does not wait the outage out.
-            broker.ensure_connection(max_retries=0)
+            # One attempt per node, no pause: a probe reports, it does not wait the outage out.
+            connect_once_to_each(broker)
             version = (broker.connection.server_properties or {}).get("version", b"")
         except Exception as exc:
             raise ServiceUnavailable(

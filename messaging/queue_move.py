@@ -30,6 +30,7 @@ from django.conf import settings
 from kombu import Connection, Queue
 
 from . import queues
+from .broker_urls import connect_once_to_each
 
 # Messages published before one wait for their confirms and one ack of them all.
 BATCH = 200
@@ -138,7 +139,8 @@ def _taken(channel, name: str, limit: int) -> Iterator[Message]:
 def _connected(url: str) -> Iterator:
     connection = Connection(url, connect_timeout=current_app.conf.broker_connection_timeout)
     try:
-        connection.ensure_connection(max_retries=1)
+        # A cluster's URL (nodes separated by ";"): each node is tried once.
+        connect_once_to_each(connection)
     except Exception as exc:
         raise MoveError(f"cannot reach {connection.as_uri()}: {exc}") from exc
     try:

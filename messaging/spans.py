@@ -36,6 +36,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from .broker_urls import is_amqp
 from .messages import Envelope
 
 _tracer = trace.get_tracer("eventshop.messaging")
@@ -87,7 +88,7 @@ def message_attributes(
 @functools.cache
 def _messaging_system() -> str:
     url = current_app.conf.broker_url or ""
-    return "rabbitmq" if url.startswith(("amqp", "pyamqp")) else url.partition(":")[0] or "kombu"
+    return "rabbitmq" if is_amqp(url) else url.partition(":")[0] or "kombu"
 
 
 def _envelope_attributes(envelope: Envelope) -> dict[str, str]:

@@ -40,6 +40,7 @@ from kombu import Connection, Queue
 from kombu.utils.uuid import uuid
 
 from . import queues
+from .broker_urls import connect_once_to_each, is_amqp
 from .fanout import Subscriber, fanned_out
 
 
@@ -105,7 +106,7 @@ def send(copies: list[Copy]) -> None:
 
 def delayed_by_broker() -> bool:
     """RabbitMQ holds a retry for its delay, in a retry queue; other brokers leave it to Celery."""
-    return current_app.conf.broker_url.startswith(("amqp", "pyamqp"))
+    return is_amqp(current_app.conf.broker_url)
 
 
 def delay_tiers() -> tuple[float, ...] | None:
@@ -125,9 +126,7 @@ def _retry_queue(queue: str, delay: float, queue_type: str) -> Queue:
 def confirms_supported() -> bool:
     """Only RabbitMQ with publisher confirms has a confirm to wait for."""
     options = current_app.conf.broker_transport_options or {}
-    return current_app.conf.broker_url.startswith(("amqp", "pyamqp")) and bool(
-        options.get("confirm_publish")
-    )
+    return is_amqp(current_app.conf.broker_url) and bool(options.get("confirm_publish"))
 
 
 def task_reprs(wire: dict) -> dict:
@@ -269,6 +268,8 @@ class _ConfirmChannel:
             transport_options=options,
             connect_timeout=app.conf.broker_connection_timeout,
         )
+        # A node of the list that is down is passed over: the next one takes the batch.
+        connect_once_to_each(self.connection)
         self.confirms = _Confirms(self.connection.channel())
         self.producer = app.amqp.Producer(self.confirms.channel)
         # Queues declared on this channel: a publish to a queue that does not

@@ -28,6 +28,8 @@ from celery.worker.consumer.events import Events as CeleryEvents
 from celery.worker.state import reserved_requests
 from kombu import Connection, Producer
 
+from .broker_urls import connect_once_to_each, is_amqp
+
 logger = logging.getLogger(__name__)
 
 # Events waiting for the sender thread; past this many, new ones are dropped.
@@ -121,7 +123,7 @@ class EventSender(threading.Thread):
         # within that timeout. No AMQP heartbeat: nothing here would answer it.
         connection = self.app.connection_for_write(self.url, heartbeat=0)
         try:
-            connection.ensure_connection(max_retries=0)
+            connect_once_to_each(connection)
             self._producer = producer = connection.Producer(auto_declare=False)
         except Exception:
             connection.collect()
@@ -231,4 +233,4 @@ class Events(CeleryEvents):
 
 def _supports_events(c) -> bool:
     # The file-system broker has no topic exchange to carry them to Flower.
-    return c.app.conf.broker_url.startswith(("amqp", "pyamqp"))
+    return is_amqp(c.app.conf.broker_url)

@@ -20,6 +20,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from messaging.broker_urls import BrokerUrlError, broker_nodes, is_amqp
 from messaging.queues import app_queue, queue_type_read
 
 from .environment import env, without_password
@@ -329,6 +330,18 @@ FRAUD_WINDOW_SECONDS = env.int("FRAUD_WINDOW_SECONDS", default=600)
 BROKER_DIR = VAR_DIR / "broker"
 
 
+def broker_url_setting(url: str) -> str:
+    """CELERY_BROKER_URL checked: one URL, or a RabbitMQ cluster's nodes separated by ";".
+
+    Celery and kombu fail over to the next node of the list when one cannot
+    be reached (messaging/broker_urls.py).
+    """
+    try:
+        return ";".join(broker_nodes(url))
+    except BrokerUrlError as error:
+        raise ImproperlyConfigured(f"CELERY_BROKER_URL: {error}") from None
+
+
 def broker_transport(url: str) -> tuple[str | None, dict]:
     """The transport class (None: the URL's own) and its options for this broker URL."""
     if url.startswith("filesystem://"):
@@ -340,7 +353,7 @@ def broker_transport(url: str) -> tuple[str | None, dict]:
             "control_folder": str(BROKER_DIR / "control"),
             "polling_interval": 0.1,
         }
-    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+    if is_amqp(url):
         # Every publish waits for the broker's confirm: a message the broker did
         # not take raises at the publisher instead of vanishing.
         # A silent broker (hung, or the network dropping packets) must not hang
@@ -355,7 +368,7 @@ def broker_transport(url: str) -> tuple[str | None, dict]:
     return None, {}
 
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = broker_url_setting(env.str("CELERY_BROKER_URL", default="filesystem://"))
 CELERY_BROKER_TRANSPORT, CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport(CELERY_BROKER_URL)
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_BROKER_HEARTBEAT = env.int("CELERY_BROKER_HEARTBEAT", default=30)
@@ -507,9 +520,7 @@ EVENT_LOG_BACKENDS = ("rabbitmq", "database", "redis")
 
 def event_log_backend(broker_url: str) -> str:
     """EVENT_LOG_BACKEND, else the stream on RabbitMQ and the outbox table elsewhere."""
-    default = (
-        "rabbitmq" if broker_url.startswith(("amqp://", "amqps://", "pyamqp://")) else "database"
-    )
+    default = "rabbitmq" if is_amqp(broker_url) else "database"
     backend = env.str("EVENT_LOG_BACKEND", default=default)
     if backend not in EVENT_LOG_BACKENDS:
         raise ImproperlyConfigured(

@@ -15,6 +15,7 @@ from .base import (
     MESSAGING_QUEUES,
     VAR_DIR,
     broker_transport,
+    broker_url_setting,
     databases,
     event_log_backend,
     event_log_redis_url,
@@ -27,7 +28,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that worker processes see the test database too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
+CELERY_BROKER_URL = broker_url_setting(
+    env.str("CELERY_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
+)
 CELERY_BROKER_TRANSPORT, CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport(CELERY_BROKER_URL)
 EVENT_LOG_BACKEND = event_log_backend(CELERY_BROKER_URL)
 

@@ -22,6 +22,8 @@ from typing import Any
 from django.conf import settings
 from kombu import Connection
 
+from messaging.broker_urls import connect_once_to_each
+
 CONNECT_TIMEOUT = 1.0
 SOCKET_TIMEOUT = 2.0
 RETRY_AFTER_FAILURE = 5.0
@@ -100,8 +102,8 @@ class QueueProbe:
                 heartbeat=0,
                 transport_options={"read_timeout": SOCKET_TIMEOUT, "write_timeout": SOCKET_TIMEOUT},
             )
-            # Once: kombu's connect() would try again after 2 s.
-            connection.ensure_connection(max_retries=0, reraise_as_library_errors=False)
+            # Once per node: kombu's connect() would try again after 2 s.
+            connect_once_to_each(connection, reraise_as_library_errors=False)
             self._connection, self._connected_to = connection, url
         counts = {}
         for name in queues:

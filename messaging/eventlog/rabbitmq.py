@@ -24,6 +24,7 @@ from celery import current_app
 from django.conf import settings
 from kombu import Connection, Queue
 
+from ..broker_urls import connect_once_to_each
 from .entries import LogEntry, LogError, Start, consecutive_between
 
 QUEUE = "events"
@@ -78,7 +79,7 @@ def _connect() -> Connection:
         heartbeat=0,
     )
     try:
-        connection.ensure_connection(max_retries=1)
+        connect_once_to_each(connection)
     except Exception as exc:
         raise LogError(f"cannot reach the broker for the event log: {exc}") from exc
     return connection

@@ -19,7 +19,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from bench.cli import PHASES
 from bench.targets import OBSERVABILITY
+from tests.support.cluster import cluster_available, cluster_beams
 from tests.support.database import database_url as _database_url
 from tests.support.paths import ROOT
 from tests.support.prerequisites import IN_CI, require
@@ -52,6 +54,8 @@ def bench_env(rabbitmq: str) -> dict[str, str]:
     return env
 
 
+# Every phase but the cluster's, one after another: minutes on a busy machine.
+@pytest.mark.timeout(600)
 def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     env = bench_env(rabbitmq)
     # The live phase pushes through the tests' Redis (its channels name the test database).
@@ -60,8 +64,10 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     require(has_redis or not IN_CI, "Redis")
     if has_redis:
         env["REDIS_URL"] = redis_url
+    # The cluster phase takes minutes even tiny: its own test below.
+    phases = ",".join(p for p in PHASES if p != "cluster")
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--smoke", "--phases", phases, "--out", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
@@ -251,3 +257,35 @@ def test_the_watchdog_phase_sweeps_among_open_orders_and_shows_the_index_in_its_
     assert watchdog["uses_index"], watchdog["plan"]
     text = (tmp_path / "benchmarks.md").read_text()
     assert "## Watchdog" in text and "orders_open_by_deadline" in text
+
+
+@pytest.mark.slow
+def test_the_cluster_phase_compares_the_setups_times_a_node_death_and_scales_payments(
+    rabbitmq, tmp_path
+):
+    # given: the phase alone, tiny, on three nodes of its own
+    available, why = cluster_available()
+    require(available, f"a RabbitMQ cluster of the benchmark's own ({why})")
+    env = bench_env(rabbitmq)
+
+    # when
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--phases", "cluster", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+    # then: both setups measured side by side, 1, 2 and 4 payments workers, a node's death
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    cluster = json.loads((tmp_path / "benchmarks.json").read_text())["summary"]["cluster"]
+    for setup in ("single", "cluster"):
+        assert cluster[setup]["all_complete"], setup
+        assert cluster[setup]["orders_per_s"] > 0 and cluster[setup]["p99_ms"] > 0, setup
+    assert cluster["throughput_cluster_over_single"] > 0
+    assert cluster["p99_cluster_over_single"] > 0
+    assert all(cluster["payments_workers"][n]["orders_per_s"] > 0 for n in ("1", "2", "4"))
+    death = cluster["node_death"]
+    assert death["all_complete"]
+    assert death["first_completed_after_s"] > 0
+    assert "## Cluster" in (tmp_path / "benchmarks.md").read_text()
+    # and no node of the phase's is left running
+    assert not cluster_beams()

@@ -487,6 +487,42 @@ def test_a_record_of_django_is_logged_once_when_debug_is_on():
     assert result.stderr.count("Not Found: /nowhere") == 1, result.stderr
 
 
+# --- A broker of several nodes -------------------------------------------------
+
+SHOW_BROKER = """
+from django.conf import settings
+print(settings.CELERY_BROKER_URL)
+print(settings.CELERY_BROKER_TRANSPORT_OPTIONS["confirm_publish"], settings.EVENT_LOG_BACKEND)
+"""
+
+
+def test_a_broker_url_may_list_several_nodes():
+    nodes = "amqp://guest:guest@127.0.0.1:5672/shop ; amqp://guest:guest@127.0.0.1:5673/shop"
+
+    result = run_python(
+        SHOW_BROKER, DJANGO_SETTINGS_MODULE="config.settings.base", CELERY_BROKER_URL=nodes
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "amqp://guest:guest@127.0.0.1:5672/shop;amqp://guest:guest@127.0.0.1:5673/shop",
+        "True",
+        "rabbitmq",
+    ]
+
+
+def test_a_broker_list_that_mixes_transports_stops_the_process_and_names_the_setting():
+    result = run_python(
+        SHOW_BROKER,
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        CELERY_BROKER_URL="amqp://guest:secret@127.0.0.1:5672//;filesystem://",
+    )
+
+    assert result.returncode != 0
+    assert "CELERY_BROKER_URL" in result.stderr and "mixes transports" in result.stderr
+    assert "secret" not in result.stderr
+
+
 # --- Queue types ----------------------------------------------------------------
 
 SHOW_QUEUES = """

@@ -3,7 +3,7 @@
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from inventory import services as inventory
 from orders.models import CatalogItem, Order
+from tests.support.cluster import CLUSTER_VHOST, Cluster, cluster_available, cluster_beams
 from tests.support.prerequisites import require
 from tests.support.waiting import wait_for
 
@@ -164,3 +165,17 @@ def broker_control(rabbitmq):
     yield
     rabbitmqctl("start_app")
     rabbitmqctl("await_startup", "--timeout", "120")
+
+
+@pytest.fixture
+def rabbit_cluster() -> Iterator[Cluster]:
+    """Three RabbitMQ nodes of the test's own, clustered, with a vhost "shop"; killed afterwards."""
+    available, why = cluster_available()
+    require(available, f"a RabbitMQ cluster of the test's own ({why})")
+    cluster = Cluster().start()
+    try:
+        cluster.add_vhost(CLUSTER_VHOST)
+        yield cluster
+    finally:
+        cluster.close()
+    assert not cluster_beams(str(cluster.root)), "a node of the cluster outlived it"

@@ -180,6 +180,28 @@ def test_a_broker_on_a_closed_port_fails_the_broker_check(client, relay_ran, bro
     assert "secret" not in error  # the password is masked
 
 
+def test_a_broker_list_passes_when_a_later_node_answers(client, rabbitmq, relay_ran, broker_at):
+    broker_at(f"amqp://guest:secret@127.0.0.1:{closed_port()}//;{rabbitmq}")
+
+    status, body, _ = ready(client)
+
+    assert status == 200, body
+    assert body["checks"]["broker"]["ok"]
+
+
+def test_a_broker_list_with_no_node_up_fails_and_masks_every_password(client, relay_ran, broker_at):
+    first, second = closed_port(), closed_port()
+    broker_at(f"amqp://guest:first@127.0.0.1:{first}//;amqp://guest:second@127.0.0.1:{second}//")
+
+    status, body, _ = ready(client)
+
+    assert status == 503
+    error = body["checks"]["broker"]["error"]
+    assert f"127.0.0.1:{first}" in error and f"127.0.0.1:{second}" in error
+    assert "first" not in error.replace(f"127.0.0.1:{first}", "")
+    assert "second" not in error
+
+
 def test_a_broker_that_accepts_and_never_answers_fails_within_its_connection_timeout(
     client, relay_ran, broker_at
 ):
