@@ -31,10 +31,11 @@ pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pyte
 
 ORDERS, UNITS = 60, 40
 SPECS = {
-    **{f"payments-{n}": (f"payments-{n}-worker", ["payments"], 1) for n in (1, 2, 3)},
-    **{f"orders-{n}": (f"orders-{n}-worker", ["orders"], 1) for n in (1, 2)},
+    **{f"payments-{n}": (f"payments-{n}-many", ["payments"], 1) for n in (1, 2, 3)},
+    **{f"orders-{n}": (f"orders-{n}-many", ["orders"], 1) for n in (1, 2)},
     **{
-        queue: (f"{queue}-worker", [queue], 1)
+        # Not the suite's own workers' names: two workers of one name share a pidbox queue.
+        queue: (f"{queue}-many", [queue], 1)
         for queue in ("inventory", "shipping", "notifications")
     },
 }

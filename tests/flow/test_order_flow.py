@@ -101,7 +101,12 @@ def test_a_refused_card_cancels_the_order_and_moves_no_stock(
     assert order.cancel_reason == f"Payment failed: {reason}"
     payment = Payment.objects.get(order_id=order.id)
     assert (payment.status, payment.failure_code) == ("failed", reason_code)
-    assert not Shipment.objects.filter(order_id=order.id).exists()
+    # No parcel: shipping keeps only a cancelled record, refusing any later request.
+    assert (
+        not Shipment.objects.filter(order_id=order.id)
+        .exclude(status=Shipment.Status.CANCELLED)
+        .exists()
+    )
     assert Product.objects.get(sku=sku).reserved == 0
     wait_for_emails(order.id, {"placed", "cancelled"})
 

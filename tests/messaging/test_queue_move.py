@@ -27,7 +27,7 @@ from payments.models import Payment
 from tests.flow.conftest import place_orders, wait_until_closed
 from tests.probe.events import ProbePinged
 from tests.probe.models import ProbeEffect
-from tests.support.broker import list_queues
+from tests.support.broker import broker_vhost, list_queues
 from tests.support.envelopes import envelope_of
 from tests.support.prerequisites import require
 from tests.support.probes import new_probe_id
@@ -49,7 +49,7 @@ def vhosts(rabbitmq, broker_proxy) -> Iterator[tuple[str, str]]:
 
 
 def vhost_name(url: str) -> str:
-    return url.rsplit("/", 1)[1]
+    return broker_vhost(url)
 
 
 def messages_on(url: str) -> dict[str, int]:

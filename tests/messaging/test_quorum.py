@@ -22,7 +22,7 @@ from payments.models import Payment
 from tests.flow.conftest import place_orders, wait_until_closed
 from tests.probe.events import ProbeFatal, ProbeTroubled
 from tests.probe.models import ProbeEffect, ProbeSwitch
-from tests.support.broker import list_queues
+from tests.support.broker import broker_vhost, list_queues
 from tests.support.prerequisites import require
 from tests.support.probes import new_probe_id
 from tests.support.vhosts import publishing_to, vhost_of_its_own
@@ -77,12 +77,12 @@ def on_quorum(quorum_vhost, quorum_workers) -> Iterator[str]:
     """This process publishes to the quorum vhost; afterwards its workers go quiet."""
     with publishing_to(quorum_vhost, queue_type="quorum", delivery_limit=DELIVERY_LIMIT):
         yield quorum_vhost
-        vhost = quorum_vhost.rsplit("/", 1)[1]
+        vhost = broker_vhost(quorum_vhost)
         wait_until_quiet([*APP_QUEUES, "probe_a", "probe_e", "dead_letters"], vhost=vhost)
 
 
 def queues_of(url: str, *fields: str) -> dict[str, dict]:
-    return {q["name"]: q for q in list_queues(url.rsplit("/", 1)[1], "name", *fields)}
+    return {q["name"]: q for q in list_queues(broker_vhost(url), "name", *fields)}
 
 
 def arguments(listed: dict) -> dict:
