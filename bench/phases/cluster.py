@@ -157,8 +157,10 @@ def node_death(options: Options, fleet: Fleet, cluster) -> dict:
     """Orders at a steady pace; the leaders' node killed; the first order completed after."""
     fresh()
     leader = leaders_node(cluster)
-    # Three times as many after the death as before it (fewer in a smoke run).
-    orders = min(int(DEATH_RATE * DEATH_AFTER_S * 4), max(20, options.orders * 10))
+    # Three times as many after the death as before it; in a smoke run at least
+    # as many after it as before, or no order would be placed after the death.
+    before = DEATH_RATE * DEATH_AFTER_S
+    orders = min(int(before * 4), max(int(before * 2), options.orders * 10))
     injected: dict = {}
     injector = threading.Thread(
         target=lambda: injected.update(place_orders("ours", orders, SKUS, DEATH_RATE, **fleet.env)),
