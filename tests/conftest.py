@@ -27,6 +27,13 @@ from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until_quiet
 from tests.support.workers import APP_QUEUES, WorkerProcess, worker_env, workers_running
 
+# Assertions there are the suite's own: show their operands when they fail.
+pytest.register_assert_rewrite("tests.flow.invariants")
+
+# The session's worker fixtures started so far: they consume whatever any test
+# publishes, its live server's orders included.
+_STARTED: set[str] = set()
+
 
 @pytest.fixture(scope="session")
 def rabbitmq() -> str:
@@ -100,7 +107,9 @@ def app_workers(
     purge_queues(APP_QUEUES)
     specs = {queue: (f"{queue}-worker", [queue], 1) for queue in APP_QUEUES}
     with workers_running(specs, env) as started:
+        _STARTED.add("app_workers")
         yield started
+        _STARTED.discard("app_workers")
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +140,14 @@ WORKER_FIXTURE_QUEUES = {
 
 @pytest.fixture(autouse=True)
 def _workers_settle(request):
-    """After a test that used workers, let them finish before the database is flushed."""
+    """After a test that used workers, let them finish before the database is flushed.
+
+    A live server's orders go to the app queues too: the session's app workers,
+    if a test before started them, handle them while this test ends.
+    """
     used = [f for f in WORKER_FIXTURE_QUEUES if f in request.fixturenames]
+    if "live_server" in request.fixturenames:
+        used.extend(_STARTED - set(used))
     if used:
         # Set up the database first, so that this teardown runs before its flush.
         request.getfixturevalue("transactional_db")

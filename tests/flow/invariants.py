@@ -45,16 +45,30 @@ def assert_books_balance(ids: list, stock: dict[str, int]) -> Tally:
     completed = placed.filter(status="completed")
     completed_total = completed.aggregate(s=Sum("total"))["s"] or 0
 
-    # Money captured minus money refunded equals the total of completed orders,
+    # A cancelled order's money goes back after it ended: a charge under way
+    # when it was cancelled commits first, then is refunded.
     payments = Payment.objects.filter(order_id__in=ids)
+    wait_for(
+        lambda: (
+            not payments.filter(
+                order_id__in=placed.filter(status="cancelled").values("pk"),
+                status__in=["processing", "captured"],
+            ).exists()
+        ),
+        what="the money of cancelled orders to go back",
+    )
+    # Money captured minus money refunded equals the total of completed orders,
     captured = payments.filter(status__in=["captured", "refunded"]).aggregate(s=Sum("amount"))["s"]
     refunded = payments.aggregate(s=Sum("amount_refunded"))["s"]
-    assert (captured or 0) - (refunded or 0) == completed_total
+    kept = (captured or 0) - (refunded or 0)
+    assert kept == completed_total, f"kept {kept}, completed orders total {completed_total}"
     # and the gateway agrees.
     charges = Charge.objects.filter(idempotency_key__in=[f"order-{pk}" for pk in ids])
     at_gateway = charges.filter(status="succeeded").aggregate(s=Sum("amount"))["s"] or 0
     back = charges.aggregate(s=Sum("refunded"))["s"] or 0
-    assert at_gateway - back == completed_total
+    assert at_gateway - back == completed_total, (
+        f"the gateway kept {at_gateway - back}, completed orders total {completed_total}"
+    )
 
     # Stock on hand plus stock shipped is conserved, never negative, nothing
     # stays reserved, and what shipped is what completed orders bought.
@@ -73,8 +87,8 @@ def assert_books_balance(ids: list, stock: dict[str, int]) -> Tally:
         assert product.shipped == shipped_lines[product.sku], product.sku
 
     # Every effect happened once.
-    assert payments.count() == len(ids)
-    assert charges.count() <= len(ids)
+    assert payments.count() == len(ids), f"{payments.count()} payments of {len(ids)} orders"
+    assert charges.count() <= len(ids), f"{charges.count()} charges of {len(ids)} orders"
     assert not _repeated(Shipment.objects.filter(order_id__in=ids), "order_id")
     assert not _repeated(SentEmail.objects.filter(order_id__in=ids), "order_id", "kind")
     for order in completed:
