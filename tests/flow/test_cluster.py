@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from messaging.models import DeadLetter
+from messaging.models import DeadLetter, OutboxMessage
 from orders.models import CatalogItem, Order
 from tests.flow.conftest import order_body
 from tests.flow.invariants import assert_books_balance, wait_until_all_closed
@@ -123,8 +123,14 @@ def under_load(shop: ShopOnCluster, disrupt: Callable[[], None], *, label: str) 
         # Where the open orders stand, for whoever reads the failure.
         stuck = Order.objects.filter(pk__in=ids).exclude(status__in=["completed", "cancelled"])
         letters = DeadLetter.objects.values_list("handler", "reason", "error")[:10]
+        unsent = OutboxMessage.objects.filter(dispatched_at__isnull=True)
         print(f"\n{label}: open {Counter(stuck.values_list('status', flat=True))}; "
-              f"dead letters {list(letters)}")  # fmt: skip
+              f"dead letters {list(letters)}; outbox unsent "
+              f"{Counter(unsent.values_list('type', flat=True))}")  # fmt: skip
+        for queue in shop.cluster.queues(CLUSTER_VHOST, consumers=True):
+            print(queue)
+        for name, worker in shop.workers.items():
+            print(f"--- worker {name}, its log's end ---\n{worker.log(60)}")
         raise
     tally = assert_books_balance(ids, {sku: STOCK})
     pause = load.longest_pause()

@@ -250,9 +250,12 @@ class Cluster:
     def node_named(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)
 
-    def queues(self, vhost: str) -> list[dict]:
-        """Each queue's name, type, leader, members and members online, as a running node says."""
+    def queues(self, vhost: str, *, consumers: bool = False) -> list[dict]:
+        """Each queue's name, type, leader, members and members online, as a running node says;
+        and, if asked, its messages ready and unacknowledged and its consumers."""
         columns = ["name", "type", "leader", "members", "online", "messages"]
+        if consumers:
+            columns += ["messages_ready", "messages_unacknowledged", "consumers"]
         out = self.running_node().ctl("list_queues", "-p", vhost, *columns, "--formatter", "json")
         return json.loads(out)
 
