@@ -246,8 +246,20 @@ def _retry(
     try:
         transport.send([again])
     except Exception as publish_error:
-        error = f"{_describe(exc)}; its retry could not be published: {_describe(publish_error)}"
-        return _dead_letter(delivery, reason=DeadLetter.Reason.RETRY_FAILED, error=error)
+        # The broker is failing (a node lost, leaders being elected): the
+        # message is not poison, so it goes back to the broker, which holds
+        # it until it is delivered again, instead of to the dead letters,
+        # where its order would wait for staff. A pause keeps an outage from
+        # turning into a hot loop; on a quorum queue the delivery limit
+        # bounds the loop.
+        logger.error(
+            "The retry of %s for %s could not be published (%s); handing it back to the broker",
+            envelope.message_id,
+            delivery.handler.name,
+            _describe(publish_error),
+        )
+        time.sleep(1)
+        raise Reject(publish_error, requeue=True) from exc
     notify(
         delivery_retried,
         handler=delivery.handler.name,

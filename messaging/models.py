@@ -107,6 +107,8 @@ class DeadLetter(models.Model):
         INVALID_PAYLOAD = "invalid_payload", "Payload fails its schema"
         PERMANENT_ERROR = "permanent_error", "Handler failed permanently"
         RETRIES_EXHAUSTED = "retries_exhausted", "Handler failed after all retries"
+        # No longer recorded (an unpublishable retry goes back to the broker);
+        # kept for the letters recorded before.
         RETRY_FAILED = "retry_failed", "Retry could not be scheduled"
         OVERSIZED = "oversized", "Message larger than the limit"
         # Dead-lettered by RabbitMQ (a quorum queue's), drained from dead_letters.

@@ -80,8 +80,8 @@ def send(copies: list[Copy]) -> None:
     A channel kept open by an earlier send may have been closed by the broker
     since (a restart, a forced close): then the batch goes once more on a new
     connection. A timeout or a nack is not retried: the caller's fallback
-    takes over (the relay for a dispatch, a dead letter for a retry, a
-    skipped redrive that staff can run again).
+    takes over (the relay for a dispatch, the broker's redelivery for a
+    retry, a skipped redrive that staff can run again).
     """
     if not copies:
         return

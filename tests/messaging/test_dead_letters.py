@@ -5,6 +5,7 @@ import pickle
 import uuid
 
 import pytest
+from celery.exceptions import Reject
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import transaction
@@ -17,6 +18,7 @@ from messaging.publishing import publish
 from tests.probe.events import ProbeTroubled
 from tests.probe.models import ProbeSwitch
 from tests.support.probes import effects, new_probe_id, ping
+from tests.support.retries import deliver_once, failing_handler
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -230,3 +232,24 @@ def test_dead_letter_is_redriven_from_the_command_at_most_once(workers, capsys):
     with pytest.raises(CommandError, match="already redriven"):
         call_command("redrive_dead_letters", str(letter.pk))
     assert effects(probe_id).count() == 1
+
+
+def test_a_retry_that_cannot_be_published_goes_back_to_the_broker_not_to_the_dead_letters(
+    broker_proxy,
+):
+    with failing_handler() as handler:
+        # Given the broker cannot be reached to publish a failed delivery's retry
+        broker_proxy.stop()
+        try:
+            # When the handler fails
+            with pytest.raises(Reject) as rejected:
+                deliver_once(handler)
+        finally:
+            broker_proxy.start()
+
+        # Then the message is handed back to the broker, to come again, and is no dead letter
+        assert rejected.value.requeue is True
+        assert not DeadLetter.objects.exists()
+        # and once the broker answers, the next failure's retry is published
+        outcome, _ = deliver_once(handler)
+        assert outcome == "retried"
