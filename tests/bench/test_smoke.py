@@ -54,7 +54,9 @@ def bench_env(rabbitmq: str) -> dict[str, str]:
     return env
 
 
-# Every phase but the cluster's, one after another: minutes on a busy machine.
+# Every phase but those with a test of their own below, one after another: minutes on a
+# busy machine.
+OWN_TESTS = {"cluster", "observability", "redrive", "watchdog"}
 @pytest.mark.timeout(600)
 def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     env = bench_env(rabbitmq)
@@ -64,8 +66,7 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     require(has_redis or not IN_CI, "Redis")
     if has_redis:
         env["REDIS_URL"] = redis_url
-    # The cluster phase takes minutes even tiny: its own test below.
-    phases = ",".join(p for p in PHASES if p != "cluster")
+    phases = ",".join(p for p in PHASES if p not in OWN_TESTS)
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--phases", phases, "--out", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
@@ -110,9 +111,6 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     assert summary["web_naive"]["closed"]["errors"] == summary["web_naive"]["open"]["errors"] == 0
     assert summary["ratios"]["web_ours_over_naive"] > 0
     assert summary["recovery"]["left_pending"] == 0
-    assert summary["redrive"]["queued"] == summary["redrive"]["letters"] > 0
-    assert summary["ratios"]["redrive_group_over_one_by_one"] > 0
-    assert summary["watchdog"]["ended"] == summary["watchdog"]["overdue"] > 0
     assert all(r["dispatched"] == r["pending_before"] for r in report["runs"]["recovery"])
     probe = summary["memory"]["probe_worker"]
     assert probe["handled"] == probe["messages"]
@@ -122,7 +120,10 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
         "≥ 1.0", "≤ 1.1", "≥ 1.0", "≤ 1.05", "≤ 1.10", "≤ 1000", "≥ 0.5", "≤ 250", "≥ 0.95",
         "≥ 0.95", "≤ 1.05",
     ]  # fmt: skip
-    assert {t["status"] for t in summary["targets"]} <= {"PASS", "MISS"}
+    # each judged, but the observability phase's, which ran in its own test
+    statuses = {t["target"]: t["status"] for t in summary["targets"]}
+    assert {s for t, s in statuses.items() if OBSERVABILITY not in t} <= {"PASS", "MISS"}
+    assert {s for t, s in statuses.items() if OBSERVABILITY in t} == {"n/a"}
     # The absolute figures are kept for the record, ours and the naive baseline's.
     record = {r["figure"]: r for r in summary["record"]}
     assert record["Throughput, orders/s"]["ours"] > 0
@@ -148,8 +149,7 @@ def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
 
     text = (tmp_path / "benchmarks.md").read_text()
     for heading in (
-        "Targets", "Order flow side by side", "Web", "Recovery", "Redrive", "Stream",
-        "Observability", "Live", "Memory", "Watchdog",
+        "Targets", "Order flow side by side", "Web", "Recovery", "Stream", "Live", "Memory",
     ):  # fmt: skip
         assert f"## {heading}" in text
     assert "### For the record" in text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
 import threading
 import time
 from urllib.parse import urlsplit
@@ -45,4 +47,11 @@ class SseClient:
         return [event for event in self.events if event.name == name]
 
     def close(self) -> None:
+        # Shut the socket first: that wakes the reading thread at once, whereas
+        # close() alone waits for the buffered reader it holds, until the
+        # server's next keep-alive comes.
+        sock = self.connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self.connection.close()
