@@ -167,9 +167,10 @@ def broker_control(rabbitmq):
     rabbitmqctl("await_startup", "--timeout", "120")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def rabbit_cluster() -> Iterator[Cluster]:
-    """Three RabbitMQ nodes of the test's own, clustered, with a vhost "shop"; killed afterwards."""
+    """Three RabbitMQ nodes of the module's own, clustered, with a vhost "shop"; killed after
+    its last test (a cluster takes half a minute to start)."""
     available, why = cluster_available()
     require(available, f"a RabbitMQ cluster of the test's own ({why})")
     cluster = Cluster().start()
