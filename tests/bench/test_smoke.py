@@ -57,6 +57,8 @@ def bench_env(rabbitmq: str) -> dict[str, str]:
 # Every phase but those with a test of their own below, one after another: minutes on a
 # busy machine.
 OWN_TESTS = {"cluster", "observability", "redrive", "watchdog"}
+
+
 @pytest.mark.timeout(600)
 def test_every_scenario_runs_and_the_report_is_written(rabbitmq, tmp_path):
     env = bench_env(rabbitmq)

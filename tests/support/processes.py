@@ -43,9 +43,17 @@ class LoggedProcess:
 
     def stop(self, timeout: float = 10) -> int | None:
         """SIGTERM, as an operator stops it; SIGKILL if it is not gone in time. Its status."""
+        self.terminate()
+        return self.finish(timeout)
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting: several processes then stop at once (``finish`` each)."""
         if self.is_running:
             self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=timeout)
+
+    def finish(self, timeout: float = 10) -> int | None:
+        """Wait for a process told to stop; SIGKILL if it is not gone in time. Its status."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=timeout)
         self.kill()
         return self.process.returncode
