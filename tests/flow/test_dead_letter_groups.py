@@ -9,10 +9,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection, connections
 from django.urls import reverse
-from django.utils import timezone
 
 from messaging.dead_letter_groups import dead_letter_group_run, dead_letter_group_run_start
-from messaging.dead_letters import dead_letter_record
 from messaging.models import (
     DeadLetter,
     DeadLetterAudit,
@@ -24,6 +22,7 @@ from orders.models import Order
 from tests.flow.conftest import order_body, wait_until_closed
 from tests.support import faults
 from tests.support.broker import purge_queues, queue_depths
+from tests.support.dead_letters import probe_letter
 from tests.support.waiting import wait_for
 from tests.support.workers import consumer_paused, worker_env, workers_running
 
@@ -102,22 +101,7 @@ def test_a_group_redriven_after_the_fault_is_fixed_completes_every_order_behind_
 def probe_letters(count: int) -> DeadLetterGroup:
     """Dead letters of the probe's ping handler, all of one cause."""
     for n in range(count):
-        envelope = {
-            "message_id": str(uuid.uuid4()),
-            "kind": "event",
-            "type": "ProbePinged",
-            "version": 1,
-            "occurred_at": timezone.now().isoformat(),
-            "correlation_id": f"probe-{n}",
-            "payload": {"probe_id": f"probe-{n}"},
-        }
-        dead_letter_record(
-            reason="retries_exhausted",
-            error=f"RuntimeError: probe {n} failed",
-            handler_name="probe.record_ping",
-            queue="probe_a",
-            envelope=envelope,
-        )
+        probe_letter(n)
     return DeadLetterGroup.objects.get()
 
 

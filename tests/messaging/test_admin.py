@@ -7,12 +7,12 @@ import uuid
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
-from django.utils import timezone
 
 from messaging.dead_letter_groups import dead_letter_group_run
 from messaging.dead_letters import dead_letter_record, dead_letters_redrive
 from messaging.models import DeadLetter, DeadLetterAudit, DeadLetterGroup, DeadLetterGroupRun
 from messaging.tasks import dead_letter_group_act
+from tests.support.dead_letters import probe_letter
 
 pytestmark = pytest.mark.django_db
 
@@ -35,22 +35,7 @@ def staff_who_may(client, *codenames: str) -> User:
 def letter(n: int = 1, **payload) -> DeadLetter:
     from messaging.fingerprints import ROOT
 
-    return dead_letter_record(
-        reason="retries_exhausted",
-        error=f"RuntimeError: probe {n} failed",
-        traceback_text=TRACEBACK.format(root=ROOT, n=n),
-        handler_name="probe.record_ping",
-        queue="probe_a",
-        envelope={
-            "message_id": str(uuid.uuid4()),
-            "kind": "event",
-            "type": "ProbePinged",
-            "version": 1,
-            "occurred_at": timezone.now().isoformat(),
-            "correlation_id": f"probe-{n}",
-            "payload": payload or {"probe_id": f"probe-{n}"},
-        },
-    )
+    return probe_letter(n, traceback_text=TRACEBACK.format(root=ROOT, n=n), **payload)
 
 
 EDITORS = ["view_deadletter", "change_deadletter", "edit_deadletter"]

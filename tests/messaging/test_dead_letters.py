@@ -17,6 +17,7 @@ from messaging.models import DeadLetter
 from messaging.publishing import publish
 from tests.probe.events import ProbeTroubled
 from tests.probe.models import ProbeSwitch
+from tests.support.dead_letters import probe_letter
 from tests.support.probes import effects, new_probe_id, ping
 from tests.support.retries import deliver_once, failing_handler
 from tests.support.waiting import wait_for
@@ -232,6 +233,35 @@ def test_dead_letter_is_redriven_from_the_command_at_most_once(workers, capsys):
     with pytest.raises(CommandError, match="already redriven"):
         call_command("redrive_dead_letters", str(letter.pk))
     assert effects(probe_id).count() == 1
+
+
+def test_a_group_is_redriven_from_the_command_and_no_other_letter(workers, capsys):
+    # Given dead letters of two causes: two of one, one of another
+    probe_ids = [new_probe_id() for _ in range(3)]
+    grouped = [probe_letter(n, probe_id=probe_ids[n]) for n in (0, 1)]
+    other = probe_letter(2, reason="permanent_error", probe_id=probe_ids[2])
+    assert grouped[0].fingerprint == grouped[1].fingerprint != other.fingerprint
+
+    # When the first group is redriven by its fingerprint
+    call_command("redrive_dead_letters", "--group", grouped[0].fingerprint)
+
+    # Then both its letters are sent and take effect, and the other letter is left
+    assert "2 redriven" in capsys.readouterr().out
+    for probe_id in probe_ids[:2]:
+        wait_for(lambda p=probe_id: effects(p).exists(), what=f"the redrive of {probe_id}")
+    other.refresh_from_db()
+    assert other.redriven_at is None
+    assert not effects(probe_ids[2]).exists()
+
+
+def test_an_unknown_group_is_refused_and_nothing_is_redriven():
+    letter = probe_letter(1)
+
+    with pytest.raises(CommandError, match="There is no dead letter group 'nope'"):
+        call_command("redrive_dead_letters", "--group", "nope")
+
+    letter.refresh_from_db()
+    assert letter.redriven_at is None
 
 
 def test_a_retry_that_cannot_be_published_goes_back_to_the_broker_not_to_the_dead_letters(

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from messaging.dead_letters import dead_letters_redrive
-from messaging.models import DeadLetter
+from messaging.models import DeadLetter, DeadLetterGroup
 
 
 class Command(BaseCommand):
@@ -18,13 +18,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reason", choices=DeadLetter.Reason.values, help="Only dead letters with this reason."
         )
+        parser.add_argument(
+            "--group",
+            metavar="FINGERPRINT",
+            help="Only the dead letters of this group (its fingerprint, as the admin shows it).",
+        )
 
-    def handle(self, *args, ids, all, handler, reason, **options):
+    def handle(self, *args, ids, all, handler, reason, group, **options):
         if ids and all:
             raise CommandError("Name dead letter ids or use --all, not both.")
-        if not ids and not (all or handler or reason):
+        if not ids and not (all or handler or reason or group):
             raise CommandError(
-                "Name dead letter ids, or select them with --all, --handler or --reason."
+                "Name dead letter ids, or select them with --all, --handler, --reason or --group."
+            )
+        if group and not DeadLetterGroup.objects.filter(fingerprint=group).exists():
+            raise CommandError(
+                f"There is no dead letter group {group!r}: the admin's dead letter groups "
+                "list each one's fingerprint."
             )
         selected = DeadLetter.objects.filter(redriven_at__isnull=True, discarded_at__isnull=True)
         if ids:
@@ -33,6 +43,8 @@ class Command(BaseCommand):
             selected = selected.filter(handler=handler)
         if reason:
             selected = selected.filter(reason=reason)
+        if group:
+            selected = selected.filter(fingerprint=group)
         result = dead_letters_redrive(ids=list(selected.values_list("pk", flat=True)))
         if result.skipped and not result.redriven:
             raise CommandError(f"Nothing was redriven: {result}")
