@@ -28,4 +28,4 @@ urlpatterns = [
     path("", include("orders.urls")),
 ]
 
-handler400 = "orders.views.bad_request"
+handler400 = "config.views.bad_request"

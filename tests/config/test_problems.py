@@ -62,3 +62,19 @@ def test_the_document_declares_every_error_as_problem_details(client):
         assert schema == {"$ref": "#/components/schemas/ProblemOut"}, where
     problem = document["components"]["schemas"]["ProblemOut"]
     assert {"type", "title", "status", "detail", "instance"} <= set(problem["required"])
+
+
+def test_a_host_the_server_does_not_serve_is_a_problem_under_the_api(client):
+    for method in (client.get, client.post):
+        response = method("/api/orders/", HTTP_HOST="elsewhere.example")
+
+        problem = problem_of(response, status=400, path="/api/orders/")
+        assert "Host header" in problem["detail"]
+
+
+def test_a_host_the_server_does_not_serve_is_the_site_s_page_elsewhere(client):
+    response = client.get("/", HTTP_HOST="elsewhere.example")
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+    assert b"The request was malformed" in response.content
