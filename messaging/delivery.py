@@ -18,6 +18,7 @@ import random
 import time
 import traceback
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -37,7 +38,7 @@ from pydantic import ValidationError
 from . import spans, transport
 from .context import handling
 from .dead_letters import dead_letter_record
-from .errors import DependencyUnavailable, PermanentError
+from .errors import DependencyUnavailable, PermanentError, RetryLater
 from .messages import Envelope, Message, MessageError, UnknownMessage, envelope_read, registry
 from .models import DeadLetter, InboxRecord
 from .publishing import dispatch_together
@@ -136,24 +137,57 @@ def _attempt(delivery: Delivery, envelope: Envelope, message: Message) -> Outcom
             delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals + 1
         )
         return Outcome.DEFERRED if outcome == Outcome.RETRIED else outcome
-    except Exception as exc:
-        if delivery.attempts >= settings.MESSAGING_MAX_RETRIES:
-            return _dead_letter(
-                delivery, reason=DeadLetter.Reason.RETRIES_EXHAUSTED, error=_describe(exc)
-            )
-        countdown = retry_delay(delivery.attempts, tiers=transport.delay_tiers())
-        logger.warning(
-            "%s failed on %s (attempt %s), retrying in %.2fs: %s",
+    except RetryLater as exc:
+        if _waited(delivery) >= settings.MESSAGING_RETRY_LATER_WINDOW:
+            return _retry_or_dead_letter(delivery, envelope, exc)
+        # What it depends on is on its way (another queue's message, or one the
+        # relay is still to send after a broker failed): wait for it without
+        # using a retry, backing off as a retry would.
+        countdown = retry_delay(delivery.retries, tiers=transport.delay_tiers())
+        logger.info(
+            "%s waits for what %s depends on, again in %.2fs: %s",
             handler.name,
             envelope.message_id,
-            delivery.attempts + 1,
             countdown,
-            _describe(exc),
+            exc,
         )
-        return _retry(delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals)
+        outcome = _retry(
+            delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals + 1
+        )
+        return Outcome.DEFERRED if outcome == Outcome.RETRIED else outcome
+    except Exception as exc:
+        return _retry_or_dead_letter(delivery, envelope, exc)
     if outcome == Outcome.HANDLED:
         notify(delivery_handled, handler=handler.name, envelope=envelope)
     return outcome
+
+
+def _waited(delivery: Delivery) -> float:
+    """Seconds since the delivery's first failure (0 on the first)."""
+    first = delivery.kwargs.get("first_failed_at")
+    if not first:
+        return 0.0
+    try:
+        return (timezone.now() - datetime.fromisoformat(first)).total_seconds()
+    except (TypeError, ValueError):
+        return float("inf")  # unreadable: its retries count, as any other's
+
+
+def _retry_or_dead_letter(delivery: Delivery, envelope: Envelope, exc: Exception) -> Outcome:
+    if delivery.attempts >= settings.MESSAGING_MAX_RETRIES:
+        return _dead_letter(
+            delivery, reason=DeadLetter.Reason.RETRIES_EXHAUSTED, error=_describe(exc)
+        )
+    countdown = retry_delay(delivery.attempts, tiers=transport.delay_tiers())
+    logger.warning(
+        "%s failed on %s (attempt %s), retrying in %.2fs: %s",
+        delivery.handler.name,
+        envelope.message_id,
+        delivery.attempts + 1,
+        countdown,
+        _describe(exc),
+    )
+    return _retry(delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals)
 
 
 def _read(delivery: Delivery, args: tuple) -> tuple[Envelope, Message]:

@@ -448,6 +448,11 @@ CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
 MESSAGING_MAX_RETRIES = env.int("MESSAGING_MAX_RETRIES", default=5)
 MESSAGING_RETRY_BACKOFF = env.float("MESSAGING_RETRY_BACKOFF", default=2.0)
 MESSAGING_RETRY_BACKOFF_MAX = env.float("MESSAGING_RETRY_BACKOFF_MAX", default=300.0)
+# A message that came before what it depends on (RetryLater: a payment before
+# its order's lines, say, when the broker failed half way through the order's
+# dispatch and the relay sends the rest) waits this many seconds for it,
+# backing off, without using its retries; then they count as any failure's.
+MESSAGING_RETRY_LATER_WINDOW = env.float("MESSAGING_RETRY_LATER_WINDOW", default=900.0)
 # Seconds to wait for the broker's confirm of one publish.
 MESSAGING_CONFIRM_TIMEOUT = env.float("MESSAGING_CONFIRM_TIMEOUT", default=5.0)
 # An event for several queues is published once and RabbitMQ copies it into

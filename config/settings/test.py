@@ -58,6 +58,9 @@ TRACING_ENABLED = env.bool("TRACING_ENABLED", default=True)
 MESSAGING_MAX_RETRIES = env.int("MESSAGING_MAX_RETRIES", default=3)
 MESSAGING_RETRY_BACKOFF = env.float("MESSAGING_RETRY_BACKOFF", default=0.2)
 MESSAGING_RETRY_BACKOFF_MAX = env.float("MESSAGING_RETRY_BACKOFF_MAX", default=1.0)
+# Long enough for the relay (every second, a second's grace) to send what a
+# broker's failure held back; short enough for a test to see the dead letter.
+MESSAGING_RETRY_LATER_WINDOW = env.float("MESSAGING_RETRY_LATER_WINDOW", default=10.0)
 # A quick relay, so the tests of the workers' relay wait seconds, not minutes.
 MESSAGING_RELAY_INTERVAL = env.float("MESSAGING_RELAY_INTERVAL", default=1.0)
 MESSAGING_RELAY_GRACE = env.float("MESSAGING_RELAY_GRACE", default=1.0)

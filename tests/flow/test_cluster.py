@@ -36,7 +36,12 @@ from tests.support.waiting import wait_for
 from tests.support.web import WebServer
 from tests.support.workers import APP_QUEUES, WorkerProcess, worker_env, workers_running
 
-pytestmark = [pytest.mark.django_db(transaction=True, databases="__all__"), pytest.mark.slow]
+# Room for the wait for every order (300 s) after the load, and for what a failure prints.
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases="__all__"),
+    pytest.mark.slow,
+    pytest.mark.timeout(600),
+]
 
 STOCK = 100_000
 # The web answers while the broker fails over (the outbox keeps what could not be
@@ -91,6 +96,9 @@ def shop_on_cluster(rabbit_cluster, django_db_setup, django_db_blocker) -> Itera
         **worker_env(rabbit_cluster.url(CLUSTER_VHOST), django_db_blocker),
         "MESSAGING_QUEUE_TYPE": "quorum",
         "MESSAGING_WORKER_RELAY": "1",
+        # Production's patience (900 s) rather than the tests' 10 s: while a node
+        # dies, the relay may need a few rounds to send what a dispatch held back.
+        "MESSAGING_RETRY_LATER_WINDOW": "120",
     }
     specs = {queue: (f"{queue}-cluster", [queue], 1) for queue in APP_QUEUES}
     with workers_running(specs, env) as workers:
@@ -152,10 +160,19 @@ def under_load(shop: ShopOnCluster, disrupt: Callable[[], None], *, label: str) 
     assert all(worker.is_running for worker in shop.workers.values())
 
 
-# Passed in every run on a quiet machine (four here, each with every order completed),
-# but failed once in the full suite under CI: 214 orders not all ended within 300 s.
-# Not yet understood (issue 18 stays open); the failure prints where the open orders stand.
-@pytest.mark.xfail(reason="orders left open once after kill -9 in the full suite", strict=False)
+# A known failure of the broker on this machine, not of ours. Now and then (once in
+# five kills in a row of the leaders' node) an order stays "paid": its reservation's
+# retry waits in inventory.retry.200ms (messages 2, ready 0, unacknowledged 0) and
+# never comes back. RabbitMQ 3.10.8's at-least-once dead-letter worker dropped the
+# hand-over ("rabbit_fifo_dlx_worker received unhandled info ... dlx_delivery" in the
+# node's log) while the target queue elected a leader after the kill, and did not
+# send it again (rabbitmq-server#6521, after 3.10.8, tests that it does). Our cause of
+# the same symptom, a payment overtaking its order's lines while the relay sent them
+# (its quick retries used up in a second), is fixed: MESSAGING_RETRY_LATER_WINDOW.
+@pytest.mark.xfail(
+    reason="RabbitMQ 3.10.8 can strand an expired retry in its retry queue after a kill -9",
+    strict=False,
+)
 def test_killing_the_node_of_the_queue_leaders_loses_no_order(shop_on_cluster):
     shop = shop_on_cluster
     leaders = shop.leaders_node()

@@ -9,6 +9,7 @@ OrderPlaced to the workers).
 import time
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
@@ -95,9 +96,11 @@ def test_a_dead_lettered_choreography_step_ends_its_order_the_same_way(stock, ap
         wait_for(lambda: OrderRequest.objects.filter(order_id=order_id).exists(), what="lines")
         OrderRequest.objects.filter(order_id=order_id).delete()
 
-    # When it is paid, the reservation is retried, then dead-lettered
+    # When it is paid, the reservation waits for the lines (MESSAGING_RETRY_LATER_WINDOW),
+    # is retried, then dead-lettered
     wait_for(
         lambda: DeadLetter.objects.filter(handler="inventory.reserve_stock").exists(),
+        timeout=settings.MESSAGING_RETRY_LATER_WINDOW + 30,
         what="the reservation's dead letter",
     )
     assert status_of(order_id) == "paid"

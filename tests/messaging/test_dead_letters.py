@@ -3,6 +3,7 @@
 import json
 import pickle
 import uuid
+from datetime import timedelta
 
 import pytest
 from celery.exceptions import Reject
@@ -13,11 +14,14 @@ from django.utils import timezone
 from kombu import Producer
 
 from config.celery import app
+from messaging.delivery import delivery_run
+from messaging.errors import RetryLater
 from messaging.models import DeadLetter
 from messaging.publishing import publish
-from tests.probe.events import ProbeTroubled
+from tests.probe.events import ProbePinged, ProbeTroubled
 from tests.probe.models import ProbeSwitch
 from tests.support.dead_letters import probe_letter
+from tests.support.envelopes import envelope_of
 from tests.support.probes import effects, new_probe_id, ping
 from tests.support.retries import deliver_once, failing_handler
 from tests.support.waiting import wait_for
@@ -283,3 +287,31 @@ def test_a_retry_that_cannot_be_published_goes_back_to_the_broker_not_to_the_dea
         # and once the broker answers, the next failure's retry is published
         outcome, _ = deliver_once(handler)
         assert outcome == "retried"
+
+
+def comes_too_early(message, envelope) -> None:
+    raise RetryLater(f"the lines of {message.probe_id} have not arrived yet")
+
+
+def test_a_message_that_came_too_early_waits_without_using_its_retries_then_they_count():
+    with failing_handler(comes_too_early) as handler:
+        wire = envelope_of(ProbePinged(probe_id=new_probe_id())).to_wire()
+
+        def deliver(retries: int, **kwargs) -> str:
+            kwargs = {"envelope": wire, **kwargs}
+            return delivery_run(handler=handler, args=(), kwargs=kwargs, retries=retries)
+
+        # Its first delivery, and a later one within the window, are put off, no retry used
+        assert deliver(0) == "deferred"
+        recently = timezone.now().isoformat()
+        late = settings.MESSAGING_MAX_RETRIES + 3
+        assert deliver(late, first_failed_at=recently, deferrals=late) == "deferred"
+        assert not DeadLetter.objects.exists()
+
+        # Past the window its retries count: with none left, it is a dead letter
+        window = timedelta(seconds=settings.MESSAGING_RETRY_LATER_WINDOW + 1)
+        long_ago = (timezone.now() - window).isoformat()
+        assert deliver(settings.MESSAGING_MAX_RETRIES, first_failed_at=long_ago) == "dead-lettered"
+        letter = DeadLetter.objects.get()
+        assert letter.reason == DeadLetter.Reason.RETRIES_EXHAUSTED
+        assert "have not arrived yet" in letter.error

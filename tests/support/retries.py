@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django.conf import settings
 from kombu import Connection, Exchange, Queue
@@ -28,10 +28,13 @@ def always_fails(message, envelope) -> None:
 
 
 @contextlib.contextmanager
-def failing_handler() -> Iterator[Handler]:
-    """A handler of ProbePinged that always fails, on a throwaway queue (deleted afterwards)."""
+def failing_handler(
+    fails: Callable[[ProbePinged, Envelope], None] = always_fails,
+) -> Iterator[Handler]:
+    """A handler of ProbePinged that always fails (by ``fails``), on a throwaway queue (deleted
+    afterwards)."""
     name = f"retries_{uuid.uuid4().hex[:8]}"
-    handler = Handler(always_fails, (ProbePinged,), name, "probe.always_fails")
+    handler = Handler(fails, (ProbePinged,), name, "probe.always_fails")
     # messaging.transport declares a handler's own declaration when it has one.
     handler.declaration = Queue(name, Exchange(name, type="direct"), routing_key=name)
     try:
