@@ -133,10 +133,7 @@ def _attempt(delivery: Delivery, envelope: Envelope, message: Message) -> Outcom
         logger.warning(
             "%s put off %s for %.2fs: %s", handler.name, envelope.message_id, countdown, exc
         )
-        outcome = _retry(
-            delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals + 1
-        )
-        return Outcome.DEFERRED if outcome == Outcome.RETRIED else outcome
+        return _defer(delivery, envelope, exc, countdown=countdown)
     except RetryLater as exc:
         if _waited(delivery) >= settings.MESSAGING_RETRY_LATER_WINDOW:
             return _retry_or_dead_letter(delivery, envelope, exc)
@@ -151,15 +148,18 @@ def _attempt(delivery: Delivery, envelope: Envelope, message: Message) -> Outcom
             countdown,
             exc,
         )
-        outcome = _retry(
-            delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals + 1
-        )
-        return Outcome.DEFERRED if outcome == Outcome.RETRIED else outcome
+        return _defer(delivery, envelope, exc, countdown=countdown)
     except Exception as exc:
         return _retry_or_dead_letter(delivery, envelope, exc)
     if outcome == Outcome.HANDLED:
         notify(delivery_handled, handler=handler.name, envelope=envelope)
     return outcome
+
+
+def _defer(delivery: Delivery, envelope: Envelope, exc: Exception, *, countdown: float) -> Outcome:
+    """Send it back for later without using a retry (counted as a deferral)."""
+    outcome = _retry(delivery, envelope, exc, countdown=countdown, deferrals=delivery.deferrals + 1)
+    return Outcome.DEFERRED if outcome == Outcome.RETRIED else outcome
 
 
 def _waited(delivery: Delivery) -> float:
