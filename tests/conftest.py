@@ -31,7 +31,7 @@ from tests.support.workers import APP_QUEUES, WorkerProcess, worker_env, workers
 pytest.register_assert_rewrite("tests.flow.invariants")
 
 # The session's worker fixtures started so far: they consume whatever any test
-# publishes, its live server's orders included.
+# publishes to their queues.
 _STARTED: set[str] = set()
 
 
@@ -138,20 +138,35 @@ WORKER_FIXTURE_QUEUES = {
 }
 
 
+def _transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and marker.kwargs.get("transaction")) or any(
+        f in request.fixturenames for f in ("transactional_db", "live_server")
+    )
+
+
+def _published_anything() -> bool:
+    from messaging.models import OutboxMessage
+
+    return OutboxMessage.objects.filter(dispatched_at__isnull=False).exists()
+
+
 @pytest.fixture(autouse=True)
 def _workers_settle(request):
     """After a test that used workers, let them finish before the database is flushed.
 
-    A live server's orders go to the app queues too: the session's app workers,
-    if a test before started them, handle them while this test ends.
+    A test that commits and publishes (a live server's order, a form posted from
+    threads) reaches the app queues too: the session's app workers, if a test
+    before started them, handle it while this test ends.
     """
     used = [f for f in WORKER_FIXTURE_QUEUES if f in request.fixturenames]
-    if "live_server" in request.fixturenames:
-        used.extend(_STARTED - set(used))
-    if used:
+    watch = bool(_STARTED) and not used and _transactional(request)
+    if used or watch:
         # Set up the database first, so that this teardown runs before its flush.
         request.getfixturevalue("transactional_db")
     yield
+    if watch and _published_anything():
+        used = sorted(_STARTED)
     if used and shutil.which("rabbitmqctl"):
         wait_until_quiet(sorted({q for f in used for q in WORKER_FIXTURE_QUEUES[f]()}))
 
